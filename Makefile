@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip:
+#   make demo   — run the pipeline once on the embedded default (emulator + local store)
+#   make test   — lint, type-check and run every test
+# Both install uv and the locked environment (uv.lock) themselves.
+
+UV := python3 -m uv
+RUN := $(UV) run --frozen
+
+.PHONY: env demo test lint typecheck bench airflow airflow-down system-deps
+
+env:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+# Debian packages the tests need (headless Chromium for the browser checks).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: env
+	$(RUN) tweetpipe demo
+
+lint: env
+	$(RUN) ruff check etl dags tests bench
+	$(RUN) ruff format --check etl dags tests bench
+	$(RUN) mypy
+
+test: env system-deps lint
+	$(RUN) pytest
+
+bench: env
+	$(RUN) python bench/run.py

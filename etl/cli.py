@@ -1,0 +1,142 @@
+"""The ``tweetpipe`` command line.
+
+Each verb resolves secrets and configuration at the edge (environment, flags) and calls one step
+function from ``etl``. Exit codes: 0 success, 1 a gate breach or a failed source, 2 usage errors.
+Heavy imports (pandas, GX, Airflow) happen inside the handlers, so ``tweetpipe --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported on stderr with exit code 2."""
+
+
+# --- transform ---------------------------------------------------------------------------------
+def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "transform",
+        help="raw X API v2 pages (JSON/JSONL files or directories) to curated CSV, gated",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="a JSON or JSONL file, or a directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--contract", metavar="FILE", help="curated contract (default: the bundled one)")
+    p.set_defaults(handler=_cmd_transform)
+
+
+def _cmd_transform(args: argparse.Namespace) -> int:
+    from etl.transform import run_transform_cli
+
+    return run_transform_cli(args)
+
+
+# --- extract / emulator --------------------------------------------------------------------------
+def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("extract", help="fetch posts from the X API v2 and land them in raw/")
+    p.add_argument("--account", action="append", default=[], metavar="USERNAME")
+    p.add_argument("--query", action="append", default=[], metavar="QUERY")
+    p.add_argument("--config", metavar="FILE", help="pipeline.yaml with sources")
+    p.add_argument("--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory")
+    p.add_argument("--start", metavar="ISO", help="window start (inclusive), ISO 8601")
+    p.add_argument("--end", metavar="ISO", help="window end (exclusive), ISO 8601")
+    p.set_defaults(handler=_cmd_extract)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from etl.extract import run_extract_cli
+
+    return run_extract_cli(args)
+
+
+def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("emulator", help="run the bundled X API v2 emulator on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8089)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--token", default=None, help="bearer token to accept (default: demo token)")
+    p.add_argument("--fault", action="append", default=[], metavar="MODE", help="fault mode")
+    p.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per window")
+    p.add_argument("--rate-window", type=float, default=900.0, metavar="SECONDS")
+    p.set_defaults(handler=_cmd_emulator)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from etl.emulator import run_emulator_cli
+
+    return run_emulator_cli(args)
+
+
+# --- expectations / demo -------------------------------------------------------------------------
+def _add_expectations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("expectations", help="Great Expectations suites derived from contracts/")
+    verbs = p.add_subparsers(dest="expectations_verb", required=True)
+    sync = verbs.add_parser("sync", help="regenerate expectations/ from contracts/")
+    sync.add_argument("--check", action="store_true", help="fail when the files are out of date")
+    sync.set_defaults(handler=_cmd_expectations_sync)
+
+
+def _cmd_expectations_sync(args: argparse.Namespace) -> int:
+    from etl.quality import run_sync_cli
+
+    return run_sync_cli(args)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run the whole DAG once on the embedded default")
+    p.add_argument("--dir", default="demo-output", metavar="DIR", help="store and outputs")
+    p.add_argument("--breach", action="store_true", help="emulator drift mode: the gate fails")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from etl.demo import run_demo_cli
+
+    return run_demo_cli(args)
+
+
+_ADDERS = (_add_transform, _add_extract, _add_emulator, _add_expectations, _add_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    parser = argparse.ArgumentParser(
+        prog="tweetpipe",
+        description="Data-contract-driven pipeline for X API v2 posts.",
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for add in _ADDERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tweetpipe`` console script.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"tweetpipe {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
