@@ -1,0 +1,652 @@
+"""OpenLineage for every step: datasets, facets built from what the pipeline knows, and emission.
+
+Airflow and the CLI name jobs and datasets the same way, so lineage is one graph whichever way the
+pipeline ran:
+
+- jobs: namespace from ``OPENLINEAGE_NAMESPACE`` (Airflow's provider reads the same variable when
+  ``AIRFLOW__OPENLINEAGE__NAMESPACE`` is unset), name ``<dag_id>.<task_id>``, e.g.
+  ``tweetpipe.transform``, which is what the Airflow provider calls the DAG's tasks;
+- datasets: namespace ``Store.namespace`` (``s3://<bucket>`` or ``file``), name the object key or
+  prefix (``raw/...``, ``staging/...``, ``curated/...``, ``quarantine/...``).
+
+Facets are never typed twice: the ``schema`` facet comes from the data contract, the quality facets
+from the checkpoint's results, the ``columnLineage`` facet from the contract's
+``transformSourceObjects``. This module has no Airflow imports; ``etl.airflow_lineage`` hands the
+same :class:`StepLineage` to the Airflow provider, and :func:`lineage_run` emits it from the CLI
+through the openlineage-python client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from openlineage.client.event_v2 import (
+    InputDataset,
+    Job,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+)
+from openlineage.client.facet_v2 import (
+    column_lineage_dataset,
+    data_quality_assertions_dataset,
+    data_quality_metrics_input_dataset,
+    error_message_run,
+    job_type_job,
+    nominal_time_run,
+    output_statistics_output_dataset,
+    schema_dataset,
+)
+from openlineage.client.uuid import generate_new_uuid
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.facet_v2 import (
+        DatasetFacet,
+        InputDatasetFacet,
+        JobFacet,
+        OutputDatasetFacet,
+        RunFacet,
+    )
+
+    from etl.contracts import ContractSpec
+
+log = logging.getLogger(__name__)
+_D = TypeVar("_D", InputDataset, OutputDataset)
+
+DAG_ID = "tweetpipe"
+"""The DAG's id: the first part of every job name, in Airflow and from the CLI."""
+
+DEFAULT_NAMESPACE = "tweetpipe"
+"""Job namespace when neither ``OPENLINEAGE_NAMESPACE`` nor Airflow's setting names one."""
+
+DEFAULT_EVENTS_FILE = "openlineage.jsonl"
+"""File name of the JSON Lines events file the CLI appends to when nothing else is configured."""
+
+X_API_NAMESPACE = "https://api.twitter.com"
+"""Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
+
+# Values of these variables are secrets; they are scrubbed from every free text we emit
+# (error messages, stack traces) as a second line of defence behind "never put them there".
+_SECRET_ENV = (
+    "X_BEARER_TOKEN",
+    "TWITTER_BEARER_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+_REDACTED = "***"
+
+
+# --- names --------------------------------------------------------------------------------------
+def job_namespace() -> str:
+    """The job namespace shared by Airflow and the CLI.
+
+    Returns:
+        ``OPENLINEAGE_NAMESPACE``, else ``AIRFLOW__OPENLINEAGE__NAMESPACE``, else ``tweetpipe``.
+    """
+    for var in ("OPENLINEAGE_NAMESPACE", "AIRFLOW__OPENLINEAGE__NAMESPACE"):
+        if value := os.environ.get(var, "").strip():
+            return value
+    return DEFAULT_NAMESPACE
+
+
+def job_name(step: str) -> str:
+    """The job name of a step, as the Airflow provider names the DAG's task.
+
+    Args:
+        step: the task id in the DAG (``extract``, ``transform``, ``validate_curated``...).
+
+    Returns:
+        ``tweetpipe.<step>``.
+    """
+    return f"{DAG_ID}.{step}"
+
+
+# --- dataset facets -----------------------------------------------------------------------------
+def _field_type(prop: Mapping[str, Any]) -> str:
+    logical = str(prop.get("logicalType", ""))
+    items = prop.get("items")
+    if logical == "array" and isinstance(items, Mapping) and not items.get("properties"):
+        return f"array<{items.get('logicalType', 'object')}>"
+    return logical
+
+
+def _nested_props(prop: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    # Arrays of objects list their item's properties, so field paths read like the contract's
+    # transformSourceObjects (data[].public_metrics...).
+    items = prop.get("items")
+    if isinstance(items, Mapping) and items.get("properties"):
+        return list(items["properties"])
+    return list(prop.get("properties") or [])
+
+
+def _schema_field(
+    prop: Mapping[str, Any], position: int | None
+) -> schema_dataset.SchemaDatasetFacetFields:
+    return schema_dataset.SchemaDatasetFacetFields(
+        name=str(prop["name"]),
+        type=_field_type(prop),
+        description=str(prop.get("description", "")) or None,
+        ordinal_position=position,
+        fields=[_schema_field(p, None) for p in _nested_props(prop)],
+    )
+
+
+def schema_facet(contract: ContractSpec) -> schema_dataset.SchemaDatasetFacet:
+    """The ``schema`` facet of a dataset governed by ``contract``.
+
+    Args:
+        contract: the data contract of the dataset.
+
+    Returns:
+        One field per contract column, in contract order, with its logical type and description;
+        nested object and array-item properties become nested fields.
+    """
+    props = {str(p.get("name")): p for p in contract.raw["schema"][0].get("properties") or []}
+    return schema_dataset.SchemaDatasetFacet(
+        fields=[
+            _schema_field(
+                {
+                    **props.get(col.name, {}),
+                    "name": col.name,
+                    "logicalType": col.logical_type,
+                    "description": col.description,
+                },
+                position,
+            )
+            for position, col in enumerate(contract.columns, start=1)
+        ]
+    )
+
+
+def schema_facet_from_columns(
+    columns: Sequence[tuple[str, str, str]],
+) -> schema_dataset.SchemaDatasetFacet:
+    """The ``schema`` facet of a dataset no contract governs (e.g. the quarantine file).
+
+    Args:
+        columns: ``(name, type, description)`` triples, as the step that writes the data declares
+            them.
+
+    Returns:
+        The facet with one field per triple.
+    """
+    return schema_dataset.SchemaDatasetFacet(
+        fields=[
+            schema_dataset.SchemaDatasetFacetFields(
+                name=name, type=type_, description=description or None, ordinal_position=pos
+            )
+            for pos, (name, type_, description) in enumerate(columns, start=1)
+        ]
+    )
+
+
+def column_lineage_facet(
+    contract: ContractSpec, sources: Sequence[tuple[str, str]]
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """The ``columnLineage`` facet: raw JSON paths to curated columns, from the contract.
+
+    Args:
+        contract: the curated contract; each column's ``transformSourceObjects`` lists the raw
+            JSON paths (``data[].public_metrics.like_count``) it is derived from.
+        sources: ``(namespace, name)`` of every input dataset the columns are read from.
+
+    Returns:
+        One entry per column that names sources; a column computed from one path without logic is
+        an ``IDENTITY`` copy, anything else a ``TRANSFORMATION``.
+    """
+    fields: dict[str, column_lineage_dataset.Fields] = {}
+    for col in contract.columns:
+        if not col.sources:
+            continue
+        subtype = (
+            "IDENTITY" if len(col.sources) == 1 and not col.transform_logic else "TRANSFORMATION"
+        )
+        transformation = column_lineage_dataset.Transformation(
+            type="DIRECT", subtype=subtype, description=col.transform_logic or None
+        )
+        fields[col.name] = column_lineage_dataset.Fields(
+            inputFields=[
+                column_lineage_dataset.InputField(
+                    namespace=namespace, name=name, field=path, transformations=[transformation]
+                )
+                for namespace, name in sources
+                for path in col.sources
+            ]
+        )
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+
+
+def identity_column_lineage_facet(
+    contract: ContractSpec, source: tuple[str, str]
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """The ``columnLineage`` facet of a byte-for-byte copy (staging to curated).
+
+    Args:
+        contract: the contract both datasets follow.
+        source: ``(namespace, name)`` of the copied dataset.
+
+    Returns:
+        Every column maps to the same column of ``source`` as an ``IDENTITY`` transformation.
+    """
+    identity = column_lineage_dataset.Transformation(type="DIRECT", subtype="IDENTITY")
+    return column_lineage_dataset.ColumnLineageDatasetFacet(
+        fields={
+            col.name: column_lineage_dataset.Fields(
+                inputFields=[
+                    column_lineage_dataset.InputField(
+                        namespace=source[0],
+                        name=source[1],
+                        field=col.name,
+                        transformations=[identity],
+                    )
+                ]
+            )
+            for col in contract.columns
+        }
+    )
+
+
+@dataclass(frozen=True)
+class AssertionResult:
+    """One expectation's outcome, as a checkpoint reports it.
+
+    Attributes:
+        assertion: the expectation type (``expect_column_values_to_not_be_null``).
+        success: whether the data met it.
+        column: the column it checks; None for a table-level expectation.
+        observed: what the checkpoint observed (observed value or unexpected count), if anything.
+        expected: the threshold or rule checked against, if the expectation has one.
+        name: a name identifying the check (e.g. the contract rule), if any.
+        severity: ``error`` blocks the pipeline, ``warning`` only reports.
+    """
+
+    assertion: str
+    success: bool
+    column: str | None = None
+    observed: Any = None
+    expected: Any = None
+    name: str | None = None
+    severity: str | None = None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def quality_assertions_facet(
+    results: Iterable[AssertionResult],
+) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
+    """The ``dataQualityAssertions`` facet of a checkpoint's validated input.
+
+    Args:
+        results: every expectation's outcome, in the order the checkpoint ran them.
+
+    Returns:
+        One assertion per expectation with its success, column, and observed value as ``actual``.
+    """
+    return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+        assertions=[
+            data_quality_assertions_dataset.Assertion(
+                assertion=r.assertion,
+                success=r.success,
+                column=r.column,
+                severity=r.severity,
+                name=r.name,
+                expected=_as_text(r.expected),
+                actual=_as_text(r.observed),
+            )
+            for r in results
+        ]
+    )
+
+
+def quality_metrics_facet(
+    row_count: int,
+    null_counts: Mapping[str, int] | None = None,
+    size: int | None = None,
+    file_count: int | None = None,
+) -> data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet:
+    """The ``dataQualityMetrics`` facet of a validated input.
+
+    Args:
+        row_count: rows evaluated.
+        null_counts: empty values per column.
+        size: bytes evaluated.
+        file_count: objects evaluated.
+
+    Returns:
+        The facet.
+    """
+    return data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+        rowCount=row_count,
+        bytes=size,
+        fileCount=file_count,
+        columnMetrics={
+            column: data_quality_metrics_input_dataset.ColumnMetrics(nullCount=int(count))
+            for column, count in (null_counts or {}).items()
+        },
+    )
+
+
+def output_statistics_facet(
+    row_count: int, size: int, file_count: int | None = None
+) -> output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet:
+    """The ``outputStatistics`` facet of a written dataset.
+
+    Args:
+        row_count: rows (or records) written.
+        size: bytes written.
+        file_count: objects written.
+
+    Returns:
+        The facet.
+    """
+    return output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+        rowCount=row_count, size=size, fileCount=file_count
+    )
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret environment variables replaced by ``***``.
+
+    Args:
+        text: free text about to leave the process (an error message, a stack trace).
+
+    Returns:
+        The text without any bearer token or AWS secret known to this process.
+    """
+    for var in _SECRET_ENV:
+        secret = os.environ.get(var, "")
+        if len(secret) >= 8:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def error_facet(error: BaseException | str) -> error_message_run.ErrorMessageRunFacet:
+    """The ``errorMessage`` run facet of a failed step.
+
+    Args:
+        error: the exception that failed the step, or a message.
+
+    Returns:
+        The facet with the message and, for an exception, its stack trace, secrets scrubbed.
+    """
+    if isinstance(error, BaseException):
+        message = str(error) or type(error).__name__
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return error_message_run.ErrorMessageRunFacet(
+            message=redact(message), programmingLanguage="python", stackTrace=redact(trace)
+        )
+    return error_message_run.ErrorMessageRunFacet(
+        message=redact(error), programmingLanguage="python"
+    )
+
+
+# --- datasets -----------------------------------------------------------------------------------
+def input_dataset(
+    namespace: str,
+    name: str,
+    facets: Mapping[str, DatasetFacet] | None = None,
+    input_facets: Mapping[str, InputDatasetFacet] | None = None,
+) -> InputDataset:
+    """An input dataset.
+
+    Args:
+        namespace: ``Store.namespace`` (``s3://bucket`` or ``file``), or an API base URL.
+        name: the object key or prefix.
+        facets: dataset facets (``schema``, ``columnLineage``).
+        input_facets: input facets (``dataQualityAssertions``, ``dataQualityMetrics``).
+
+    Returns:
+        The dataset.
+    """
+    return InputDataset(
+        namespace=namespace,
+        name=name,
+        facets=dict(facets or {}),
+        inputFacets=dict(input_facets or {}),
+    )
+
+
+def output_dataset(
+    namespace: str,
+    name: str,
+    facets: Mapping[str, DatasetFacet] | None = None,
+    output_facets: Mapping[str, OutputDatasetFacet] | None = None,
+) -> OutputDataset:
+    """An output dataset.
+
+    Args:
+        namespace: ``Store.namespace`` (``s3://bucket`` or ``file``).
+        name: the object key or prefix.
+        facets: dataset facets (``schema``, ``columnLineage``).
+        output_facets: output facets (``outputStatistics``).
+
+    Returns:
+        The dataset.
+    """
+    return OutputDataset(
+        namespace=namespace,
+        name=name,
+        facets=dict(facets or {}),
+        outputFacets=dict(output_facets or {}),
+    )
+
+
+@dataclass
+class StepLineage:
+    """What one run of a step read and wrote, with facets; the same for Airflow and the CLI.
+
+    Attributes:
+        inputs: datasets read.
+        outputs: datasets written.
+        run_facets: run facets (``errorMessage`` on a failed gate).
+    """
+
+    inputs: list[InputDataset] = field(default_factory=list)
+    outputs: list[OutputDataset] = field(default_factory=list)
+    run_facets: dict[str, RunFacet] = field(default_factory=dict)
+
+    def merge(self, other: StepLineage) -> StepLineage:
+        """This lineage with ``other``'s datasets added; ``other`` wins on a dataset name clash.
+
+        Args:
+            other: lineage learned later in the run (e.g. at completion).
+
+        Returns:
+            A new :class:`StepLineage`.
+        """
+        return StepLineage(
+            inputs=_merge_datasets(self.inputs, other.inputs),
+            outputs=_merge_datasets(self.outputs, other.outputs),
+            run_facets={**self.run_facets, **other.run_facets},
+        )
+
+
+def _merge_datasets(first: list[_D], second: list[_D]) -> list[_D]:
+    later = {(d.namespace, d.name) for d in second}
+    return [d for d in first if (d.namespace, d.name) not in later] + list(second)
+
+
+# --- emission from the CLI ----------------------------------------------------------------------
+def _configured_elsewhere() -> bool:
+    """Whether the user configured an OpenLineage transport the client finds on its own."""
+    if os.environ.get("OPENLINEAGE_CONFIG") or os.environ.get("OPENLINEAGE_URL"):
+        return True
+    if any(k.startswith("OPENLINEAGE__TRANSPORT") and v for k, v in os.environ.items()):
+        return True
+    candidates = (Path.cwd() / "openlineage.yml", Path.home() / ".openlineage" / "openlineage.yml")
+    return any(p.is_file() for p in candidates)
+
+
+def lineage_client(default_file: Path | None = None) -> tuple[OpenLineageClient, str]:
+    """The OpenLineage client the CLI emits through, from configuration.
+
+    The order: the openlineage-python client's own configuration (``OPENLINEAGE_CONFIG``, an
+    ``openlineage.yml`` in the working directory or ``~/.openlineage``, ``OPENLINEAGE__TRANSPORT__*``
+    variables, ``OPENLINEAGE_URL`` for Marquez); else Airflow's ``AIRFLOW__OPENLINEAGE__TRANSPORT``
+    JSON, so CLI and DAG runs land in the same place; else a JSON Lines file, appended to.
+    ``OPENLINEAGE_DISABLED=true`` turns emission off.
+
+    Args:
+        default_file: the JSON Lines file when nothing is configured (default:
+            ``openlineage.jsonl`` in the working directory).
+
+    Returns:
+        The client and a short description of where events go (shown in the CLI summary).
+    """
+    from openlineage.client import OpenLineageClient
+
+    if _configured_elsewhere() or os.environ.get("OPENLINEAGE_DISABLED", "").lower() == "true":
+        client = OpenLineageClient()
+        return client, _describe(client.config.transport)
+    airflow_transport = os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", "").strip()
+    if airflow_transport:
+        transport = json.loads(airflow_transport)
+    else:
+        path = (default_file or Path(DEFAULT_EVENTS_FILE)).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        transport = {"type": "file", "log_file_path": str(path), "append": True}
+    return OpenLineageClient(config={"transport": transport}), _describe(transport)
+
+
+def _describe(transport: Mapping[str, Any] | None) -> str:
+    if os.environ.get("OPENLINEAGE_DISABLED", "").lower() == "true":
+        return "disabled"
+    if not transport:
+        return (
+            "http " + os.environ["OPENLINEAGE_URL"]
+            if "OPENLINEAGE_URL" in os.environ
+            else "console"
+        )
+    kind = str(transport.get("type", "?"))
+    where = transport.get("log_file_path") or transport.get("url") or ""
+    return f"{kind} {where}".strip()
+
+
+class LineageRun:
+    """One CLI run of a step: collects lineage while the step runs; see :func:`lineage_run`.
+
+    Attributes:
+        step: the step (task id) the run belongs to.
+        run_id: the OpenLineage run id (UUIDv7).
+        lineage: what the run read and wrote so far.
+        destination: where the events go, for the CLI summary.
+        error: the failure, when the step failed without raising (e.g. exit code 1 on a breach).
+    """
+
+    def __init__(self, step: str, lineage: StepLineage, destination: str) -> None:
+        self.step = step
+        self.run_id = str(generate_new_uuid())
+        self.lineage = lineage
+        self.destination = destination
+        self.error: BaseException | str | None = None
+
+    def add(self, lineage: StepLineage) -> None:
+        """Add what the step learned (outputs, statistics, quality results).
+
+        Args:
+            lineage: datasets and facets; a dataset already present is replaced.
+        """
+        self.lineage = self.lineage.merge(lineage)
+
+    def fail(self, error: BaseException | str) -> None:
+        """Mark the run failed although the step returned normally.
+
+        Args:
+            error: the breach or failure, for the ``errorMessage`` facet.
+        """
+        self.error = error
+
+
+def _event(
+    state: RunState,
+    run: LineageRun,
+    nominal: tuple[datetime, datetime] | None,
+    extra_run_facets: Mapping[str, RunFacet] | None = None,
+) -> RunEvent:
+    run_facets: dict[str, RunFacet] = dict(run.lineage.run_facets)
+    if nominal is not None:
+        run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
+            nominalStartTime=nominal[0].isoformat(), nominalEndTime=nominal[1].isoformat()
+        )
+    run_facets.update(extra_run_facets or {})
+    job_facets: dict[str, JobFacet] = {
+        "jobType": job_type_job.JobTypeJobFacet(
+            processingType="BATCH", integration="TWEETPIPE", jobType="TASK"
+        )
+    }
+    return RunEvent(
+        eventType=state,
+        eventTime=datetime.now(UTC).isoformat(),
+        run=Run(runId=run.run_id, facets=run_facets),
+        job=Job(namespace=job_namespace(), name=job_name(run.step), facets=job_facets),
+        inputs=list(run.lineage.inputs),
+        outputs=list(run.lineage.outputs),
+    )
+
+
+def _emit(client: OpenLineageClient, event: RunEvent) -> None:
+    # Lineage is an observer: a broken transport must never fail the pipeline it observes.
+    try:
+        client.emit(event)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("OpenLineage event for %s not emitted: %s", event.job.name, redact(str(exc)))
+
+
+@contextmanager
+def lineage_run(
+    step: str,
+    inputs: Sequence[InputDataset] = (),
+    *,
+    default_file: Path | None = None,
+    nominal: tuple[datetime, datetime] | None = None,
+) -> Iterator[LineageRun]:
+    """Emit START, then COMPLETE or FAIL, around one CLI run of a step.
+
+    The body adds outputs and facets with :meth:`LineageRun.add` and marks a breach that does not
+    raise with :meth:`LineageRun.fail`. An exception from the body emits FAIL with the
+    ``errorMessage`` facet and propagates.
+
+    Args:
+        step: the task id in the DAG; the job is ``tweetpipe.<step>`` as in Airflow.
+        inputs: datasets known before the step runs (sent with START).
+        default_file: JSON Lines file when no transport is configured (see :func:`lineage_client`).
+        nominal: the data interval, sent as the ``nominalTime`` run facet.
+
+    Yields:
+        The run, to add lineage to.
+    """
+    client, destination = lineage_client(default_file)
+    run = LineageRun(step, StepLineage(inputs=list(inputs)), destination)
+    _emit(client, _event(RunState.START, run, nominal))
+    try:
+        yield run
+    except BaseException as exc:
+        _emit(client, _event(RunState.FAIL, run, nominal, {"errorMessage": error_facet(exc)}))
+        raise
+    else:
+        if run.error is not None:
+            failed = {"errorMessage": error_facet(run.error)}
+            _emit(client, _event(RunState.FAIL, run, nominal, failed))
+        else:
+            _emit(client, _event(RunState.COMPLETE, run, nominal))
+    finally:
+        client.close(timeout=5.0)
