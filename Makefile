@@ -30,3 +30,11 @@ test: env system-deps lint
 
 bench: env
 	$(RUN) python bench/run.py
+
+# A local Airflow 3 (api-server, scheduler, dag-processor, triggerer; LocalExecutor, SQLite) on
+# 127.0.0.1:8080 with this repo's dags/, the X API emulator and a local store under airflow-local/.
+airflow: env
+	$(RUN) tweetpipe airflow up
+
+airflow-down: env
+	$(RUN) tweetpipe airflow down

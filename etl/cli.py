@@ -104,7 +104,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo_cli(args)
 
 
-_ADDERS = (_add_transform, _add_extract, _add_emulator, _add_expectations, _add_demo)
+# --- airflow (local Airflow 3 for the UI) -----------------------------------------------------
+def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("airflow", help="start or stop a local Airflow 3 with this repo's dags/")
+    verbs = p.add_subparsers(dest="airflow_verb", required=True)
+    up = verbs.add_parser("up", help="start it in the background (127.0.0.1), print URL and login")
+    up.add_argument("--dir", default="airflow-local", metavar="DIR", help="home, store and logs")
+    up.add_argument("--port", type=int, default=8080, help="api-server port on 127.0.0.1")
+    up.set_defaults(handler=_cmd_airflow)
+    down = verbs.add_parser("down", help="stop every process it started, by process id")
+    down.add_argument("--dir", default="airflow-local", metavar="DIR")
+    down.set_defaults(handler=_cmd_airflow)
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from etl.airflow_local import run_airflow_cli
+
+    return run_airflow_cli(args)
+
+
+_ADDERS = (
+    _add_transform,
+    _add_extract,
+    _add_emulator,
+    _add_expectations,
+    _add_demo,
+    _add_airflow,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
