@@ -1,0 +1,1044 @@
+"""Extraction: posts from the X API v2 through tweepy, landed byte-for-byte in ``raw/``.
+
+One call of :func:`extract_source` handles one source (an account's timeline or a recent-search
+query) over one window: it resolves the account (user lookups are cached in ``state/users/``),
+pages to the end with ``max_results=100`` (the fewest requests the API allows), lands every body
+unchanged the moment it arrives, writes the run's manifest last and then advances the source's
+watermark. Rate limits are honoured from the response headers (wait until ``x-rate-limit-reset``
+when the quota is spent or on a 429); server errors, network errors and broken bodies are retried
+with bounded exponential backoff and jitter. Clock and sleep are parameters, so tests never sleep.
+
+The bearer token is a parameter of :func:`make_client` and lives only inside the tweepy client: it
+is redacted from tweepy's debug log, and no message, manifest or landed object carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tweepy
+
+from etl.config import (
+    ConfigError,
+    PipelineConfig,
+    Source,
+    Window,
+    dedupe_sources,
+    load_config,
+    load_sources,
+    parse_time,
+)
+from etl.land import (
+    advance_watermark,
+    land_page,
+    land_rejected,
+    landed_pages,
+    manifest_key,
+    page_key,
+    read_json,
+    read_watermark,
+    rejected_key,
+    user_key,
+    window_label,
+    window_prefix,
+    write_manifest,
+)
+from etl.store import ObjectExistsError, sha256_hex
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterable
+
+    from etl.store import Store
+
+__all__ = [
+    "DEFAULT_API_BASE_URL",
+    "ExtractReport",
+    "RetryPolicy",
+    "Source",
+    "SourceFailed",
+    "SourceResult",
+    "Window",
+    "XClient",
+    "extract_source",
+    "extract_sources",
+    "load_sources",
+    "make_client",
+    "run_extract_cli",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE_URL = "https://api.twitter.com"
+_TWEEPY_HOST = "https://api.twitter.com"  # hard-coded in tweepy.Client.request
+MAX_RESULTS = 100
+# What the curated contract needs; everything else the API sends is kept in raw/ anyway.
+TWEET_FIELDS = (
+    "created_at",
+    "author_id",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "public_metrics",
+    "entities",
+    "lang",
+    "possibly_sensitive",
+    "edit_history_tweet_ids",
+    "edit_controls",
+    "note_tweet",
+    "withheld",
+)
+EXPANSIONS = ("author_id",)
+USER_FIELDS = ("username", "name")
+
+ENDPOINT_USER_LOOKUP = "users_by_username"
+ENDPOINT_TIMELINE = "users_tweets"
+ENDPOINT_SEARCH = "tweets_search_recent"
+
+_REDACTED = "[REDACTED]"
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}]+", re.IGNORECASE)
+
+
+class SourceFailed(Exception):
+    """A source could not be extracted (after retries, or for a reason retrying cannot fix).
+
+    Attributes:
+        source: the source that failed.
+        reason: what went wrong, without secrets.
+        landed: page keys landed before the failure; they stay, and a rerun resumes after them.
+    """
+
+    def __init__(self, source: Source, reason: str, landed: Iterable[str] = ()) -> None:
+        self.source = source
+        self.reason = reason
+        self.landed = tuple(landed)
+        kept = f"; {len(self.landed)} page(s) landed before the failure are kept" if landed else ""
+        super().__init__(f"{source} failed: {reason}{kept}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before a source fails.
+
+    Attributes:
+        max_attempts: tries per request for server errors, network errors and broken bodies.
+        base_delay: backoff before the second try, in seconds; doubles each try.
+        max_delay: backoff cap, in seconds.
+        reset_margin: seconds added after ``x-rate-limit-reset``, for clock skew and rounding.
+        max_rate_limit_waits: consecutive 429s tolerated for one request.
+        max_wait: longest rate-limit wait accepted, in seconds (the X API windows are 15 min).
+        max_pages: pagination guard per source and window.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    reset_margin: float = 1.0
+    max_rate_limit_waits: int = 3
+    max_wait: float = 16 * 60.0
+    max_pages: int = 10_000
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Delay before try ``attempt + 1``: exponential, capped, half of it jittered.
+
+        Args:
+            attempt: tries made so far (1 after the first failure).
+            rng: source of jitter.
+
+        Returns:
+            Seconds to sleep, in ``[d/2, d]`` where ``d = min(max_delay, base_delay * 2**(n-1))``.
+        """
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    user_lookups: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    wait_seconds: float = 0.0
+
+
+@dataclass
+class _Run:
+    """Per-call context: injected time, policy, counters."""
+
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    policy: RetryPolicy
+    rng: random.Random
+    stats: _Stats = field(default_factory=_Stats)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def wait(self, seconds: float, why: str) -> None:
+        self.stats.wait_seconds += seconds
+        log.info("waiting %.2f s: %s", seconds, why)
+        self.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class _RateLimit:
+    limit: int | None
+    remaining: int | None
+    reset: int | None
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> _RateLimit:
+        def number(name: str) -> int | None:
+            try:
+                return int(headers.get(name))
+            except (TypeError, ValueError):
+                return None
+
+        return cls(
+            number("x-rate-limit-limit"),
+            number("x-rate-limit-remaining"),
+            number("x-rate-limit-reset"),
+        )
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {"limit": self.limit, "remaining": self.remaining, "reset": self.reset}
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    body: bytes
+    doc: dict[str, Any]
+    status: int
+    rate_limit: _RateLimit
+    fetched_at: str
+    attempts: int
+    rejected: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A failed try worth repeating (server error, network error, broken body)."""
+
+    reason: str
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _RateLimited:
+    reset: int | None
+
+
+def _redact(text: str, secret: str) -> str:
+    if secret:
+        text = text.replace(secret, _REDACTED)
+    return _BEARER.sub(rf"\g<1>{_REDACTED}", text)
+
+
+class _RedactBearer(logging.Filter):
+    """tweepy logs request headers (the Authorization header) at DEBUG level: redact them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "bearer" in message.lower():
+            record.msg = _redact(message, "")
+            record.args = None
+        return True
+
+
+def _install_log_redaction() -> None:
+    tweepy_log = logging.getLogger("tweepy.client")
+    if not any(isinstance(f, _RedactBearer) for f in tweepy_log.filters):
+        tweepy_log.addFilter(_RedactBearer())
+
+
+class _ApiSession(requests.Session):
+    """Sends tweepy's requests to the configured base URL, with a timeout on every request."""
+
+    def __init__(self, base_url: str, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        if isinstance(url, str) and url.startswith(_TWEEPY_HOST):
+            url = self.base_url + url[len(_TWEEPY_HOST) :]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _problem_text(response: requests.Response) -> str:
+    """HTTP status plus the Problem's title/detail (or the first API error), for messages."""
+    text = f"HTTP {response.status_code}"
+    try:
+        doc = json.loads(response.content)
+    except ValueError:
+        return text
+    if not isinstance(doc, dict):
+        return text
+    errors = doc.get("errors")
+    problem = errors[0] if isinstance(errors, list) and errors else doc
+    if isinstance(problem, dict):
+        parts = [str(problem[k]) for k in ("title", "detail", "message") if problem.get(k)]
+        if parts:
+            text += ": " + " - ".join(parts)
+    return text
+
+
+def _parse_body(body: bytes) -> dict[str, Any] | str:
+    """The body as a JSON object, or why it is not one."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        return f"body of {len(body)} bytes is not valid JSON ({exc.__class__.__name__}: {exc})"
+    if not isinstance(doc, dict):
+        return f"body is JSON but not an object ({type(doc).__name__})"
+    return doc
+
+
+class XClient:
+    """An X API v2 client: tweepy underneath, rate-limit state and a user cache on top.
+
+    Make one with :func:`make_client`; share it across the sources of a run so rate limits
+    (per endpoint) and user lookups are shared too.
+
+    Attributes:
+        base_url: where requests go (the real API or the emulator).
+        session: the ``requests`` session tweepy sends through (tests may mount adapters on it).
+    """
+
+    def __init__(self, api: tweepy.Client, session: _ApiSession, secret: str) -> None:
+        self._api = api
+        self._secret = secret
+        self.session = session
+        self.base_url = session.base_url
+        self._limits: dict[str, _RateLimit] = {}
+        self._user_ids: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"XClient(base_url={self.base_url!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with the token (and any bearer credential) replaced by ``[REDACTED]``."""
+        return _redact(text, self._secret)
+
+    # --- one request, with rate limits and retries ---------------------------------------------
+    def fetch(
+        self,
+        endpoint: str,
+        call: Callable[[], requests.Response],
+        run: _Run,
+        keep_rejected: Callable[[bytes, str], dict[str, Any]],
+    ) -> _Fetched | str:
+        """Send one request until it yields a JSON object; return it, or why it failed for good."""
+        tries = 0
+        rate_limited = 0
+        rejected: list[dict[str, Any]] = []
+        while True:
+            self._respect_quota(endpoint, run)
+            run.stats.requests += 1
+            outcome = self._attempt(endpoint, call, run)
+            if isinstance(outcome, _Fetched):
+                return replace(outcome, attempts=tries + 1, rejected=tuple(rejected))
+            if isinstance(outcome, str):
+                return outcome
+            if isinstance(outcome, _RateLimited):
+                rate_limited += 1
+                if rate_limited > run.policy.max_rate_limit_waits:
+                    return f"still rate limited after {rate_limited - 1} wait(s) until the reset"
+                failure = self._wait_for_reset(endpoint, outcome.reset, tries + rate_limited, run)
+                if failure:
+                    return failure
+                continue
+            tries += 1
+            if outcome.body is not None:
+                rejected.append(keep_rejected(outcome.body, outcome.reason))
+            if tries >= run.policy.max_attempts:
+                return f"gave up after {tries} attempts; last error: {outcome.reason}"
+            delay = run.policy.backoff(tries, run.rng)
+            run.stats.retries += 1
+            log.warning("%s: %s; retry %d in %.2f s", endpoint, outcome.reason, tries, delay)
+            run.wait(delay, f"backoff before retry {tries} of {endpoint}")
+
+    def _attempt(
+        self, endpoint: str, call: Callable[[], requests.Response], run: _Run
+    ) -> _Fetched | _Retry | _RateLimited | str:
+        try:
+            response = call()
+        except tweepy.TooManyRequests as exc:
+            self._limits[endpoint] = _RateLimit.from_headers(exc.response.headers)
+            return _RateLimited(self._limits[endpoint].reset)
+        except tweepy.TwitterServerError as exc:
+            self._limits[endpoint] = _RateLimit.from_headers(exc.response.headers)
+            return _Retry(self.redact(_problem_text(exc.response)))
+        except tweepy.HTTPException as exc:
+            return self.redact(_problem_text(exc.response))
+        except requests.RequestException as exc:
+            return _Retry(self.redact(f"{exc.__class__.__name__}: {exc}"))
+        limits = _RateLimit.from_headers(response.headers)
+        self._limits[endpoint] = limits
+        body = response.content
+        parsed = _parse_body(body)
+        if isinstance(parsed, str):
+            return _Retry(parsed, body)
+        return _Fetched(
+            body=body,
+            doc=parsed,
+            status=response.status_code,
+            rate_limit=limits,
+            fetched_at=run.now().isoformat(),
+            attempts=1,
+            rejected=(),
+        )
+
+    def _respect_quota(self, endpoint: str, run: _Run) -> None:
+        """Wait for the reset before a request the last response said would be refused."""
+        limits = self._limits.get(endpoint)
+        if limits is None or limits.remaining != 0 or limits.reset is None:
+            return
+        delay = limits.reset + run.policy.reset_margin - run.clock()
+        if delay > 0:
+            run.stats.rate_limit_waits += 1
+            run.wait(delay, f"{endpoint} quota spent until reset {limits.reset}")
+        self._limits[endpoint] = _RateLimit(limits.limit, None, None)
+
+    def _wait_for_reset(self, endpoint: str, reset: int | None, attempt: int, run: _Run) -> str:
+        """After a 429: wait until the reset the response names; no reset header -> backoff."""
+        if reset is None:
+            delay = run.policy.backoff(attempt, run.rng)
+        else:
+            delay = max(reset - run.clock(), 0.0) + run.policy.reset_margin
+        if delay > run.policy.max_wait:
+            return f"rate limited until {reset}, {delay:.0f} s away (more than the max wait)"
+        run.stats.rate_limit_waits += 1
+        run.wait(delay, f"{endpoint} answered 429 until reset {reset}")
+        self._limits[endpoint] = _RateLimit(None, None, None)
+        return ""
+
+    # --- endpoints ------------------------------------------------------------------------------
+    def timeline_page(self, user_id: str, params: dict[str, Any], token: str | None) -> Any:
+        """One page of ``GET /2/users/{id}/tweets`` (a ``requests.Response``)."""
+        return self._api.get_users_tweets(user_id, pagination_token=token, **params)
+
+    def search_page(self, query: str, params: dict[str, Any], token: str | None) -> Any:
+        """One page of ``GET /2/tweets/search/recent`` (a ``requests.Response``)."""
+        return self._api.search_recent_tweets(query, next_token=token, **params)
+
+    def lookup_user(self, username: str) -> Any:
+        """``GET /2/users/by/username/{username}`` (a ``requests.Response``)."""
+        return self._api.get_user(username=username, user_fields=list(USER_FIELDS))
+
+    def cached_user_id(self, username: str) -> str | None:
+        """The user id resolved earlier in this process, if any."""
+        return self._user_ids.get(username.lower())
+
+    def remember_user_id(self, username: str, user_id: str) -> None:
+        """Cache a resolved user id for the rest of the process."""
+        self._user_ids[username.lower()] = user_id
+
+
+def make_client(
+    token: str, base_url: str | None = None, *, timeout: tuple[float, float] = (10.0, 60.0)
+) -> XClient:
+    """An X API v2 client authenticated with an app bearer token.
+
+    Args:
+        token: the bearer token (resolved by the caller: ``X_BEARER_TOKEN``, an Airflow
+            connection). It stays inside the client.
+        base_url: API base URL, e.g. the emulator's ``http://127.0.0.1:8089``; None for the real
+            API (``https://api.twitter.com``).
+        timeout: (connect, read) timeout of every request, in seconds; a timeout is retried.
+
+    Returns:
+        The client.
+    """
+    if not token or not token.strip():
+        raise ValueError("the X API bearer token is empty")
+    _install_log_redaction()
+    session = _ApiSession(base_url or DEFAULT_API_BASE_URL, timeout)
+    api = tweepy.Client(bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False)
+    api.session = session
+    return XClient(api, session, token)
+
+
+# --- one source ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceResult:
+    """What :func:`extract_source` did for one source.
+
+    Attributes:
+        source: the source.
+        status: ``"landed"`` (this call completed the window) or ``"skipped"`` (its manifest
+            already existed, so nothing was fetched).
+        window: the ``window=`` label in the keys.
+        page_keys: every page of the window, in order (also for a skipped window).
+        manifest_key: the manifest of the window.
+        pages: number of pages.
+        tweets: posts in those pages.
+        api_errors: partial errors (``errors`` beside ``data``) in those pages.
+        requests: HTTP requests sent by this call (user lookup, pages, retries, 429s).
+        user_lookups: user-lookup requests among them (0 when the id was cached).
+        retries: tries repeated after a server error, network error or broken body.
+        rate_limit_waits: waits for a rate-limit reset.
+        wait_seconds: seconds spent waiting (rate limits and backoff).
+        resumed_pages: pages found landed by an earlier, unfinished call and not fetched again.
+        rejected_keys: broken bodies kept under ``_rejected/``.
+        newest_id: newest post id in the window, or None.
+        watermark: the source's watermark after the call.
+    """
+
+    source: Source
+    status: str
+    window: str
+    page_keys: tuple[str, ...]
+    manifest_key: str
+    pages: int
+    tweets: int
+    api_errors: int = 0
+    requests: int = 0
+    user_lookups: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    wait_seconds: float = 0.0
+    resumed_pages: int = 0
+    rejected_keys: tuple[str, ...] = ()
+    newest_id: str | None = None
+    watermark: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Small JSON-ready summary (e.g. for XCom)."""
+        doc = dict(self.__dict__)
+        doc["source"] = {"kind": self.source.kind, "value": self.source.value}
+        doc["slug"] = self.source.slug
+        doc["page_keys"] = list(self.page_keys)
+        doc["rejected_keys"] = list(self.rejected_keys)
+        return doc
+
+
+@dataclass
+class _Page:
+    number: int
+    key: str
+    sha256: str
+    size: int
+    tweets: int
+    api_errors: int
+    newest_id: str | None
+    next_token: str | None
+    request_token: str | None
+    created: bool
+    resumed: bool = False
+    fetch: dict[str, Any] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        doc = {k: v for k, v in self.__dict__.items() if k != "fetch"}
+        doc["pagination_token"] = doc.pop("request_token")
+        if self.fetch is not None:
+            doc.update(self.fetch)
+        return doc
+
+
+def _page_facts(doc: dict[str, Any]) -> tuple[int, int, str | None, str | None]:
+    """(tweets, partial errors, newest id, next token) of a parsed page."""
+    data = doc.get("data")
+    tweets = data if isinstance(data, list) else []
+    errors = doc.get("errors")
+    ids = [int(t["id"]) for t in tweets if isinstance(t, dict) and str(t.get("id", "")).isdigit()]
+    meta = doc.get("meta")
+    token = meta.get("next_token") if isinstance(meta, dict) else None
+    return (
+        len(tweets),
+        len(errors) if isinstance(errors, list) else 0,
+        str(max(ids)) if ids else None,
+        str(token) if token else None,
+    )
+
+
+def _newest(*ids: str | None) -> str | None:
+    present = [int(i) for i in ids if i]
+    return str(max(present)) if present else None
+
+
+def _resume(store: Store, prefix: str) -> list[_Page]:
+    """Pages an earlier, unfinished call landed under ``prefix`` (read back, not refetched)."""
+    pages = []
+    token: str | None = None
+    for number, key in enumerate(landed_pages(store, prefix), start=1):
+        body = store.get(key)
+        parsed = _parse_body(body)
+        if isinstance(parsed, str) or key != page_key(prefix, number):
+            raise ValueError(f"{store.url}/{key}: cannot resume from it ({parsed or 'gap'})")
+        tweets, errors, newest, next_token = _page_facts(parsed)
+        pages.append(
+            _Page(
+                number,
+                key,
+                sha256_hex(body),
+                len(body),
+                tweets,
+                errors,
+                newest,
+                next_token,
+                token,
+                created=False,
+                resumed=True,
+            )
+        )
+        token = next_token
+    return pages
+
+
+def _request_params(source: Source, window: Window, since_id: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "max_results": MAX_RESULTS,
+        "tweet_fields": list(TWEET_FIELDS),
+        "expansions": list(EXPANSIONS),
+        "user_fields": list(USER_FIELDS),
+    }
+    if window.start is not None and window.end is not None:
+        params["start_time"] = window.start
+        params["end_time"] = window.end
+    elif since_id is not None:
+        params["since_id"] = since_id
+    return params
+
+
+def _manifest_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Request parameters as sent on the wire (tweepy's names and formats); no credentials."""
+    wire: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        wire[name.replace("_fields", ".fields")] = value
+    return wire
+
+
+class _SourceRun:
+    """The state of one :func:`extract_source` call."""
+
+    def __init__(
+        self, client: XClient, store: Store, source: Source, window: Window, run: _Run
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.source = source
+        self.window = window
+        self.run = run
+        self.started = run.now()
+        self.endpoint = ENDPOINT_TIMELINE if source.kind == "account" else ENDPOINT_SEARCH
+        self.since_id = None if window.bounded else read_watermark(store, source.slug)
+        self.label = window_label(window, self.since_id, self.started)
+        self.prefix = window_prefix(source.slug, self.endpoint, self.label)
+        self.manifest_key = manifest_key(self.prefix)
+        self.pages: list[_Page] = []
+        self.rejected: list[str] = []
+        self.user: dict[str, Any] = {}
+        self.on_page: Callable[[int], None] | None = None
+
+    def fail(self, reason: str) -> SourceFailed:
+        return SourceFailed(self.source, reason, [p.key for p in self.pages])
+
+    def keep_rejected(self, what: str) -> Callable[[bytes, str], dict[str, Any]]:
+        def keep(body: bytes, reason: str) -> dict[str, Any]:
+            put = land_rejected(self.store, rejected_key(self.prefix, what, sha256_hex(body)), body)
+            self.rejected.append(put.key)
+            return {"key": put.key, "sha256": put.sha256, "size": put.size, "reason": reason}
+
+        return keep
+
+    def resolve_user(self) -> str:
+        """The account's user id: process cache, then ``state/users/``, then one lookup."""
+        username = self.source.value
+        cached = self.client.cached_user_id(username)
+        if cached is None:
+            cached = self._stored_user_id(username)
+        if cached is not None:
+            self.user = {"username": username, "id": cached, "looked_up": False}
+            self.client.remember_user_id(username, cached)
+            return cached
+        before = self.run.stats.requests
+        fetched = self.client.fetch(
+            ENDPOINT_USER_LOOKUP,
+            lambda: self.client.lookup_user(username),
+            self.run,
+            self.keep_rejected("user-lookup"),
+        )
+        self.run.stats.user_lookups += self.run.stats.requests - before
+        if isinstance(fetched, str):
+            raise self.fail(f"user lookup of @{username}: {fetched}")
+        data = fetched.doc.get("data")
+        if not isinstance(data, dict) or not str(data.get("id", "")).isdigit():
+            raise self.fail(
+                f"user lookup of @{username} found no user: {_errors_text(fetched.doc)}"
+            )
+        user_id = str(data["id"])
+        self.store.put(user_key(username), fetched.body, "application/json")
+        self.client.remember_user_id(username, user_id)
+        self.user = {
+            "username": username,
+            "id": user_id,
+            "looked_up": True,
+            "state_key": user_key(username),
+        }
+        return user_id
+
+    def _stored_user_id(self, username: str) -> str | None:
+        try:
+            doc = read_json(self.store, user_key(username))
+        except ValueError:
+            return None  # a broken cache entry is looked up again and overwritten
+        data = doc.get("data") if doc else None
+        if isinstance(data, dict) and str(data.get("id", "")).isdigit():
+            return str(data["id"])
+        return None
+
+    def page_call(
+        self, target: str, params: dict[str, Any], token: str | None
+    ) -> Callable[[], requests.Response]:
+        if self.source.kind == "account":
+            return lambda: self.client.timeline_page(target, params, token)
+        return lambda: self.client.search_page(target, params, token)
+
+    def land(self, fetched: _Fetched, token: str | None) -> _Page:
+        number = len(self.pages) + 1
+        put = land_page(self.store, page_key(self.prefix, number), fetched.body)
+        tweets, errors, newest, next_token = _page_facts(fetched.doc)
+        return _Page(
+            number,
+            put.key,
+            put.sha256,
+            put.size,
+            tweets,
+            errors,
+            newest,
+            next_token,
+            token,
+            created=put.created,
+            fetch={
+                "status": fetched.status,
+                "fetched_at": fetched.fetched_at,
+                "rate_limit": fetched.rate_limit.as_dict(),
+                "attempts": fetched.attempts,
+                "rejected": list(fetched.rejected),
+            },
+        )
+
+
+def _errors_text(doc: dict[str, Any]) -> str:
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return " - ".join(str(first[k]) for k in ("title", "detail") if first.get(k)) or "no data"
+    return "no data"
+
+
+def _skipped(source: Source, manifest: dict[str, Any], key: str, store: Store) -> SourceResult:
+    pages = manifest.get("pages", [])
+    totals = manifest.get("totals", {})
+    return SourceResult(
+        source=source,
+        status="skipped",
+        window=str(manifest.get("window", {}).get("label", "")),
+        page_keys=tuple(p["key"] for p in pages),
+        manifest_key=key,
+        pages=len(pages),
+        tweets=int(totals.get("tweets", 0)),
+        api_errors=int(totals.get("api_errors", 0)),
+        newest_id=manifest.get("newest_id"),
+        watermark=read_watermark(store, source.slug),
+    )
+
+
+def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
+    token = job.pages[-1].next_token if job.pages else None
+    finished = bool(job.pages) and token is None
+    while not finished:
+        if len(job.pages) >= job.run.policy.max_pages:
+            raise job.fail(f"pagination did not end after {job.run.policy.max_pages} pages")
+        fetched = job.client.fetch(
+            job.endpoint,
+            job.page_call(target, params, token),
+            job.run,
+            job.keep_rejected(f"page-{len(job.pages) + 1:05d}"),
+        )
+        if isinstance(fetched, str):
+            raise job.fail(f"page {len(job.pages) + 1} of {job.endpoint}: {fetched}")
+        page = job.land(fetched, token)
+        job.pages.append(page)
+        log.debug("landed %s (%d posts)", page.key, page.tweets)
+        if job.on_page is not None:
+            job.on_page(page.tweets)
+        token = page.next_token
+        finished = token is None
+
+
+def _manifest(job: _SourceRun, params: dict[str, Any], finished: datetime) -> dict[str, Any]:
+    stats = job.run.stats
+    path = "/2/users/{id}/tweets" if job.source.kind == "account" else "/2/tweets/search/recent"
+    return {
+        "manifest_version": 1,
+        "source": {"kind": job.source.kind, "value": job.source.value, "slug": job.source.slug},
+        "endpoint": job.endpoint,
+        "api_base_url": job.client.base_url,
+        "request": {"method": "GET", "path": path, "params": _manifest_params(params)},
+        "user": job.user or None,
+        "window": {
+            "label": job.label,
+            "start": job.window.start.astimezone(UTC).isoformat() if job.window.start else None,
+            "end": job.window.end.astimezone(UTC).isoformat() if job.window.end else None,
+            "since_id": job.since_id,
+        },
+        "started_at": job.started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "pages": [p.entry() for p in job.pages],
+        "next_token_chain": [p.next_token for p in job.pages],
+        "rejected": list(job.rejected),
+        "newest_id": _newest(*(p.newest_id for p in job.pages)),
+        "totals": {
+            "pages": len(job.pages),
+            "tweets": sum(p.tweets for p in job.pages),
+            "api_errors": sum(p.api_errors for p in job.pages),
+            "requests": stats.requests,
+            "user_lookups": stats.user_lookups,
+            "retries": stats.retries,
+            "rate_limit_waits": stats.rate_limit_waits,
+            "wait_seconds": round(stats.wait_seconds, 3),
+            "resumed_pages": sum(p.resumed for p in job.pages),
+        },
+    }
+
+
+def extract_source(
+    client: XClient,
+    store: Store,
+    source: Source,
+    window: Window,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    on_page: Callable[[int], None] | None = None,
+    rng: random.Random | None = None,
+) -> SourceResult:
+    """Extract one source over one window and land it in ``raw/``.
+
+    Pages are landed as they arrive; the manifest is written after the last page, then the
+    watermark advances. A window whose manifest exists is skipped without a request; a window
+    with pages but no manifest (an earlier call failed midway) resumes after its last page.
+
+    Args:
+        client: from :func:`make_client`.
+        store: where ``raw/`` and ``state/`` live.
+        source: the account or query.
+        window: bounded (``start``/``end``) or incremental (from the watermark).
+        clock: epoch seconds now (injectable: tests pass a fake clock).
+        sleep: waits that many seconds (injectable: tests pass a fake that advances the clock).
+        policy: retries, backoff and rate-limit margins.
+        on_page: called with the post count of each landed page (progress bars).
+        rng: jitter source (default: a fresh ``random.Random``).
+
+    Returns:
+        Keys, counts and waits of the window.
+
+    Raises:
+        SourceFailed: the API refused, or kept failing after the retries; pages landed so far stay.
+        etl.store.ObjectExistsError: a key already holds a different body (never overwritten).
+    """
+    run = _Run(clock, sleep, policy, rng or random.Random())
+    job = _SourceRun(client, store, source, window, run)
+    job.on_page = on_page
+    existing = read_json(store, job.manifest_key)
+    if existing is not None:
+        log.info("%s: %s already complete, skipped", source, job.manifest_key)
+        return _skipped(source, existing, job.manifest_key, store)
+    target = job.resolve_user() if source.kind == "account" else source.value
+    params = _request_params(source, window, job.since_id)
+    try:
+        job.pages = _resume(store, job.prefix)
+    except ValueError as exc:
+        raise job.fail(str(exc)) from None
+    _paginate(job, target, params)
+    manifest = _manifest(job, params, run.now())
+    write_manifest(store, job.manifest_key, manifest)
+    watermark = advance_watermark(
+        store, source.slug, manifest["newest_id"], manifest=job.manifest_key, now=run.now()
+    )
+    totals = manifest["totals"]
+    return SourceResult(
+        source=source,
+        status="landed",
+        window=job.label,
+        page_keys=tuple(p.key for p in job.pages),
+        manifest_key=job.manifest_key,
+        pages=totals["pages"],
+        tweets=totals["tweets"],
+        api_errors=totals["api_errors"],
+        requests=run.stats.requests,
+        user_lookups=run.stats.user_lookups,
+        retries=run.stats.retries,
+        rate_limit_waits=run.stats.rate_limit_waits,
+        wait_seconds=run.stats.wait_seconds,
+        resumed_pages=totals["resumed_pages"],
+        rejected_keys=tuple(job.rejected),
+        newest_id=manifest["newest_id"],
+        watermark=watermark,
+    )
+
+
+# --- many sources -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExtractReport:
+    """What :func:`extract_sources` did.
+
+    Attributes:
+        results: the sources that landed (or were already complete).
+        failures: the sources that failed, with their errors; the others still landed.
+    """
+
+    results: tuple[SourceResult, ...]
+    failures: tuple[SourceFailed, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every source landed."""
+        return not self.failures
+
+
+def extract_sources(
+    client: XClient,
+    store: Store,
+    sources: Iterable[Source],
+    window: Window,
+    **kwargs: Any,
+) -> ExtractReport:
+    """Extract several sources one after the other; a failing source fails alone.
+
+    Args:
+        client: from :func:`make_client` (shared, so rate limits and user lookups are shared).
+        store: where ``raw/`` and ``state/`` live.
+        sources: accounts and queries.
+        window: the same window for every source.
+        **kwargs: passed to :func:`extract_source` (``clock``, ``sleep``, ``policy``, ...).
+
+    Returns:
+        Results and failures, in source order.
+    """
+    results: list[SourceResult] = []
+    failures: list[SourceFailed] = []
+    for source in sources:
+        try:
+            results.append(extract_source(client, store, source, window, **kwargs))
+        except SourceFailed as exc:
+            log.error("%s", exc)
+            failures.append(exc)
+        except ObjectExistsError as exc:
+            log.error("%s failed: %s", source, exc)
+            failures.append(SourceFailed(source, str(exc)))
+    return ExtractReport(tuple(results), tuple(failures))
+
+
+# --- command line -------------------------------------------------------------------------------
+def _cli_config(args: argparse.Namespace) -> PipelineConfig | None:
+    return load_config(args.config) if args.config else None
+
+
+def _cli_sources(args: argparse.Namespace, config: PipelineConfig | None) -> list[Source]:
+    sources = list(config.sources) if config else []
+    sources += [Source("account", a.lstrip("@")) for a in args.account]
+    sources += [Source("query", q) for q in args.query]
+    if not sources:
+        raise ConfigError("no sources: give --account, --query or --config FILE with sources")
+    return dedupe_sources(sources)
+
+
+def _cli_window(args: argparse.Namespace) -> Window:
+    start = parse_time(args.start, "--start") if args.start else None
+    end = parse_time(args.end, "--end") if args.end else None
+    if (start is None) != (end is None):
+        raise ConfigError("--start and --end go together (or give neither for an incremental run)")
+    return Window(start, end)
+
+
+def _summary(report: ExtractReport, seconds: float) -> str:
+    rows = [("source", "status", "pages", "posts", "requests", "waits")]
+    for r in report.results:
+        rows.append(
+            (
+                r.source.slug,
+                r.status,
+                str(r.pages),
+                str(r.tweets),
+                str(r.requests),
+                str(r.rate_limit_waits),
+            )
+        )
+    for f in report.failures:
+        rows.append((f.source.slug, "FAILED", str(len(f.landed)), "-", "-", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    res = report.results
+    lines.append(
+        f"total: {sum(r.requests for r in res)} requests ({sum(r.user_lookups for r in res)} "
+        f"user lookups, {sum(r.retries for r in res)} retries), {sum(r.pages for r in res)} pages, "
+        f"{sum(r.tweets for r in res)} posts, {sum(r.rate_limit_waits for r in res)} rate-limit "
+        f"waits ({sum(r.wait_seconds for r in res):.1f} s waiting), {seconds:.1f} s"
+    )
+    skipped = [r for r in res if r.status == "skipped"]
+    if skipped:
+        lines.append(f"{len(skipped)} source(s) skipped: their window was already complete")
+    lines += [f"FAILED {f}" for f in report.failures]
+    return "\n".join(lines)
+
+
+def run_extract_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe extract``: land the configured sources in ``--store``.
+
+    The token comes from ``X_BEARER_TOKEN``, the API base URL from ``X_API_BASE_URL`` (else the
+    config file's ``api.base_url``, else the real API).
+
+    Args:
+        args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``).
+
+    Returns:
+        0 when every source landed, 1 when any failed (the others still landed).
+    """
+    from tqdm import tqdm
+
+    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
+    from etl.store import open_store
+
+    try:
+        config = _cli_config(args)
+        sources = _cli_sources(args, config)
+        window = _cli_window(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    token = os.environ.get("X_BEARER_TOKEN", "").strip()
+    if not token:
+        raise UsageError("X_BEARER_TOKEN is not set: export the X API bearer token")
+    base_url = os.environ.get("X_API_BASE_URL") or (config.api_base_url if config else None)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    store = open_store(args.store)
+    client = make_client(token, base_url)
+    started = time.monotonic()
+    with tqdm(
+        desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
+    ) as bar:
+        report = extract_sources(client, store, sources, window, on_page=bar.update)
+    print(_summary(report, time.monotonic() - started))
+    return EXIT_OK if report.ok else EXIT_FAILED

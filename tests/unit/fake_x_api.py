@@ -1,0 +1,223 @@
+"""An in-process fake of the three X API v2 endpoints the extractor calls, for unit tests.
+
+It is a ``requests`` transport adapter: mounted on the extractor's session, tweepy's real code
+runs end to end, but no socket is opened. Synthetic data, shaped after the OpenAPI document
+(``data``/``includes``/``meta``, ids as strings above 2**53, ``next_token`` absent on the last
+page). Faults are scripted per request: ``fake.script.append(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+BASE_ID = 1_790_000_000_000_000_000  # above 2**53, like real post ids
+EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+class FakeClock:
+    """Epoch seconds that only move when ``sleep`` is called; records every sleep."""
+
+    def __init__(self, start: float = EPOCH.timestamp()) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Fault:
+    """A scripted answer for the next request: a status with a body, a raw body, or an error."""
+
+    status: int = 200
+    body: bytes | None = None
+    raise_error: Exception | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Post:
+    id: int
+    author_id: str
+    created_at: datetime
+    text: str
+
+
+class FakeXApi(BaseAdapter):
+    """Serves users/by/username, users/:id/tweets and tweets/search/recent from memory."""
+
+    def __init__(self, clock: FakeClock, token: str, *, rate_limit: int = 10_000) -> None:
+        super().__init__()
+        self.clock = clock
+        self.token = token
+        self.users = {"alice": "101", "bob": "102"}
+        self.posts: list[Post] = []
+        self.script: list[Fault] = []
+        self.log: list[tuple[str, dict[str, str], int]] = []
+        self.served: dict[str, list[bytes]] = {}
+        self.rate_limit = rate_limit
+        self.window = 900
+        self._used: dict[str, int] = {}
+        self._reset_at: dict[str, int] = {}
+
+    # --- corpus -----------------------------------------------------------------------------
+    def add_posts(self, user: str, count: int, *, start: datetime = EPOCH) -> list[Post]:
+        """``count`` posts by ``user``, one a minute from ``start``; ids keep increasing."""
+        added = []
+        for i in range(count):
+            post = Post(
+                id=BASE_ID + len(self.posts) * 7 + 3,
+                author_id=self.users[user],
+                created_at=start + timedelta(minutes=i),
+                text=f"post {len(self.posts)} by {user} &amp; friends #data",
+            )
+            self.posts.append(post)
+            added.append(post)
+        return added
+
+    def posts_of(self, user: str) -> list[Post]:
+        return [p for p in self.posts if p.author_id == self.users[user]]
+
+    # --- transport ----------------------------------------------------------------------------
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = urlsplit(str(request.url))
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        endpoint = self._endpoint(url.path)
+        if self.script:
+            fault = self.script.pop(0)
+            self.log.append((url.path, params, fault.status))
+            if fault.raise_error is not None:
+                raise fault.raise_error
+            return self._response(request, fault.status, fault.body or b"", fault.headers)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._logged(request, url.path, params, 401, _problem("Unauthorized"), {})
+        limits = self._take(endpoint)
+        if limits is None:
+            headers = self._limit_headers(endpoint)
+            return self._logged(request, url.path, params, 429, _problem("Too Many Requests"),
+                                headers)
+        status, doc = self._answer(url.path, params)
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        self.served.setdefault(url.path, []).append(body)
+        return self._logged(request, url.path, params, status, body, limits)
+
+    def close(self) -> None:
+        pass
+
+    def _logged(
+        self,
+        request: requests.PreparedRequest,
+        path: str,
+        params: dict[str, str],
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> requests.Response:
+        self.log.append((path, params, status))
+        return self._response(request, status, body, headers)
+
+    @staticmethod
+    def _response(
+        request: requests.PreparedRequest, status: int, body: bytes, headers: dict[str, str]
+    ) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response._content = body
+        response.headers = CaseInsensitiveDict({"content-type": "application/json", **headers})
+        response.request = request
+        response.url = str(request.url)
+        response.reason = "fake"
+        return response
+
+    @staticmethod
+    def _endpoint(path: str) -> str:
+        if path.startswith("/2/users/by/username/"):
+            return "lookup"
+        return "search" if path == "/2/tweets/search/recent" else "timeline"
+
+    def _take(self, endpoint: str) -> dict[str, str] | None:
+        now = int(self.clock())
+        if now >= self._reset_at.get(endpoint, 0):
+            self._reset_at[endpoint] = now + self.window
+            self._used[endpoint] = 0
+        if self._used[endpoint] >= self.rate_limit:
+            return None
+        self._used[endpoint] += 1
+        return self._limit_headers(endpoint)
+
+    def _limit_headers(self, endpoint: str) -> dict[str, str]:
+        return {
+            "x-rate-limit-limit": str(self.rate_limit),
+            "x-rate-limit-remaining": str(self.rate_limit - self._used[endpoint]),
+            "x-rate-limit-reset": str(self._reset_at[endpoint]),
+        }
+
+    # --- endpoints -----------------------------------------------------------------------------
+    def _answer(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if path.startswith("/2/users/by/username/"):
+            name = path.rsplit("/", 1)[-1].lower()
+            if name not in self.users:
+                return 200, {"errors": [{"title": "Not Found Error", "detail": f"no user {name}"}]}
+            return 200, {"data": {"id": self.users[name], "username": name, "name": name.title()}}
+        if path == "/2/tweets/search/recent":
+            query = params["query"]
+            posts = [p for p in self.posts if query in p.text]
+            return 200, self._page(posts, params, params.get("next_token"))
+        user_id = path.split("/")[3]
+        posts = [p for p in self.posts if p.author_id == user_id]
+        return 200, self._page(posts, params, params.get("pagination_token"))
+
+    def _page(
+        self, posts: list[Post], params: dict[str, str], token: str | None
+    ) -> dict[str, Any]:
+        posts = sorted(posts, key=lambda p: p.id, reverse=True)
+        if "since_id" in params:
+            posts = [p for p in posts if p.id > int(params["since_id"])]
+        if "start_time" in params:
+            start = datetime.fromisoformat(params["start_time"])
+            end = datetime.fromisoformat(params["end_time"])
+            posts = [p for p in posts if start <= p.created_at < end]
+        size = int(params.get("max_results", 10))
+        offset = int(token[1:]) if token else 0
+        chunk = posts[offset : offset + size]
+        meta: dict[str, Any] = {"result_count": len(chunk)}
+        if chunk:
+            meta["newest_id"] = str(chunk[0].id)
+            meta["oldest_id"] = str(chunk[-1].id)
+        if offset + size < len(posts):
+            meta["next_token"] = f"t{offset + size}"
+        doc: dict[str, Any] = {"meta": meta}
+        if chunk:
+            doc["data"] = [
+                {
+                    "id": str(p.id),
+                    "text": p.text,
+                    "author_id": p.author_id,
+                    "created_at": p.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "edit_history_tweet_ids": [str(p.id)],
+                }
+                for p in chunk
+            ]
+            authors = sorted({p.author_id for p in chunk})
+            names = {v: k for k, v in self.users.items()}
+            doc["includes"] = {
+                "users": [{"id": a, "username": names[a], "name": names[a].title()} for a in authors]
+            }
+        return doc
+
+
+def _problem(title: str) -> bytes:
+    return json.dumps({"title": title, "type": "about:blank", "status": 0}).encode()
