@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,7 +140,7 @@ def _schema_field(
         type=_field_type(prop),
         description=str(prop.get("description", "")) or None,
         ordinal_position=position,
-        fields=[_schema_field(p, None) for p in _nested_props(prop)],
+        fields=[_schema_field(p, None) for p in _nested_props(prop)] or None,
     )
 
 
@@ -271,6 +271,7 @@ class AssertionResult:
         expected: the threshold or rule checked against, if the expectation has one.
         name: a name identifying the check (e.g. the contract rule), if any.
         severity: ``error`` blocks the pipeline, ``warning`` only reports.
+        params: the expectation's arguments (bounds, value sets), JSON-safe.
     """
 
     assertion: str
@@ -280,6 +281,7 @@ class AssertionResult:
     expected: Any = None
     name: str | None = None
     severity: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _as_text(value: Any) -> str | None:
@@ -311,6 +313,7 @@ def quality_assertions_facet(
                 name=r.name,
                 expected=_as_text(r.expected),
                 actual=_as_text(r.observed),
+                params=dict(r.params) or None,
             )
             for r in results
         ]
@@ -339,7 +342,9 @@ def quality_metrics_facet(
         bytes=size,
         fileCount=file_count,
         columnMetrics={
-            column: data_quality_metrics_input_dataset.ColumnMetrics(nullCount=int(count))
+            column: data_quality_metrics_input_dataset.ColumnMetrics(
+                nullCount=int(count), quantiles=None
+            )
             for column, count in (null_counts or {}).items()
         },
     )
@@ -485,6 +490,50 @@ def _merge_datasets(first: list[_D], second: list[_D]) -> list[_D]:
     return [d for d in first if (d.namespace, d.name) not in later] + list(second)
 
 
+@dataclass(frozen=True)
+class TaskCall:
+    """One call of a step, as the orchestrator (Airflow or the CLI) saw it.
+
+    Attributes:
+        arguments: the step's arguments by parameter name (object keys, small summaries).
+        result: what the step returned; None before it finished or when it failed.
+        error: the exception that failed the step, if it failed.
+    """
+
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: BaseException | None = None
+
+
+LineageBuilder = Callable[[TaskCall], StepLineage]
+"""Builds a step's lineage from one call; pure, no I/O."""
+
+TASK_LINEAGE: dict[str, LineageBuilder] = {}
+"""Lineage builder of each DAG task, by task function name (filled below)."""
+
+
+def task_lineage(step: str, call: TaskCall, builder: LineageBuilder | None = None) -> StepLineage:
+    """The lineage of one call of ``step``; empty (never an exception) when it cannot be built.
+
+    Args:
+        step: the task function's name, used to find the builder in :data:`TASK_LINEAGE`.
+        call: the call's arguments and outcome.
+        builder: a builder to use instead of the registered one.
+
+    Returns:
+        Datasets and facets for the run event.
+    """
+    build = builder or TASK_LINEAGE.get(step)
+    if build is None:
+        return StepLineage()
+    try:
+        return build(call)
+    except Exception as exc:  # noqa: BLE001
+        # Lineage observes the pipeline; a builder bug must not fail the task it describes.
+        log.warning("lineage for %s could not be built: %s", step, redact(repr(exc)))
+        return StepLineage()
+
+
 # --- emission from the CLI ----------------------------------------------------------------------
 def _configured_elsewhere() -> bool:
     """Whether the user configured an OpenLineage transport the client finds on its own."""
@@ -516,29 +565,25 @@ def lineage_client(default_file: Path | None = None) -> tuple[OpenLineageClient,
 
     if _configured_elsewhere() or os.environ.get("OPENLINEAGE_DISABLED", "").lower() == "true":
         client = OpenLineageClient()
-        return client, _describe(client.config.transport)
-    airflow_transport = os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", "").strip()
-    if airflow_transport:
-        transport = json.loads(airflow_transport)
     else:
-        path = (default_file or Path(DEFAULT_EVENTS_FILE)).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        transport = {"type": "file", "log_file_path": str(path), "append": True}
-    return OpenLineageClient(config={"transport": transport}), _describe(transport)
+        airflow_transport = os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", "").strip()
+        if airflow_transport:
+            transport = json.loads(airflow_transport)
+        else:
+            path = (default_file or Path(DEFAULT_EVENTS_FILE)).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            transport = {"type": "file", "log_file_path": str(path), "append": True}
+        client = OpenLineageClient(config={"transport": transport})
+    return client, _describe(client)
 
 
-def _describe(transport: Mapping[str, Any] | None) -> str:
-    if os.environ.get("OPENLINEAGE_DISABLED", "").lower() == "true":
+def _describe(client: OpenLineageClient) -> str:
+    transport = client.transport
+    if transport.kind == "noop":
         return "disabled"
-    if not transport:
-        return (
-            "http " + os.environ["OPENLINEAGE_URL"]
-            if "OPENLINEAGE_URL" in os.environ
-            else "console"
-        )
-    kind = str(transport.get("type", "?"))
-    where = transport.get("log_file_path") or transport.get("url") or ""
-    return f"{kind} {where}".strip()
+    config = getattr(transport, "config", None)
+    where = getattr(transport, "url", None) or getattr(config, "log_file_path", None) or ""
+    return f"{transport.kind} {where}".strip()
 
 
 class LineageRun:

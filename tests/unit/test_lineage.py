@@ -1,0 +1,381 @@
+"""Lineage facets are built from the contract and the checkpoint results, and the CLI emits them."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from openlineage.client.serde import Serde
+
+from etl import lineage
+from etl.contracts import RAW_PAGE_CONTRACT, load_contract
+from tests.openlineage_schemas import needs_reference, validate_event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+TOKEN = "AAAAtest-bearer-token-0123456789-never-in-lineage"
+OUR_FACETS = {
+    "schema",
+    "columnLineage",
+    "dataQualityAssertions",
+    "dataQualityMetrics",
+    "outputStatistics",
+    "errorMessage",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # The client also reads ./openlineage.yml and ~/.openlineage: keep the developer's out.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in (
+        "OPENLINEAGE_CONFIG",
+        "OPENLINEAGE_URL",
+        "OPENLINEAGE_DISABLED",
+        "OPENLINEAGE_NAMESPACE",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("OPENLINEAGE__")]:
+        monkeypatch.delenv(var)
+    yield
+    # The client turns OPENLINEAGE_URL into OPENLINEAGE__TRANSPORT__... variables in os.environ
+    # itself; drop those so no other test inherits a transport.
+    for var in [v for v in os.environ if v.startswith("OPENLINEAGE__TRANSPORT__TRANSPORTS__")]:
+        del os.environ[var]
+
+
+def _json(obj: Any) -> Any:
+    return json.loads(Serde.to_json(obj))
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# --- names --------------------------------------------------------------------------------------
+def test_job_names_match_airflow_task_names() -> None:
+    assert lineage.job_name("transform") == "tweetpipe.transform"
+    assert lineage.job_name("validate_curated") == "tweetpipe.validate_curated"
+
+
+def test_job_namespace_prefers_openlineage_then_airflow_then_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert lineage.job_namespace() == "tweetpipe"
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "from-airflow")
+    assert lineage.job_namespace() == "from-airflow"
+    monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "shared")
+    assert lineage.job_namespace() == "shared"
+
+
+# --- facets -------------------------------------------------------------------------------------
+def test_schema_facet_lists_every_contract_column_with_type_and_description() -> None:
+    contract = load_contract()
+
+    facet = _json(lineage.schema_facet(contract))
+
+    fields = facet["fields"]
+    assert [f["name"] for f in fields] == contract.column_names
+    assert [f["ordinal_position"] for f in fields] == list(range(1, len(fields) + 1))
+    by_name = {f["name"]: f for f in fields}
+    assert by_name["like_count"]["type"] == "integer"
+    assert by_name["created_at"]["type"] == "timestamp"
+    assert by_name["hashtags"]["type"] == "array<string>"
+    assert by_name["tweet_id"]["description"] == contract.column("tweet_id").description
+
+
+def test_raw_schema_facet_nests_the_page_envelope() -> None:
+    facet = _json(lineage.schema_facet(load_contract(RAW_PAGE_CONTRACT)))
+
+    top = {f["name"]: f for f in facet["fields"]}
+    assert set(top) == {"data", "includes", "meta", "errors"}
+    tweet_fields = {f["name"] for f in top["data"]["fields"]}
+    assert {"id", "text", "author_id", "public_metrics"} <= tweet_fields
+    assert {f["name"] for f in top["meta"]["fields"]} >= {"result_count", "next_token"}
+
+
+def test_column_lineage_maps_raw_json_paths_to_curated_columns() -> None:
+    contract = load_contract()
+    raw = ("s3://bucket", "raw/source=account-nasa/endpoint=users_tweets/window=w")
+
+    facet = _json(lineage.column_lineage_facet(contract, [raw]))
+
+    fields = facet["fields"]
+    like = fields["like_count"]["inputFields"]
+    assert [(f["namespace"], f["name"], f["field"]) for f in like] == [
+        (*raw, "data[].public_metrics.like_count")
+    ]
+    assert like[0]["transformations"][0] == {"type": "DIRECT", "subtype": "IDENTITY"}
+    text = fields["text"]["inputFields"]
+    assert {f["field"] for f in text} == {"data[].note_tweet.text", "data[].text"}
+    assert text[0]["transformations"][0]["subtype"] == "TRANSFORMATION"
+    assert "html-unescape" in text[0]["transformations"][0]["description"]
+    # source_page is computed from the object's name, not read from a JSON path.
+    assert "source_page" not in fields
+    assert set(fields) == {c.name for c in contract.columns if c.sources}
+
+
+def test_identity_column_lineage_copies_every_column() -> None:
+    contract = load_contract()
+    staging = ("file", "staging/source=a/interval=i/tweets.csv")
+
+    facet = _json(lineage.identity_column_lineage_facet(contract, staging))
+
+    assert set(facet["fields"]) == set(contract.column_names)
+    assert facet["fields"]["text"]["inputFields"][0]["field"] == "text"
+
+
+def test_quality_assertions_one_per_expectation_with_observed_values() -> None:
+    results = [
+        lineage.AssertionResult("expect_column_values_to_not_be_null", True, "tweet_id", 0),
+        lineage.AssertionResult(
+            "expect_table_row_count_to_be_between",
+            False,
+            None,
+            3,
+            {"min_value": 5},
+            params={"min_value": 5},
+        ),
+    ]
+
+    facet = _json(lineage.quality_assertions_facet(results))
+
+    assert facet["assertions"] == [
+        {
+            "assertion": "expect_column_values_to_not_be_null",
+            "success": True,
+            "column": "tweet_id",
+            "actual": "0",
+        },
+        {
+            "assertion": "expect_table_row_count_to_be_between",
+            "success": False,
+            "actual": "3",
+            "expected": '{"min_value": 5}',
+            "params": {"min_value": 5},
+        },
+    ]
+
+
+def test_metrics_and_statistics_facets_carry_counts() -> None:
+    metrics = _json(lineage.quality_metrics_facet(12, {"lang": 2, "text": 0}, size=900))
+    stats = _json(lineage.output_statistics_facet(10, 4096, file_count=1))
+
+    assert metrics["rowCount"] == 12 and metrics["bytes"] == 900
+    assert metrics["columnMetrics"] == {"lang": {"nullCount": 2}, "text": {"nullCount": 0}}
+    assert (stats["rowCount"], stats["size"], stats["fileCount"]) == (10, 4096, 1)
+
+
+def test_error_facet_scrubs_the_bearer_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    try:
+        raise RuntimeError(f"request with Authorization: Bearer {TOKEN} failed")
+    except RuntimeError as exc:
+        facet = _json(lineage.error_facet(exc))
+
+    assert TOKEN not in json.dumps(facet)
+    assert "Bearer ***" in facet["message"]
+    assert facet["programmingLanguage"] == "python"
+    assert "RuntimeError" in facet["stackTrace"]
+
+
+def test_step_lineage_merge_replaces_datasets_by_name() -> None:
+    first = lineage.StepLineage(inputs=[lineage.input_dataset("file", "raw/a")])
+    facet = lineage.quality_metrics_facet(3)
+    later = lineage.StepLineage(
+        inputs=[lineage.input_dataset("file", "raw/a", input_facets={"dataQualityMetrics": facet})],
+        outputs=[lineage.output_dataset("file", "staging/a")],
+    )
+
+    merged = first.merge(later)
+
+    assert [d.name for d in merged.inputs] == ["raw/a"]
+    assert merged.inputs[0].inputFacets == {"dataQualityMetrics": facet}
+    assert [d.name for d in merged.outputs] == ["staging/a"]
+
+
+def test_task_lineage_never_raises_from_a_broken_builder() -> None:
+    def broken(call: lineage.TaskCall) -> lineage.StepLineage:
+        raise KeyError("staging_key")
+
+    assert lineage.task_lineage("transform", lineage.TaskCall(), broken) == lineage.StepLineage()
+    assert lineage.task_lineage("no_such_step", lineage.TaskCall()) == lineage.StepLineage()
+
+
+# --- emission from the CLI ----------------------------------------------------------------------
+def _sample_lineage() -> lineage.StepLineage:
+    curated = load_contract()
+    raw = ("file", "raw/source=account-nasa/endpoint=users_tweets/window=w")
+    return lineage.StepLineage(
+        inputs=[
+            lineage.input_dataset(
+                *raw,
+                facets={"schema": lineage.schema_facet(load_contract(RAW_PAGE_CONTRACT))},
+                input_facets={"dataQualityMetrics": lineage.quality_metrics_facet(4, size=10)},
+            )
+        ],
+        outputs=[
+            lineage.output_dataset(
+                "file",
+                "staging/source=account-nasa/interval=i/tweets.csv",
+                facets={
+                    "schema": lineage.schema_facet(curated),
+                    "columnLineage": lineage.column_lineage_facet(curated, [raw]),
+                },
+                output_facets={"outputStatistics": lineage.output_statistics_facet(4, 512)},
+            )
+        ],
+    )
+
+
+def test_lineage_run_writes_start_and_complete_to_the_default_file(tmp_path: Path) -> None:
+    events_file = tmp_path / "out" / "openlineage.jsonl"
+    window = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC))
+
+    with lineage.lineage_run(
+        "transform", _sample_lineage().inputs, default_file=events_file, nominal=window
+    ) as run:
+        run.add(lineage.StepLineage(outputs=_sample_lineage().outputs))
+
+    assert run.destination == f"file {events_file}"
+    start, complete = _events(events_file)
+    assert [start["eventType"], complete["eventType"]] == ["START", "COMPLETE"]
+    assert start["run"]["runId"] == complete["run"]["runId"] == run.run_id
+    assert complete["job"] == {
+        "namespace": "tweetpipe",
+        "name": "tweetpipe.transform",
+        "facets": complete["job"]["facets"],
+    }
+    assert complete["job"]["facets"]["jobType"]["jobType"] == "TASK"
+    assert start["outputs"] == []
+    assert [o["name"] for o in complete["outputs"]] == [
+        "staging/source=account-nasa/interval=i/tweets.csv"
+    ]
+    assert complete["run"]["facets"]["nominalTime"]["nominalStartTime"].startswith("2024-05-01")
+
+
+def test_lineage_run_emits_fail_with_error_message_and_reraises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    events_file = tmp_path / "events.jsonl"
+
+    with (
+        pytest.raises(ValueError, match="gate"),
+        lineage.lineage_run("validate_curated", default_file=events_file),
+    ):
+        raise ValueError(f"gate breached (token {TOKEN})")
+
+    start, fail = _events(events_file)
+    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+    assert fail["run"]["facets"]["errorMessage"]["message"] == "gate breached (token ***)"
+    assert TOKEN not in events_file.read_text(encoding="utf-8")
+
+
+def test_lineage_run_fail_without_exception(tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+
+    with lineage.lineage_run("validate_raw", default_file=events_file) as run:
+        run.fail("2 expectations failed")
+
+    assert [e["eventType"] for e in _events(events_file)] == ["START", "FAIL"]
+    assert _events(events_file)[1]["run"]["facets"]["errorMessage"]["message"] == (
+        "2 expectations failed"
+    )
+
+
+def test_cli_follows_airflow_transport_and_openlineage_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared.jsonl"
+    monkeypatch.setenv(
+        "AIRFLOW__OPENLINEAGE__TRANSPORT",
+        json.dumps({"type": "file", "log_file_path": str(shared), "append": True}),
+    )
+    with lineage.lineage_run("extract", default_file=tmp_path / "unused.jsonl"):
+        pass
+    assert len(_events(shared)) == 2
+    assert not (tmp_path / "unused.jsonl").exists()
+
+    monkeypatch.setenv("OPENLINEAGE_URL", "http://127.0.0.1:9/")
+    client, destination = lineage.lineage_client(tmp_path / "unused.jsonl")
+    assert client.transport.kind == "http"
+    assert destination == "http http://127.0.0.1:9/"
+    assert not (tmp_path / "unused.jsonl").exists()
+
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    assert lineage.lineage_client()[1] == "disabled"
+
+
+def test_unreachable_marquez_does_not_fail_the_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An openlineage.yml naming an HTTP endpoint on a closed loopback port (9, discard), no retries:
+    # every emit fails, and the step must still succeed.
+    config = tmp_path / "openlineage.yml"
+    config.write_text(
+        "transport:\n  type: http\n  url: http://127.0.0.1:9\n  timeout: 1\n"
+        "  retry:\n    total: 0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(config))
+
+    with lineage.lineage_run("transform") as run:
+        result = 42
+
+    assert result == 42 and run.error is None
+    assert run.destination == "http http://127.0.0.1:9"
+
+
+def test_cli_events_have_the_structure_marquez_needs(tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+    with lineage.lineage_run("transform", default_file=events_file) as run:
+        run.add(_sample_lineage())
+
+    complete = _events(events_file)[-1]
+    for key in ("eventTime", "producer", "schemaURL", "run", "job", "inputs", "outputs"):
+        assert key in complete
+    (raw,) = complete["inputs"]
+    assert raw["namespace"] == "file"
+    assert set(raw["facets"]) == {"schema"} and set(raw["inputFacets"]) == {"dataQualityMetrics"}
+    (staging,) = complete["outputs"]
+    assert set(staging["facets"]) == {"schema", "columnLineage"}
+    assert set(staging["outputFacets"]) == {"outputStatistics"}
+    for facet in (*raw["facets"].values(), *staging["outputFacets"].values()):
+        assert facet["_producer"] and facet["_schemaURL"].startswith("https://openlineage.io/spec/")
+
+
+@needs_reference
+def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+    with lineage.lineage_run("transform", default_file=events_file) as run:
+        run.add(_sample_lineage())
+        run.add(
+            lineage.StepLineage(
+                inputs=[
+                    lineage.input_dataset(
+                        "file",
+                        "staging/x",
+                        input_facets={
+                            "dataQualityAssertions": lineage.quality_assertions_facet(
+                                [lineage.AssertionResult("expect_x", False, "text", [1, 2])]
+                            )
+                        },
+                    )
+                ]
+            )
+        )
+        run.fail(RuntimeError("breach"))
+
+    events = _events(events_file)
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    for event in events:
+        assert validate_event(event, OUR_FACETS) == []
