@@ -113,7 +113,9 @@ class LocalStore:
         path = self._path(key)
         os.replace(self._write_temp(path, body), path)
 
-    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, path: Path, content_type: str = "application/octet-stream"
+    ) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -158,7 +160,9 @@ class LocalStore:
 
     def list(self, prefix: str) -> list[str]:
         base = self.root / prefix if prefix else self.root
-        start = base if base.is_dir() else base.parent
+        # S3 prefixes are plain strings: "raw/s=a" also matches "raw/s=ab/...", so a prefix that
+        # does not end at a directory boundary is searched from its parent.
+        start = base if not prefix or prefix.endswith("/") else base.parent
         if not start.is_dir():
             return []
         keys = []
@@ -208,7 +212,9 @@ class S3Store:
             Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
         )
 
-    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, path: Path, content_type: str = "application/octet-stream"
+    ) -> None:
         self.client.upload_file(
             str(path), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
         )

@@ -107,8 +107,9 @@ class FakeXApi(BaseAdapter):
         limits = self._take(endpoint)
         if limits is None:
             headers = self._limit_headers(endpoint)
-            return self._logged(request, url.path, params, 429, _problem("Too Many Requests"),
-                                headers)
+            return self._logged(
+                request, url.path, params, 429, _problem("Too Many Requests"), headers
+            )
         status, doc = self._answer(url.path, params)
         body = json.dumps(doc, separators=(",", ":")).encode()
         self.served.setdefault(url.path, []).append(body)
@@ -180,9 +181,7 @@ class FakeXApi(BaseAdapter):
         posts = [p for p in self.posts if p.author_id == user_id]
         return 200, self._page(posts, params, params.get("pagination_token"))
 
-    def _page(
-        self, posts: list[Post], params: dict[str, str], token: str | None
-    ) -> dict[str, Any]:
+    def _page(self, posts: list[Post], params: dict[str, str], token: str | None) -> dict[str, Any]:
         posts = sorted(posts, key=lambda p: p.id, reverse=True)
         if "since_id" in params:
             posts = [p for p in posts if p.id > int(params["since_id"])]
@@ -214,7 +213,9 @@ class FakeXApi(BaseAdapter):
             authors = sorted({p.author_id for p in chunk})
             names = {v: k for k, v in self.users.items()}
             doc["includes"] = {
-                "users": [{"id": a, "username": names[a], "name": names[a].title()} for a in authors]
+                "users": [
+                    {"id": a, "username": names[a], "name": names[a].title()} for a in authors
+                ]
             }
         return doc
 
