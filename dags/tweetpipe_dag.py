@@ -1,0 +1,159 @@
+"""tweetpipe: posts from the X API v2 into curated CSV, gated by Pandera and Great Expectations.
+
+Per source and data interval (one mapped task instance per source, so one account's breach is one
+red box and the other sources still publish):
+
+    extract -> validate_raw -> transform -> validate_curated -> publish
+
+then, for the whole run, ``build_docs`` publishes the Data Docs site (also after a failure, so the
+failure is documented) and ``all_sources_published`` fails the run when any source did not reach
+``curated/``.
+
+Only object keys and small summaries travel through XCom. Nothing heavy is imported here: each task
+imports ``etl.pipeline``, which imports the step it runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
+
+from etl.airflow_lineage import lineage_task
+
+_PIPELINE_YAML = str(Path(__file__).resolve().parent.parent / "pipeline.yaml")
+_SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.pipeline while the task runs
+
+default_args: dict[str, Any] = {
+    # Transient trouble (API outage, S3 hiccup) is retried with backoff; a quality breach raises
+    # AirflowFailException in etl.pipeline and is never retried.
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+params = {
+    "sources": Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Sources",
+        description="'account:NAME' or 'query:TEXT', one per line; empty: the config file's.",
+    ),
+    "config": Param(_PIPELINE_YAML, type="string", title="Pipeline config (pipeline.yaml)"),
+    "store": Param(
+        "",
+        type="string",
+        title="Store",
+        description="s3://bucket/prefix or a directory; empty: $TWEETPIPE_STORE, then the config.",
+    ),
+    "x_conn_id": Param("x_api_default", type="string", title="X API connection"),
+    "aws_conn_id": Param("aws_default", type="string", title="AWS connection"),
+}
+
+
+@dag(
+    dag_id="tweetpipe",
+    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    default_args=default_args,
+    params=params,
+    tags=["tweetpipe", "data-quality"],
+    doc_md=__doc__,
+)
+def tweetpipe() -> None:
+    @task
+    def plan_sources(params: dict[str, Any]) -> list[dict[str, str]]:
+        """List the sources of this run (the `sources` param, else `pipeline.yaml`); each one
+        becomes one mapped instance of the per-source tasks."""
+        from etl import pipeline
+
+        return pipeline.plan_sources(params)
+
+    @lineage_task(map_index_template=_SOURCE_LABEL)
+    def extract(
+        source: dict[str, str],
+        params: dict[str, Any],
+        data_interval_start: datetime,
+        data_interval_end: datetime,
+    ) -> dict[str, Any]:
+        """Fetch the source's posts for the data interval through the `x_api_default` connection
+        and land every response body unchanged under `raw/`, with a manifest; a rerun of the same
+        interval finds the landed window and fetches nothing."""
+        from etl import pipeline
+
+        return pipeline.extract(source, params, data_interval_start, data_interval_end)
+
+    @lineage_task(map_index_template=_SOURCE_LABEL)
+    def validate_raw(landed: dict[str, Any], params: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Quality gate 1: run the Great Expectations checkpoint on the landed pages' response
+        envelope. A breach fails this task (not retried) and stops the source here."""
+        from etl import pipeline
+
+        return pipeline.validate_raw(landed, params, run_id)
+
+    @lineage_task(map_index_template=_SOURCE_LABEL)
+    def transform(checked: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Flatten the raw pages into the curated CSV through the Pandera gate built from the data
+        contract; write the candidate to `staging/` and every rejected row, with its reason, to
+        `quarantine/`."""
+        from etl import pipeline
+
+        return pipeline.transform(checked, params)
+
+    @lineage_task(map_index_template=_SOURCE_LABEL)
+    def validate_curated(
+        staged: dict[str, Any], params: dict[str, Any], run_id: str
+    ) -> dict[str, Any]:
+        """Quality gate 2: run the Great Expectations checkpoint on the candidate in `staging/`
+        (contract columns, uniqueness, freshness, quarantined share). A breach fails this task
+        (not retried) and nothing reaches `curated/`."""
+        from etl import pipeline
+
+        return pipeline.validate_curated(staged, params, run_id)
+
+    @lineage_task(map_index_template=_SOURCE_LABEL)
+    def publish(audited: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Publish the audited candidate: copy exactly the bytes the checkpoint passed from
+        `staging/` to `curated/`, replacing the partition's previous version in one step."""
+        from etl import pipeline
+
+        return pipeline.publish(audited, params)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def build_docs(params: dict[str, Any]) -> dict[str, Any]:
+        """Build the Great Expectations Data Docs site from every validation result in the store
+        and publish it under `docs/`. Runs also when a gate failed, so the failure is shown."""
+        from etl import pipeline
+
+        return pipeline.build_docs(params)
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+    def all_sources_published() -> None:
+        """Fail the run when any source failed (a quality breach, or extraction after its
+        retries): Airflow decides a run's state by its last tasks, and `build_docs` succeeds
+        even then. Skipped when every source was published."""
+        from etl import pipeline
+
+        pipeline.fail_run()
+
+    @task_group
+    def per_source(source: dict[str, str]) -> Any:
+        """One source through write–audit–publish."""
+        landed = extract(source)
+        checked = validate_raw(landed)
+        staged = transform(checked)
+        audited = validate_curated(staged)
+        return publish(audited)
+
+    published = per_source.expand(source=plan_sources())
+    docs = build_docs()
+    published >> docs
+    [published, docs] >> all_sources_published()
+
+
+tweetpipe()

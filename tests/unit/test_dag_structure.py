@@ -1,0 +1,146 @@
+"""The DAG file parses cleanly, is shaped as documented, and imports nothing heavy.
+
+The DAG is parsed once, in a fresh interpreter with a throw-away ``AIRFLOW_HOME``: the parse must
+not depend on (or leak into) whatever this test session imported, and ``sys.modules`` there shows
+exactly what parsing the file pulled in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+
+_PARSE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(sys.argv[1])
+dag = bag.dags.get("tweetpipe")
+heavy = ("pandas", "great_expectations", "tweepy", "boto3", "pandera", "openlineage.client",
+         "etl.pipeline", "etl.quality", "etl.transform", "etl.extract")
+out = {
+    "import_errors": {str(k): v for k, v in bag.import_errors.items()},
+    "dag_ids": sorted(bag.dags),
+    "heavy_modules": sorted(m for m in heavy if m in sys.modules),
+}
+if dag is not None:
+    out["params"] = sorted(dag.params.keys())
+    out["timetable"] = type(dag.timetable).__name__
+    out["catchup"] = dag.catchup
+    out["tasks"] = {
+        t.task_id: {
+            "upstream": sorted(t.upstream_task_ids),
+            "trigger_rule": str(t.trigger_rule.value if hasattr(t.trigger_rule, "value")
+                                else t.trigger_rule),
+            "retries": t.retries,
+            "backoff": float(t.retry_exponential_backoff or 0),
+            "doc": bool((t.doc_md or t.doc or "").strip()),
+            "map_index_template": getattr(t, "map_index_template", None),
+            "mapped_group": type(t.task_group).__name__ if t.task_group else None,
+        }
+        for t in dag.tasks
+    }
+print("@@" + json.dumps(out))
+"""
+
+PER_SOURCE = [
+    "per_source.extract",
+    "per_source.validate_raw",
+    "per_source.transform",
+    "per_source.validate_curated",
+    "per_source.publish",
+]
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARSE, str(DAGS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(lines[-1][2:])
+    return result
+
+
+def test_dagbag_imports_without_errors(parsed: dict[str, Any]) -> None:
+    assert parsed["import_errors"] == {}
+    assert parsed["dag_ids"] == ["tweetpipe"]
+
+
+def test_parsing_imports_nothing_heavy(parsed: dict[str, Any]) -> None:
+    # Parse time stays well under a second only if the steps' libraries load in the tasks.
+    assert parsed["heavy_modules"] == []
+
+
+def test_tasks_and_flow(parsed: dict[str, Any]) -> None:
+    tasks = parsed["tasks"]
+
+    assert sorted(tasks) == sorted(
+        ["plan_sources", *PER_SOURCE, "build_docs", "all_sources_published"]
+    )
+    chain = ["plan_sources", *PER_SOURCE]
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert tasks[after]["upstream"] == [before], after
+    assert tasks["build_docs"]["upstream"] == ["per_source.publish"]
+    assert tasks["all_sources_published"]["upstream"] == ["build_docs", "per_source.publish"]
+
+
+def test_one_mapped_instance_per_source(parsed: dict[str, Any]) -> None:
+    for task_id in PER_SOURCE:
+        assert parsed["tasks"][task_id]["mapped_group"] == "MappedTaskGroup", task_id
+        # The UI labels each instance with the source's slug instead of a bare index.
+        assert parsed["tasks"][task_id]["map_index_template"] == "{{ tweetpipe_source }}"
+    assert parsed["tasks"]["build_docs"]["mapped_group"] in (None, "TaskGroup")
+
+
+def test_trigger_rules_document_failures_and_fail_the_run(parsed: dict[str, Any]) -> None:
+    tasks = parsed["tasks"]
+
+    assert tasks["build_docs"]["trigger_rule"] == "all_done"
+    assert tasks["all_sources_published"]["trigger_rule"] == "one_failed"
+    for task_id in ["plan_sources", *PER_SOURCE]:
+        assert tasks[task_id]["trigger_rule"] == "all_success", task_id
+
+
+def test_retries_back_off_exponentially(parsed: dict[str, Any]) -> None:
+    for task_id in PER_SOURCE:
+        assert parsed["tasks"][task_id]["retries"] >= 2, task_id
+        assert parsed["tasks"][task_id]["backoff"] > 1.0, task_id
+    # Failing the run is a verdict, not a transient error.
+    assert parsed["tasks"]["all_sources_published"]["retries"] == 0
+
+
+def test_every_task_is_documented(parsed: dict[str, Any]) -> None:
+    undocumented = [t for t, info in parsed["tasks"].items() if not info["doc"]]
+
+    assert undocumented == []
+
+
+def test_daily_interval_schedule_and_params(parsed: dict[str, Any]) -> None:
+    assert parsed["timetable"] == "CronTriggerTimetable"
+    assert parsed["catchup"] is False
+    assert parsed["params"] == ["aws_conn_id", "config", "sources", "store", "x_conn_id"]
