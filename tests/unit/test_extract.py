@@ -7,7 +7,7 @@ import logging
 import math
 import random
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -24,6 +24,9 @@ from etl.extract import (
 from etl.land import is_page_key, read_watermark, user_key
 from etl.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TOKEN = "unit-test-bearer-token-7f3a9c"
 BASE = "http://x-api.fake"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from etl.store import LocalStore, ObjectExistsError, S3Store, Store, open_store, sha256_hex
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 BUCKET = "tweetpipe-unit"
 
