@@ -67,7 +67,8 @@ class LocalAirflow:
         password: that user's password (kept out of ``repr``).
         directory: the directory holding everything below.
         home: ``AIRFLOW_HOME`` (SQLite database, airflow.cfg, the passwords file, task logs).
-        store_dir: the local-directory object store the DAG writes to.
+        store_dir: the local-directory object store the DAG writes to (``TWEETPIPE_STORE``).
+        lineage_file: where the OpenLineage events go (unless the environment says otherwise).
         log_dir: one log file per started process.
         pid_file: the JSON file naming every started process.
         emulator_urls: base URL of each emulator, by Airflow connection id.
@@ -79,6 +80,7 @@ class LocalAirflow:
     directory: Path
     home: Path
     store_dir: Path
+    lineage_file: Path
     log_dir: Path
     pid_file: Path
     emulator_urls: dict[str, str]
@@ -106,6 +108,7 @@ def _layout(directory: Path) -> dict[str, Path]:
         "home": root / "airflow-home",
         "store": root / "store",
         "logs": root / "logs",
+        "lineage": root / "lineage" / "events.jsonl",
         "pid_file": root / PID_FILE_NAME,
     }
 
@@ -138,15 +141,18 @@ def airflow_env(
     emulator_urls: Mapping[str, str],
     token: str,
     dags_folder: Path = DAGS_FOLDER,
+    scheduled_runs: bool = True,
 ) -> dict[str, str]:
     """The environment every Airflow process of the local instance runs with.
 
     Args:
-        layout: the paths from the instance directory (``home``, ``store``, ``root``).
+        layout: the paths from the instance directory (``home``, ``store``, ``root``, ``lineage``).
         port: the api-server port on 127.0.0.1.
         emulator_urls: emulator base URL by connection id (``x_api_default``, ``x_api_drift``).
         token: the bearer token the emulators accept; only ever passed in the environment.
         dags_folder: the DAG folder (default: this repository's ``dags/``).
+        scheduled_runs: False keeps the scheduler from creating runs on the DAG's schedule
+            (triggered runs still run).
 
     Returns:
         A copy of the current environment with the Airflow settings and connections added.
@@ -173,8 +179,17 @@ def airflow_env(
             "AIRFLOW__API__BASE_URL": base_url,
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(scheduled_runs),
+            "TWEETPIPE_STORE": str(layout["store"]),
             _MARKER: str(layout["root"]),
         }
+    )
+    # Lineage goes to a file next to the store unless the caller's environment sends it elsewhere.
+    env.setdefault(
+        "AIRFLOW__OPENLINEAGE__TRANSPORT",
+        json.dumps(
+            {"type": "file", "log_file_path": str(layout["lineage"]), "append": True},
+        ),
     )
     for conn_id, url in emulator_urls.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = _x_connection(url, token)
@@ -309,6 +324,7 @@ def start_local_airflow(
     port: int = DEFAULT_PORT,
     dags_folder: Path = DAGS_FOLDER,
     timeout: float = 180.0,
+    scheduled_runs: bool = True,
 ) -> LocalAirflow:
     """Start the emulators and the Airflow components in the background and wait until healthy.
 
@@ -317,6 +333,7 @@ def start_local_airflow(
         port: the api-server port on 127.0.0.1.
         dags_folder: the DAG folder (default: this repository's ``dags/``).
         timeout: seconds to wait for the database migration and for health, each.
+        scheduled_runs: False: only triggered runs run (tests trigger their own).
 
     Returns:
         Where the instance is and how to log in.
@@ -332,13 +349,16 @@ def start_local_airflow(
         )
     for key in ("home", "store", "logs"):
         layout[key].mkdir(parents=True, exist_ok=True)
+    layout["lineage"].parent.mkdir(parents=True, exist_ok=True)
     password = _password(layout["home"])
     started: list[_Started] = []
     url = f"http://127.0.0.1:{port}"
     try:
         base_env = airflow_env(layout, port, {}, "", dags_folder)
         emulator_urls = _start_emulators(base_env, layout["logs"], started, timeout)
-        env = airflow_env(layout, port, emulator_urls, _emulator_token(), dags_folder)
+        env = airflow_env(
+            layout, port, emulator_urls, _emulator_token(), dags_folder, scheduled_runs
+        )
         extra = {"url": url, "emulators": emulator_urls, "store": str(layout["store"])}
         _write_pids(layout["pid_file"], started, extra)
         _migrate(env, layout["logs"], timeout)
@@ -358,6 +378,7 @@ def start_local_airflow(
         directory=layout["root"],
         home=layout["home"],
         store_dir=layout["store"],
+        lineage_file=layout["lineage"],
         log_dir=layout["logs"],
         pid_file=layout["pid_file"],
         emulator_urls=emulator_urls,
@@ -493,7 +514,9 @@ def run_airflow_cli(args: argparse.Namespace) -> int:
         return 0
     started_at = time.monotonic()
     try:
-        inst = start_local_airflow(directory, port=args.port)
+        inst = start_local_airflow(
+            directory, port=args.port, scheduled_runs=not args.triggered_only
+        )
     except LocalAirflowError as exc:
         print(f"tweetpipe airflow up: {exc}", file=sys.stderr)
         return 1
@@ -505,6 +528,7 @@ def run_airflow_cli(args: argparse.Namespace) -> int:
         f"  store:     {inst.store_dir}  (Data Docs: {inst.store_dir / 'docs' / 'index.html'})\n"
         f"  emulators: x_api_default {inst.emulator_urls['x_api_default']}, "
         f"x_api_drift {inst.emulator_urls['x_api_drift']} (drift mode)\n"
+        f"  lineage:   {inst.lineage_file}\n"
         f"  logs:      {inst.log_dir}\n"
         f"  stop:      make airflow-down  (or tweetpipe airflow down --dir {args.dir})"
     )

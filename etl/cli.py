@@ -111,6 +111,11 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up = verbs.add_parser("up", help="start it in the background (127.0.0.1), print URL and login")
     up.add_argument("--dir", default="airflow-local", metavar="DIR", help="home, store and logs")
     up.add_argument("--port", type=int, default=8080, help="api-server port on 127.0.0.1")
+    up.add_argument(
+        "--triggered-only",
+        action="store_true",
+        help="no runs on the DAG's schedule, only the ones you trigger",
+    )
     up.set_defaults(handler=_cmd_airflow)
     down = verbs.add_parser("down", help="stop every process it started, by process id")
     down.add_argument("--dir", default="airflow-local", metavar="DIR")
