@@ -364,3 +364,53 @@ def test_token_is_in_no_log_record_message_or_landed_object(
     for key in store.list(""):
         assert TOKEN.encode() not in store.get(key), key
     assert TOKEN not in repr(_client(api))
+
+
+# --- command line: usage errors (exit 2, naming the input) ------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        ([], {"X_BEARER_TOKEN": "t"}, "no sources: give --account, --query or --config"),
+        (
+            ["--account", "a", "--start", "last week", "--end", "2024-05-02"],
+            {"X_BEARER_TOKEN": "t"},
+            "--start 'last week' is not an ISO 8601 time",
+        ),
+        (
+            ["--account", "a", "--start", "2024-05-01"],
+            {"X_BEARER_TOKEN": "t"},
+            "--start and --end go together",
+        ),
+        (
+            ["--account", "a", "--start", "2024-05-02", "--end", "2024-05-01"],
+            {"X_BEARER_TOKEN": "t"},
+            "is not before end",
+        ),
+        (["--account", "not a name"], {"X_BEARER_TOKEN": "t"}, "not a valid X username"),
+        (["--account", "a"], {}, "X_BEARER_TOKEN is not set"),
+        (
+            ["--config", "/nonexistent/pipeline.yaml"],
+            {"X_BEARER_TOKEN": "t"},
+            "cannot read pipeline config /nonexistent/pipeline.yaml",
+        ),
+    ],
+)
+def test_cli_usage_errors_exit_2(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from etl.cli import main
+
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["extract", "--store", str(tmp_path / "store"), *argv])
+
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
