@@ -29,7 +29,9 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "transform",
         help="raw X API v2 pages (JSON/JSONL files or directories) to curated CSV, gated",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="a JSON or JSONL file, or a directory")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="a JSON or JSONL file, or a directory"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--contract", metavar="FILE", help="curated contract (default: the bundled one)")
     p.set_defaults(handler=_cmd_transform)
@@ -47,7 +49,9 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--account", action="append", default=[], metavar="USERNAME")
     p.add_argument("--query", action="append", default=[], metavar="QUERY")
     p.add_argument("--config", metavar="FILE", help="pipeline.yaml with sources")
-    p.add_argument("--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory")
+    p.add_argument(
+        "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
+    )
     p.add_argument("--start", metavar="ISO", help="window start (inclusive), ISO 8601")
     p.add_argument("--end", metavar="ISO", help="window end (exclusive), ISO 8601")
     p.set_defaults(handler=_cmd_extract)
@@ -128,6 +132,50 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return run_airflow_cli(args)
 
 
+# --- contracts (lint, diff, docs for pull-request review) -------------------------------------
+def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("contracts", help="lint, diff and document the contracts in contracts/")
+    verbs = p.add_subparsers(dest="contracts_verb", required=True)
+    lint = verbs.add_parser("lint", help="check contracts against ODCS v3.1 and our rules")
+    lint.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or dirs (default: contracts/)"
+    )
+    lint.set_defaults(handler=_cmd_contracts_lint)
+    diff = verbs.add_parser("diff", help="classify the changes between two versions of contracts")
+    diff.add_argument("files", nargs="*", metavar="FILE", help="OLD NEW contract files")
+    diff.add_argument(
+        "--base", metavar="REF", help="compare the working tree with git revision REF"
+    )
+    diff.add_argument("--dir", metavar="DIR", help="contracts directory for --base (default: ours)")
+    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.set_defaults(handler=_cmd_contracts_diff)
+    docs = verbs.add_parser("docs", help="render the contracts as a static HTML site")
+    docs.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or dirs (default: contracts/)"
+    )
+    docs.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    docs.add_argument("--store", metavar="URL", help="also publish under docs/contracts/ there")
+    docs.set_defaults(handler=_cmd_contracts_docs)
+
+
+def _cmd_contracts_lint(args: argparse.Namespace) -> int:
+    from etl.contract_lint import run_lint_cli
+
+    return run_lint_cli(args)
+
+
+def _cmd_contracts_diff(args: argparse.Namespace) -> int:
+    from etl.contract_diff import run_diff_cli
+
+    return run_diff_cli(args)
+
+
+def _cmd_contracts_docs(args: argparse.Namespace) -> int:
+    from etl.contract_docs import run_docs_cli
+
+    return run_docs_cli(args)
+
+
 _ADDERS = (
     _add_transform,
     _add_extract,
@@ -135,6 +183,7 @@ _ADDERS = (
     _add_expectations,
     _add_demo,
     _add_airflow,
+    _add_contracts,
 )
 
 
