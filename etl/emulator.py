@@ -1,0 +1,807 @@
+"""A faithful X API v2 emulator on loopback, for the demo and the tests.
+
+It serves the four read endpoints the pipeline uses from a deterministic :class:`Corpus`:
+
+- ``GET /2/users/by/username/{username}``
+- ``GET /2/users/{id}/tweets`` (user timeline, reaching back ``corpus.timeline_cap`` posts)
+- ``GET /2/tweets/search/recent``
+- ``GET /2/tweets?ids=...`` (lookup)
+
+with the real API's parameters (``max_results``, ``pagination_token``/``next_token``,
+``since_id``, ``until_id``, ``start_time``, ``end_time``, ``tweet.fields``, ``expansions``,
+``user.fields``), response shape (``data``/``includes``/``meta``/``errors``, compact JSON, only
+the requested fields), bearer-token auth (401 Problem), per-endpoint rate limits with the
+``x-rate-limit-*`` headers (429 Problem) and switchable :class:`Faults`. It binds 127.0.0.1 only,
+records every request without its ``Authorization`` header, and keeps the exact bytes it served.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from etl._corpus import Corpus, QueryError
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "DEMO_TOKEN",
+    "Corpus",
+    "EmulatorServer",
+    "Faults",
+    "RequestRecord",
+    "run_emulator_cli",
+    "start_emulator",
+]
+
+# A harmless demo value, deliberately not shaped like a real X bearer token.
+DEMO_TOKEN = "tweetpipe-emulator-demo-token"
+
+# Requests per 15-minute window with app-only auth, as the X developer docs list them.
+DEFAULT_RATE_LIMITS = {
+    "users_by_username": 300,
+    "users_tweets": 1500,
+    "tweets_search_recent": 450,
+    "tweets_lookup": 3500,
+}
+_TWEET_FIELDS = frozenset(
+    "article attachments author_id card_uri community_id context_annotations conversation_id "
+    "created_at display_text_range edit_controls edit_history_tweet_ids entities geo id "
+    "in_reply_to_user_id lang media_metadata non_public_metrics note_tweet organic_metrics "
+    "possibly_sensitive promoted_metrics public_metrics referenced_tweets reply_settings scopes "
+    "source suggested_source_links suggested_source_links_with_counts text withheld".split()
+)
+_USER_FIELDS = frozenset(
+    "affiliation confirmed_email connection_status created_at description entities id "
+    "is_identity_verified location most_recent_tweet_id name parody pinned_tweet_id "
+    "profile_banner_url profile_image_url protected public_metrics receives_your_dm subscription "
+    "subscription_type url username verified verified_followers_count verified_type "
+    "withheld".split()
+)
+_TWEET_EXPANSIONS = frozenset(
+    "article.cover_media article.media_entities attachments.media_keys "
+    "attachments.media_source_tweet attachments.poll_ids author_id edit_history_tweet_ids "
+    "entities.mentions.username geo.place_id in_reply_to_user_id entities.note.mentions.username "
+    "referenced_tweets.id referenced_tweets.id.attachments.media_keys "
+    "referenced_tweets.id.author_id".split()
+)
+_USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
+_DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
+_DEFAULT_USER_FIELDS = ("id", "name", "username")
+_ID_RE = re.compile(r"^[0-9]{1,19}$")
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_PROBLEMS = "https://api.twitter.com/2/problems/"
+_DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
+
+
+class _HttpProblem(Exception):
+    """An error answer: status and a Problem body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("detail", ""))
+        self.status = status
+        self.body = body
+
+
+def _invalid(parameter: str, value: str, message: str) -> _HttpProblem:
+    return _HttpProblem(
+        400,
+        {
+            "errors": [{"parameters": {parameter: [value]}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": f"{_PROBLEMS}invalid-request",
+        },
+    )
+
+
+def _generic(status: int, title: str) -> dict[str, Any]:
+    return {"title": title, "detail": title, "type": "about:blank", "status": status}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault modes, all off by default. Counts are per endpoint kind (lookup, timeline, ...).
+
+    Attributes:
+        server_errors: the first N requests of each endpoint kind answer 503, then it recovers.
+        connection_resets: the first N requests of each kind get the socket reset, no response.
+        truncated: the first N 200 responses of each kind have their body cut in half
+            (``Content-Length`` matches the cut body, so the client sees complete, invalid JSON).
+        slow_seconds: real delay before each response.
+        partial_errors: 200 pages carry a top-level ``errors`` array beside ``data``: the first
+            referenced post of each timeline/search page is reported not authorized; lookups
+            always report missing ids.
+        drift: ``None``, ``"new_field"`` (an unknown field on every post), ``"missing_field"``
+            (``public_metrics`` absent), ``"changed_type"`` (``edit_controls.edits_remaining``
+            and the ``public_metrics`` counts as strings), or ``"breach"`` (every third post
+            lacks ``created_at``: enough for the curated gate to fail).
+    """
+
+    server_errors: int = 0
+    connection_resets: int = 0
+    truncated: int = 0
+    slow_seconds: float = 0.0
+    partial_errors: bool = False
+    drift: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.drift not in _DRIFTS:
+            raise ValueError(f"drift must be one of {_DRIFTS}, got {self.drift!r}")
+        counts = (self.server_errors, self.connection_resets, self.truncated, self.slow_seconds)
+        if min(counts) < 0:
+            raise ValueError(f"fault counts and delays must be >= 0: {self}")
+
+    @classmethod
+    def parse(cls, specs: list[str]) -> Faults:
+        """Faults from CLI specs.
+
+        Args:
+            specs: items like ``5xx=3``, ``reset=2``, ``truncate=1``, ``slow=0.2``,
+                ``partial-errors``, ``drift=new_field`` (``missing_field``, ``changed_type``,
+                ``breach``).
+
+        Returns:
+            The faults.
+
+        Raises:
+            ValueError: a spec is unknown or its value is malformed (the message names it).
+        """
+        values: dict[str, Any] = {}
+        names = {"5xx": "server_errors", "reset": "connection_resets", "truncate": "truncated"}
+        for spec in specs:
+            key, sep, value = spec.partition("=")
+            try:
+                if key in names and sep:
+                    values[names[key]] = int(value)
+                elif key == "slow" and sep:
+                    values["slow_seconds"] = float(value)
+                elif key == "partial-errors" and not sep:
+                    values["partial_errors"] = True
+                elif key == "drift" and sep:
+                    values["drift"] = value
+                else:
+                    raise ValueError("unknown fault")
+                cls(**{k: v for k, v in values.items()})
+            except ValueError as exc:
+                raise ValueError(
+                    f"fault {spec!r}: {exc}; expected 5xx=N, reset=N, truncate=N, slow=SECONDS, "
+                    f"partial-errors or drift=new_field|missing_field|changed_type|breach"
+                ) from None
+        return cls(**values)
+
+    def describe(self) -> str:
+        """The active faults as CLI specs (empty when none)."""
+        return ", ".join(
+            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name)
+        )
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the emulator saw and answered it. Never holds the Authorization header.
+
+    Attributes:
+        method: HTTP method.
+        path: URL path.
+        params: query parameters (last value of each).
+        kind: endpoint kind (``users_by_username``, ``users_tweets``, ``tweets_search_recent``,
+            ``tweets_lookup``) or ``unknown``.
+        status: HTTP status sent, or 0 when the connection was reset instead.
+        headers: response headers sent.
+        body: the exact response body bytes sent.
+        fault: the fault applied (``5xx``, ``reset``, ``truncate``) or None.
+    """
+
+    method: str
+    path: str
+    params: dict[str, str]
+    kind: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    fault: str | None = None
+
+
+@dataclass
+class _Window:
+    reset_at: float
+    used: int = 0
+
+
+class _State:
+    """Mutable server state, guarded by one lock."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        token: str,
+        faults: Faults,
+        limits: dict[str, int],
+        rate_window: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.corpus = corpus
+        self.token = token
+        self.faults = faults
+        self.limits = limits
+        self.rate_window = rate_window
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.log: list[RequestRecord] = []
+        self.windows: dict[str, _Window] = {}
+        self.seen: dict[tuple[str, str], int] = {}
+
+    def count(self, what: str, kind: str) -> int:
+        """How many times ``what`` happened for ``kind`` before (then counts this one)."""
+        with self.lock:
+            n = self.seen.get((what, kind), 0)
+            self.seen[(what, kind)] = n + 1
+            return n
+
+    def take(self, kind: str) -> tuple[bool, dict[str, str]]:
+        """Consume one request of the kind's quota: (allowed, rate-limit headers)."""
+        now = self.clock()
+        limit = self.limits[kind]
+        with self.lock:
+            window = self.windows.get(kind)
+            if window is None or now >= window.reset_at:
+                window = self.windows[kind] = _Window(reset_at=now + self.rate_window)
+            allowed = window.used < limit
+            if allowed:
+                window.used += 1
+            headers = {
+                "x-rate-limit-limit": str(limit),
+                "x-rate-limit-remaining": str(limit - window.used),
+                "x-rate-limit-reset": str(math.ceil(window.reset_at)),
+            }
+        return allowed, headers
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# --- request parsing ------------------------------------------------------------------------------
+def _csv(params: dict[str, str], name: str, allowed: frozenset[str]) -> list[str] | None:
+    if name not in params:
+        return None
+    values = params[name].split(",")
+    for v in values:
+        if v not in allowed:
+            raise _invalid(
+                name,
+                v,
+                f"The `{name}` query parameter value [{v}] is not one of "
+                f"[{','.join(sorted(allowed))}]",
+            )
+    return values
+
+
+def _time(params: dict[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise _invalid(name, raw, f"Invalid '{name}':'{raw}'. '{name}' must be an RFC 3339 time")
+    return when
+
+
+def _tweet_id(params: dict[str, str], name: str) -> str | None:
+    raw = params.get(name)
+    if raw is not None and not _ID_RE.match(raw):
+        raise _invalid(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
+    return raw
+
+
+def _max_results(params: dict[str, str], low: int, high: int, default: int) -> int:
+    raw = params.get("max_results", str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _invalid(
+            "max_results",
+            raw,
+            f"The `max_results` query parameter value [{raw}] is not between {low} and {high}",
+        )
+    return int(raw)
+
+
+def _token_encode(tweet_id: str) -> str:
+    n, out = int(tweet_id), ""
+    while n:
+        n, r = divmod(n, 36)
+        out = "0123456789abcdefghijklmnopqrstuvwxyz"[r] + out
+    return "7140" + out
+
+
+def _token_decode(name: str, raw: str) -> int:
+    try:
+        if not raw.startswith("7140"):
+            raise ValueError(raw)
+        return int(raw[4:], 36)
+    except ValueError:
+        raise _invalid(
+            name, raw, f"The `{name}` query parameter value [{raw}] is not a valid token"
+        ) from None
+
+
+# --- response building ----------------------------------------------------------------------------
+class _Renderer:
+    """Builds a response body from corpus objects, honouring field selection and faults."""
+
+    def __init__(self, state: _State, params: dict[str, str], expansions: frozenset[str]) -> None:
+        self.corpus = state.corpus
+        self.faults = state.faults
+        self.tweet_fields = _csv(params, "tweet.fields", _TWEET_FIELDS) or []
+        self.user_fields = _csv(params, "user.fields", _USER_FIELDS) or []
+        self.expansions = set(_csv(params, "expansions", expansions) or [])
+
+    def tweet(self, full: dict[str, Any], *, top: bool = True) -> dict[str, Any]:
+        keep = set(_DEFAULT_TWEET_FIELDS) | set(self.tweet_fields)
+        out = {k: v for k, v in full.items() if k in keep}
+        if top:
+            self._drift(out)
+        return out
+
+    def user(self, full: dict[str, Any]) -> dict[str, Any]:
+        keep = set(_DEFAULT_USER_FIELDS) | set(self.user_fields)
+        return {k: v for k, v in full.items() if k in keep}
+
+    def _drift(self, tweet: dict[str, Any]) -> None:
+        drift = self.faults.drift
+        if drift == "new_field":
+            tweet["community_note_status"] = {"state": "none", "rated": False}
+        elif drift == "missing_field":
+            tweet.pop("public_metrics", None)
+        elif drift == "changed_type":
+            if "edit_controls" in tweet:
+                ec = tweet["edit_controls"]
+                tweet["edit_controls"] = {**ec, "edits_remaining": str(ec["edits_remaining"])}
+            if "public_metrics" in tweet:
+                tweet["public_metrics"] = {k: str(v) for k, v in tweet["public_metrics"].items()}
+        elif drift == "breach" and int(tweet["id"]) % 3 == 0:
+            tweet.pop("created_at", None)
+
+    def tweets_page(self, tweets: list[dict[str, Any]], unavailable: set[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if tweets:
+            body["data"] = [self.tweet(t) for t in tweets]
+        users: dict[str, dict[str, Any]] = {}
+        refs: dict[str, dict[str, Any]] = {}
+        for t in tweets:
+            self._expand(t, users, refs, unavailable)
+        if users or refs:
+            body["includes"] = {}
+            if users:
+                body["includes"]["users"] = [self.user(u) for u in users.values()]
+            if refs:
+                body["includes"]["tweets"] = [self.tweet(r, top=False) for r in refs.values()]
+        return body
+
+    def _expand(
+        self,
+        tweet: dict[str, Any],
+        users: dict[str, dict[str, Any]],
+        refs: dict[str, dict[str, Any]],
+        unavailable: set[str],
+    ) -> None:
+        user_ids = self._expanded_user_ids(tweet)
+        for ref in tweet.get("referenced_tweets", []):
+            found = self.corpus.tweet(ref["id"])
+            if found is None or ref["id"] in unavailable:
+                continue
+            if "referenced_tweets.id" in self.expansions:
+                refs.setdefault(ref["id"], found)
+            if "referenced_tweets.id.author_id" in self.expansions:
+                user_ids.append(found["author_id"])
+        for uid in user_ids:
+            user = self.corpus.user_by_id(uid)
+            if user is not None:
+                users.setdefault(uid, user)
+
+    def _expanded_user_ids(self, tweet: dict[str, Any]) -> list[str]:
+        ids = []
+        if "author_id" in self.expansions:
+            ids.append(tweet["author_id"])
+        if "in_reply_to_user_id" in self.expansions and "in_reply_to_user_id" in tweet:
+            ids.append(tweet["in_reply_to_user_id"])
+        if "entities.mentions.username" in self.expansions:
+            ids.extend(m["id"] for m in tweet.get("entities", {}).get("mentions", []))
+        return ids
+
+
+def _not_found(resource: str, parameter: str, value: str) -> dict[str, Any]:
+    return {
+        "value": value,
+        "detail": f"Could not find {resource} with {parameter}: [{value}].",
+        "title": "Not Found Error",
+        "resource_type": resource,
+        "parameter": parameter,
+        "resource_id": value,
+        "type": f"{_PROBLEMS}resource-not-found",
+    }
+
+
+def _not_authorized(tweet_id: str) -> dict[str, Any]:
+    return {
+        "value": tweet_id,
+        "detail": f"Sorry, you are not authorized to see the Post with referenced_tweets.id: "
+        f"[{tweet_id}].",
+        "title": "Authorization Error",
+        "resource_type": "tweet",
+        "parameter": "referenced_tweets.id",
+        "resource_id": tweet_id,
+        "section": "includes",
+        "type": f"{_PROBLEMS}not-authorized-for-resource",
+    }
+
+
+def _page(
+    state: _State,
+    params: dict[str, str],
+    tweets: list[dict[str, Any]],
+    *,
+    token_param: str,
+    low: int,
+) -> dict[str, Any]:
+    """One page of a timeline or search result (tweets already filtered, newest first)."""
+    size = _max_results(params, low, 100, 10)
+    render = _Renderer(state, params, _TWEET_EXPANSIONS)
+    if token_param in params:
+        cursor = _token_decode(token_param, params[token_param])
+        tweets = [t for t in tweets if int(t["id"]) <= cursor]
+    page, rest = tweets[:size], tweets[size:]
+    unavailable: set[str] = set()
+    if state.faults.partial_errors:
+        first_ref = next(
+            (t["referenced_tweets"][0]["id"] for t in page if "referenced_tweets" in t), None
+        )
+        if first_ref is not None:
+            unavailable.add(first_ref)
+    body = render.tweets_page(page, unavailable)
+    if unavailable:
+        body["errors"] = [_not_authorized(i) for i in sorted(unavailable)]
+    meta: dict[str, Any] = {"result_count": len(page)}
+    if page:
+        meta = {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"], **meta}
+    if rest:
+        meta["next_token"] = _token_encode(rest[0]["id"])
+    body["meta"] = meta
+    return body
+
+
+def _window(params: dict[str, str], tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    start, end = _time(params, "start_time"), _time(params, "end_time")
+    if start is not None and end is not None and end <= start:
+        raise _invalid("end_time", params["end_time"], "'end_time' must be after 'start_time'")
+    since, until = _tweet_id(params, "since_id"), _tweet_id(params, "until_id")
+    # since_id/until_id take precedence over the times, as the document says.
+    return Corpus.window(
+        tweets,
+        None if since else start,
+        None if until else end,
+        since,
+        until,
+    )
+
+
+def _users_by_username(state: _State, params: dict[str, str], username: str) -> dict[str, Any]:
+    if not _USERNAME_RE.match(username):
+        raise _invalid(
+            "username", username, f"The `username` path parameter value [{username}] is invalid"
+        )
+    render = _Renderer(state, params, _USER_EXPANSIONS)
+    user = state.corpus.user_by_username(username)
+    if user is None:
+        return {"errors": [_not_found("user", "username", username)]}
+    body: dict[str, Any] = {"data": render.user(user)}
+    pinned = state.corpus.tweet(user.get("pinned_tweet_id", ""))
+    if "pinned_tweet_id" in render.expansions and pinned is not None:
+        body["includes"] = {"tweets": [render.tweet(pinned, top=False)]}
+    return body
+
+
+def _users_tweets(state: _State, params: dict[str, str], user_id: str) -> dict[str, Any]:
+    if not _ID_RE.match(user_id):
+        raise _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is invalid")
+    excluded = set(_csv(params, "exclude", frozenset({"replies", "retweets"})) or [])
+    user = state.corpus.user_by_id(user_id)
+    if user is None:
+        _max_results(params, 5, 100, 10)
+        return {"errors": [_not_found("user", "id", user_id)]}
+    tweets = [
+        t
+        for t in state.corpus.timeline(user_id)
+        if not ("retweets" in excluded and _ref_type(t) == "retweeted")
+        and not ("replies" in excluded and _ref_type(t) == "replied_to")
+    ]
+    return _page(state, params, _window(params, tweets), token_param="pagination_token", low=5)
+
+
+def _ref_type(tweet: dict[str, Any]) -> str:
+    return str((tweet.get("referenced_tweets") or [{"type": ""}])[0]["type"])
+
+
+def _search_recent(state: _State, params: dict[str, str]) -> dict[str, Any]:
+    query = params.get("query")
+    if not query:
+        raise _invalid("query", "", "The `query` query parameter can not be empty")
+    try:
+        tweets = state.corpus.search(query)
+    except QueryError as exc:
+        raise _invalid("query", query, str(exc)) from None
+    if "pagination_token" in params and "next_token" not in params:
+        params = {**params, "next_token": params["pagination_token"]}
+    return _page(state, params, _window(params, tweets), token_param="next_token", low=10)
+
+
+def _tweets_lookup(state: _State, params: dict[str, str]) -> dict[str, Any]:
+    raw = params.get("ids", "")
+    ids = raw.split(",") if raw else []
+    if not 1 <= len(ids) <= 100 or not all(_ID_RE.match(i) for i in ids):
+        raise _invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
+    render = _Renderer(state, params, _TWEET_EXPANSIONS)
+    found = [t for t in (state.corpus.tweet(i) for i in ids) if t is not None]
+    body = render.tweets_page(found, set())
+    missing = [i for i in ids if state.corpus.tweet(i) is None]
+    if missing:
+        body["errors"] = [_not_found("tweet", "ids", i) for i in missing]
+    return body
+
+
+_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^/2/users/by/username/([^/]+)$"), "users_by_username"),
+    (re.compile(r"^/2/users/([^/]+)/tweets$"), "users_tweets"),
+    (re.compile(r"^/2/tweets/search/recent$"), "tweets_search_recent"),
+    (re.compile(r"^/2/tweets$"), "tweets_lookup"),
+)
+
+
+def _route(path: str) -> tuple[str, str]:
+    for pattern, kind in _ROUTES:
+        m = pattern.match(path)
+        if m:
+            return kind, unquote(m.group(1)) if m.groups() else ""
+    return "unknown", ""
+
+
+def _dispatch(state: _State, kind: str, arg: str, params: dict[str, str]) -> dict[str, Any]:
+    if kind == "users_by_username":
+        return _users_by_username(state, params, arg)
+    if kind == "users_tweets":
+        return _users_tweets(state, params, arg)
+    if kind == "tweets_search_recent":
+        return _search_recent(state, params)
+    return _tweets_lookup(state, params)
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "tweetpipe-emulator"
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # idle keep-alive connections end, so stop() leaves nothing hanging for long
+    state: _State  # set on the per-server subclass
+
+    def version_string(self) -> str:
+        """The ``Server`` header."""
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silent: the request log is :attr:`EmulatorServer.request_log`."""
+
+    def do_GET(self) -> None:
+        """Answer one GET request."""
+        url = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        kind, arg = _route(url.path)
+        status, body, headers, fault = self._answer(kind, arg, params)
+        if fault == "reset":
+            self._reset()
+        else:
+            if self.state.faults.slow_seconds:
+                time.sleep(self.state.faults.slow_seconds)
+            self._send(status, body, headers)
+        record = RequestRecord("GET", url.path, params, kind, status, headers, body, fault)
+        with self.state.lock:
+            self.state.log.append(record)
+
+    def _answer(
+        self, kind: str, arg: str, params: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str], str | None]:
+        state = self.state
+        problem_type = "application/problem+json"
+        if self.headers.get("Authorization", "") != f"Bearer {state.token}":
+            body = _dumps(_generic(401, "Unauthorized"))
+            return 401, body, {"content-type": problem_type}, None
+        if kind == "unknown":
+            return 404, _dumps(_generic(404, "Not Found")), {"content-type": problem_type}, None
+        allowed, headers = state.take(kind)
+        if not allowed:
+            body = _dumps(_generic(429, "Too Many Requests"))
+            return 429, body, {"content-type": problem_type, **headers}, None
+        if state.count("reset", kind) < state.faults.connection_resets:
+            return 0, b"", headers, "reset"
+        if state.count("5xx", kind) < state.faults.server_errors:
+            body = _dumps(_generic(503, "Service Unavailable"))
+            return 503, body, {"content-type": problem_type, **headers}, "5xx"
+        try:
+            payload = _dumps(_dispatch(state, kind, arg, params))
+        except _HttpProblem as exc:
+            return exc.status, _dumps(exc.body), {"content-type": problem_type, **headers}, None
+        headers = {"content-type": "application/json; charset=utf-8", **headers}
+        if state.count("truncate", kind) < state.faults.truncated:
+            return 200, payload[: len(payload) // 2], headers, "truncate"
+        return 200, payload, headers, None
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset, not EOF.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class EmulatorServer:
+    """A running emulator (background thread on 127.0.0.1).
+
+    Attributes:
+        base_url: ``http://127.0.0.1:PORT``.
+        corpus: the corpus it serves.
+        faults: the active fault modes.
+    """
+
+    def __init__(self, httpd: _Server, state: _State) -> None:
+        self._httpd = httpd
+        self._state = state
+        self.corpus = state.corpus
+        self.faults = state.faults
+        host, port = httpd.server_address[:2]
+        self.base_url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """Every request answered so far, in order (a copy)."""
+        with self._state.lock:
+            return list(self._state.log)
+
+    @property
+    def served_bodies(self) -> list[bytes]:
+        """The exact body bytes of every response, in request order."""
+        return [r.body for r in self.request_log]
+
+    def clear_log(self) -> None:
+        """Forget the requests recorded so far (quotas and fault counters stay)."""
+        with self._state.lock:
+            self._state.log.clear()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> EmulatorServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator(
+    *,
+    seed: int = 42,
+    port: int = 0,
+    token: str = DEMO_TOKEN,
+    faults: Faults | None = None,
+    rate_limit: int | None = None,
+    rate_window: float = 900.0,
+    clock: Callable[[], float] = time.time,
+    corpus: Corpus | None = None,
+) -> EmulatorServer:
+    """Start an emulator in a background thread on 127.0.0.1.
+
+    Args:
+        seed: corpus seed (ignored when ``corpus`` is given).
+        port: TCP port; 0 picks a free one.
+        token: the bearer token it accepts.
+        faults: fault modes (default: none).
+        rate_limit: requests per window for every endpoint; None uses the real API's limits.
+        rate_window: rate-limit window in seconds.
+        clock: epoch seconds, for the rate-limit windows and ``x-rate-limit-reset``.
+        corpus: the corpus to serve (default: ``Corpus(seed)``).
+
+    Returns:
+        The running server; stop it with :meth:`EmulatorServer.stop` or a ``with`` block.
+    """
+    if rate_limit is not None and rate_limit < 1:
+        raise ValueError(f"rate_limit must be >= 1, got {rate_limit}")
+    if rate_window <= 0:
+        raise ValueError(f"rate_window must be > 0, got {rate_window}")
+    limits = {k: rate_limit or v for k, v in DEFAULT_RATE_LIMITS.items()}
+    state = _State(corpus or Corpus(seed), token, faults or Faults(), limits, rate_window, clock)
+    handler = type("_BoundHandler", (_Handler,), {"state": state})
+    httpd = _Server(("127.0.0.1", port), handler)
+    return EmulatorServer(httpd, state)
+
+
+def run_emulator_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe emulator``: serve on 127.0.0.1 until SIGINT or SIGTERM.
+
+    Args:
+        args: parsed ``--port --seed --token --fault --rate-limit --rate-window``.
+
+    Returns:
+        0 after a clean stop, 1 when the port cannot be bound.
+    """
+    from etl.cli import UsageError
+
+    try:
+        faults = Faults.parse(list(args.fault))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    token = args.token or DEMO_TOKEN
+    try:
+        server = start_emulator(
+            seed=args.seed,
+            port=args.port,
+            token=token,
+            faults=faults,
+            rate_limit=args.rate_limit,
+            rate_window=args.rate_window,
+        )
+    except OSError as exc:
+        print(f"tweetpipe emulator: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    print(f"X API v2 emulator on {server.base_url} (seed {args.seed})", flush=True)
+    print(f"X_API_BASE_URL={server.base_url}", flush=True)
+    if token == DEMO_TOKEN:
+        print(f"X_BEARER_TOKEN={DEMO_TOKEN}", flush=True)
+    if faults.describe():
+        print(f"faults: {faults.describe()}", flush=True)
+    while not stopped.wait(0.5):
+        pass
+    server.stop()
+    return 0
