@@ -163,6 +163,10 @@ def airflow_env(
     env.update(
         {
             "PATH": os.pathsep.join([venv_bin, env.get("PATH", "")]),
+            # The DAG imports etl; make it this checkout's even without an editable install.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+            ),
             "AIRFLOW_HOME": str(layout["home"]),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -196,7 +200,9 @@ def airflow_env(
     return env
 
 
-def _spawn(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> _Started:
+def _spawn(
+    name: str, argv: list[str], env: Mapping[str, str], log_dir: Path, stdout: bool = True
+) -> _Started:
     import psutil
 
     log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here on
@@ -206,8 +212,8 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) ->
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=log if stdout else subprocess.DEVNULL,
+            stderr=log,
             env=dict(env),
             cwd=str(log_dir.parent),
             start_new_session=True,
@@ -306,7 +312,8 @@ def _start_emulators(
     for conn_id, fault in modes.items():
         port = free_port()
         argv = [sys.executable, "-m", "etl.cli", "emulator", "--port", str(port), *fault]
-        proc = _spawn(f"emulator-{conn_id}", argv, env, log_dir)
+        # The emulator's banner on stdout names the demo token; only its errors are kept.
+        proc = _spawn(f"emulator-{conn_id}", argv, env, log_dir, stdout=False)
         started.append(proc)
         _wait_port(port, proc, log_dir, timeout)
         urls[conn_id] = f"http://127.0.0.1:{port}"
