@@ -44,6 +44,7 @@ METRICS_SINCE = datetime(2022, 12, 15, tzinfo=UTC)
 NOTE_TWEET_SINCE = datetime(2023, 2, 9, tzinfo=UTC)
 _EDIT_WINDOW = timedelta(hours=1)
 _TRUNCATE_AT = 270
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _HANDLES = (
     "ada_builds",
@@ -144,6 +145,7 @@ class _Post:
     hashtags: tuple[str, ...]
     mentions: tuple[str, ...]
     lang: str
+    links: tuple[tuple[str, str], ...] = ()  # (t.co url in the text, expanded url)
 
 
 def snowflake(when: datetime, sequence: int) -> int:
@@ -156,8 +158,11 @@ def snowflake(when: datetime, sequence: int) -> int:
     Returns:
         The id; for any date after 2010-11 it is above 2**53.
     """
-    ms = int(when.timestamp() * 1000) - TWITTER_EPOCH_MS
-    return (ms << 22) | (1 << 17) | (sequence & 0xFFF)
+    ms = (when - _EPOCH) // timedelta(milliseconds=1) - TWITTER_EPOCH_MS
+    # Worker and sequence bits vary like the real ones do, so the low bits are not all zero and
+    # a float (53-bit mantissa) cannot hold the id exactly.
+    worker = (ms * 7919) % 1024
+    return (ms << 22) | (worker << 12) | ((ms * 37 + sequence) & 0xFFF)
 
 
 def format_time(when: datetime) -> str:
@@ -286,7 +291,8 @@ class Corpus:
             query: a recent-search query.
             start_time: window start, inclusive.
             end_time: window end, exclusive.
-            since_id: only posts with a greater id.
+            since_id: only posts with a greater id (for a timeline it overrides ``start_time``,
+                as the API document says).
             timeline_cap: apply the timeline's reach (only what the API can serve).
 
         Returns:
@@ -299,6 +305,8 @@ class Corpus:
             if user is None:
                 return []
             tweets = self.timeline(user["id"]) if timeline_cap else self.tweets_of(user["id"])
+            if since_id is not None:
+                start_time = None  # the timeline document: since_id takes precedence
         else:
             tweets = self.search(query or "")
         return [t["id"] for t in self.window(tweets, start_time, end_time, since_id)]
@@ -368,7 +376,8 @@ class Corpus:
             self._posts[post.id] = post
             self._order.append(post)
             tweet = self._render(post)
-            self._maybe_edit(tweet, post, used_ids)
+            if post.created + _EDIT_WINDOW < end:
+                self._maybe_edit(tweet, post, used_ids)
             self._tweets[tweet["id"]] = tweet
             self._by_author[self.users[author]["id"]].append(tweet["id"])
         for uid, ids in self._by_author.items():
@@ -400,13 +409,29 @@ class Corpus:
             ref_author = self.users[ref.author]["username"]
             body = f"RT @{ref_author}: {ref.full_text}"
             return _Post(
-                tid, author, created, body, kind, ref.id, ref.hashtags, (ref_author,), ref.lang
+                tid,
+                author,
+                created,
+                body,
+                kind,
+                ref.id,
+                ref.hashtags,
+                (ref_author,),
+                ref.lang,
+                ref.links,
             )
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(4, 14)))
         parts = [" ".join(f"@{m}" for m in mentions), words.capitalize()]
         if rng.random() < 0.35:
             parts.append(rng.choice(_EXTRAS))
         parts.extend(f"#{t}" for t in tags)
+        links: tuple[tuple[str, str], ...] = ()
+        if rng.random() < 0.12:
+            page = (
+                f"https://blog.example.com/{rng.choice(_WORDS)}/{rng.randrange(1, 999)}?ref=x&s=1"
+            )
+            links = ((f"https://t.co/{_short(tid)}", page),)
+            parts.append(links[0][0])
         if created >= NOTE_TWEET_SINCE and rng.random() < 0.05:
             parts.append(" ".join(rng.choice(_WORDS) for _ in range(70)))
         if kind == "replied_to" and ref is not None:
@@ -416,9 +441,8 @@ class Corpus:
                 parts[0] = f"@{ref_author} {parts[0]}".strip()
         text = " ".join(p for p in parts if p)
         lang = rng.choice(_LANGS)
-        return _Post(
-            tid, author, created, text, kind, ref.id if ref else None, tags, mentions, lang
-        )
+        ref_id = ref.id if ref else None
+        return _Post(tid, author, created, text, kind, ref_id, tags, mentions, lang, links)
 
     def _tail(self) -> list[_Post]:
         # Reference recent posts only: keeps generation linear and references plausible.
@@ -429,12 +453,19 @@ class Corpus:
         user = self.users[post.author]
         full = post.full_text
         is_long = len(full) > 280 and post.kind != "retweeted"
-        shown = full[:_TRUNCATE_AT] + "…" if is_long else full
+        room = _TRUNCATE_AT - (24 if post.kind == "quoted" else 0)  # a quote ends in its link
+        shown = full[:room] + "…" if is_long else full
         if post.kind == "retweeted" and len(shown) > 140:
             shown = shown[:139] + "…"
-        ref_url = f"https://t.co/{_short(post.ref or 0)}"
-        if post.kind == "quoted":
-            shown = f"{shown} {ref_url}"
+        links = post.links
+        if post.kind == "quoted" and post.ref is not None:
+            ref_user = self.users[self._posts[post.ref].author]["username"]
+            quoted = (
+                f"https://t.co/{_short(post.ref)}",
+                f"https://twitter.com/{ref_user}/status/{post.ref}",
+            )
+            shown = f"{shown} {quoted[0]}"
+            links = (*links, quoted)
         metrics: dict[str, Any] = {
             "retweet_count": rng.randrange(0, 500),
             "reply_count": rng.randrange(0, 80),
@@ -461,9 +492,7 @@ class Corpus:
                 "editable_until": format_time(post.created + _EDIT_WINDOW),
             },
         }
-        entities = _entities(
-            shown, post, self, quoted_url=ref_url if post.kind == "quoted" else None
-        )
+        entities = _entities(shown, post, self, links)
         if entities:
             tweet["entities"] = entities
         if post.ref is not None:
@@ -475,7 +504,7 @@ class Corpus:
                 tweet["conversation_id"] = root["conversation_id"] if root else str(ref.id)
         if is_long:
             tweet["note_tweet"] = {"text": _escape(full)}
-            note_entities = _entities(full, post, self, quoted_url=None)
+            note_entities = _entities(full, post, self, post.links)
             if note_entities:
                 tweet["note_tweet"]["entities"] = note_entities
         if rng.random() < 0.02:
@@ -552,7 +581,9 @@ def _short(n: int) -> str:
     return out
 
 
-def _entities(text: str, post: _Post, corpus: Corpus, *, quoted_url: str | None) -> dict[str, Any]:
+def _entities(
+    text: str, post: _Post, corpus: Corpus, links: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
     """Hashtags, mentions and urls with code-point indices into the unescaped text."""
     entities: dict[str, Any] = {}
     tags = [
@@ -567,22 +598,23 @@ def _entities(text: str, post: _Post, corpus: Corpus, *, quoted_url: str | None)
             mentions.append(
                 {"start": m.start(), "end": m.end(), "username": user["username"], "id": user["id"]}
             )
-    if tags:
-        entities["hashtags"] = tags
-    if mentions:
-        entities["mentions"] = mentions
-    if quoted_url is not None and quoted_url in text:
-        start = text.index(quoted_url)
-        ref_user = corpus.users[corpus._posts[post.ref or 0].author]["username"]
-        entities["urls"] = [
-            {
-                "start": start,
-                "end": start + len(quoted_url),
-                "url": quoted_url,
-                "expanded_url": f"https://twitter.com/{ref_user}/status/{post.ref}",
-                "display_url": f"twitter.com/{ref_user}/status/…",
-            }
-        ]
+    urls = []
+    for short, expanded in links:
+        if short in text:
+            start = text.index(short)
+            display = expanded.split("://", 1)[1]
+            urls.append(
+                {
+                    "start": start,
+                    "end": start + len(short),
+                    "url": short,
+                    "expanded_url": expanded,
+                    "display_url": display if len(display) <= 26 else display[:25] + "…",
+                }
+            )
+    for name, found in (("hashtags", tags), ("mentions", mentions), ("urls", urls)):
+        if found:
+            entities[name] = found
     return entities
 
 

@@ -17,6 +17,7 @@ records every request without its ``Authorization`` header, and keeps the exact 
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import re
@@ -412,6 +413,11 @@ class _Renderer:
                 refs.setdefault(ref["id"], found)
             if "referenced_tweets.id.author_id" in self.expansions:
                 user_ids.append(found["author_id"])
+        if "edit_history_tweet_ids" in self.expansions:
+            for old_id in tweet.get("edit_history_tweet_ids", [])[:-1]:
+                old = self.corpus.tweet(old_id)
+                if old is not None:
+                    refs.setdefault(old_id, old)
         for uid in user_ids:
             user = self.corpus.user_by_id(uid)
             if user is not None:
@@ -488,19 +494,17 @@ def _page(
     return body
 
 
-def _window(params: dict[str, str], tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _window(
+    params: dict[str, str], tweets: list[dict[str, Any]], *, ids_first: bool
+) -> list[dict[str, Any]]:
     start, end = _time(params, "start_time"), _time(params, "end_time")
     if start is not None and end is not None and end <= start:
         raise _invalid("end_time", params["end_time"], "'end_time' must be after 'start_time'")
     since, until = _tweet_id(params, "since_id"), _tweet_id(params, "until_id")
-    # since_id/until_id take precedence over the times, as the document says.
-    return Corpus.window(
-        tweets,
-        None if since else start,
-        None if until else end,
-        since,
-        until,
-    )
+    if ids_first:  # the timeline document: since_id/until_id take precedence over the times
+        start = None if since else start
+        end = None if until else end
+    return Corpus.window(tweets, start, end, since, until)
 
 
 def _users_by_username(state: _State, params: dict[str, str], username: str) -> dict[str, Any]:
@@ -533,7 +537,13 @@ def _users_tweets(state: _State, params: dict[str, str], user_id: str) -> dict[s
         if not ("retweets" in excluded and _ref_type(t) == "retweeted")
         and not ("replies" in excluded and _ref_type(t) == "replied_to")
     ]
-    return _page(state, params, _window(params, tweets), token_param="pagination_token", low=5)
+    return _page(
+        state,
+        params,
+        _window(params, tweets, ids_first=True),
+        token_param="pagination_token",
+        low=5,
+    )
 
 
 def _ref_type(tweet: dict[str, Any]) -> str:
@@ -542,6 +552,9 @@ def _ref_type(tweet: dict[str, Any]) -> str:
 
 def _search_recent(state: _State, params: dict[str, str]) -> dict[str, Any]:
     query = params.get("query")
+    if params.get("sort_order", "recency") not in ("recency", "relevancy"):
+        order = params["sort_order"]
+        raise _invalid("sort_order", order, f"The `sort_order` value [{order}] is not valid")
     if not query:
         raise _invalid("query", "", "The `query` query parameter can not be empty")
     try:
@@ -550,7 +563,9 @@ def _search_recent(state: _State, params: dict[str, str]) -> dict[str, Any]:
         raise _invalid("query", query, str(exc)) from None
     if "pagination_token" in params and "next_token" not in params:
         params = {**params, "next_token": params["pagination_token"]}
-    return _page(state, params, _window(params, tweets), token_param="next_token", low=10)
+    return _page(
+        state, params, _window(params, tweets, ids_first=False), token_param="next_token", low=10
+    )
 
 
 def _tweets_lookup(state: _State, params: dict[str, str]) -> dict[str, Any]:
@@ -583,7 +598,30 @@ def _route(path: str) -> tuple[str, str]:
     return "unknown", ""
 
 
+_FIELD_PARAMS = ("tweet.fields", "user.fields", "media.fields", "poll.fields", "place.fields")
+_ALLOWED_PARAMS = {
+    "users_by_username": frozenset({"expansions", "tweet.fields", "user.fields"}),
+    "users_tweets": frozenset(
+        {"since_id", "until_id", "max_results", "pagination_token", "exclude", "start_time"}
+        | {"end_time", "expansions", *_FIELD_PARAMS}
+    ),
+    "tweets_search_recent": frozenset(
+        {"query", "start_time", "end_time", "since_id", "until_id", "max_results", "next_token"}
+        | {"pagination_token", "sort_order", "expansions", *_FIELD_PARAMS}
+    ),
+    "tweets_lookup": frozenset({"ids", "expansions", *_FIELD_PARAMS}),
+}
+
+
 def _dispatch(state: _State, kind: str, arg: str, params: dict[str, str]) -> dict[str, Any]:
+    allowed = _ALLOWED_PARAMS[kind]
+    for name, value in params.items():
+        if name not in allowed:
+            raise _invalid(
+                name,
+                value,
+                f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
+            )
     if kind == "users_by_username":
         return _users_by_username(state, params, arg)
     if kind == "users_tweets":
@@ -628,7 +666,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, bytes, dict[str, str], str | None]:
         state = self.state
         problem_type = "application/problem+json"
-        if self.headers.get("Authorization", "") != f"Bearer {state.token}":
+        sent = self.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(sent, f"Bearer {state.token}".encode()):
             body = _dumps(_generic(401, "Unauthorized"))
             return 401, body, {"content-type": problem_type}, None
         if kind == "unknown":
