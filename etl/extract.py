@@ -1036,9 +1036,20 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     client = make_client(token, base_url)
     started = time.monotonic()
-    with tqdm(
-        desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
-    ) as bar:
-        report = extract_sources(client, store, sources, window, on_page=bar.update)
+    # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
+    from etl.lineage import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
+
+    bounds = (window.start, window.end) if window.start and window.end else None
+    inputs = cli_extract_inputs(s.kind for s in sources)
+    events = events_file(store.url if store.namespace == "file" else None)
+    with lineage_run("extract", inputs, default_file=events, nominal=bounds) as lineage:
+        with tqdm(
+            desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
+        ) as bar:
+            report = extract_sources(client, store, sources, window, on_page=bar.update)
+        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store.namespace))
+        if not report.ok:
+            lineage.fail("; ".join(str(f) for f in report.failures))
     print(_summary(report, time.monotonic() - started))
+    print(f"lineage: {lineage.destination}")
     return EXIT_OK if report.ok else EXIT_FAILED

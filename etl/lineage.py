@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,11 +70,18 @@ _D = TypeVar("_D", InputDataset, OutputDataset)
 DAG_ID = "tweetpipe"
 """The DAG's id: the first part of every job name, in Airflow and from the CLI."""
 
+PER_SOURCE_GROUP = "per_source"
+"""The DAG's mapped task group: per-source task ids are ``per_source.<step>``."""
+
+PER_SOURCE_STEPS = ("extract", "validate_raw", "transform", "validate_curated", "publish")
+"""The steps that run once per source inside :data:`PER_SOURCE_GROUP`."""
+
 DEFAULT_NAMESPACE = "tweetpipe"
 """Job namespace when neither ``OPENLINEAGE_NAMESPACE`` nor Airflow's setting names one."""
 
-DEFAULT_EVENTS_FILE = "openlineage.jsonl"
-"""File name of the JSON Lines events file the CLI appends to when nothing else is configured."""
+DEFAULT_EVENTS_FILE = "lineage/events.jsonl"
+"""Where the CLI appends JSON Lines events when nothing else is configured, relative to the run's
+output directory (the demo's layout too)."""
 
 X_API_NAMESPACE = "https://api.twitter.com"
 """Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
@@ -103,15 +111,16 @@ def job_namespace() -> str:
 
 
 def job_name(step: str) -> str:
-    """The job name of a step, as the Airflow provider names the DAG's task.
+    """The job name of a step, as the Airflow provider names the DAG's task (``dag.task_id``).
 
     Args:
-        step: the task id in the DAG (``extract``, ``transform``, ``validate_curated``...).
+        step: the task function's name (``extract``, ``transform``, ``validate_curated``...).
 
     Returns:
-        ``tweetpipe.<step>``.
+        ``tweetpipe.per_source.<step>`` for the per-source steps, else ``tweetpipe.<step>``.
     """
-    return f"{DAG_ID}.{step}"
+    task_id = f"{PER_SOURCE_GROUP}.{step}" if step in PER_SOURCE_STEPS else step
+    return f"{DAG_ID}.{task_id}"
 
 
 # --- dataset facets -----------------------------------------------------------------------------
@@ -351,13 +360,13 @@ def quality_metrics_facet(
 
 
 def output_statistics_facet(
-    row_count: int, size: int, file_count: int | None = None
+    row_count: int, size: int | None, file_count: int | None = None
 ) -> output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet:
     """The ``outputStatistics`` facet of a written dataset.
 
     Args:
         row_count: rows (or records) written.
-        size: bytes written.
+        size: bytes written, if known.
         file_count: objects written.
 
     Returns:
@@ -556,7 +565,7 @@ def lineage_client(default_file: Path | None = None) -> tuple[OpenLineageClient,
 
     Args:
         default_file: the JSON Lines file when nothing is configured (default:
-            ``openlineage.jsonl`` in the working directory).
+            :data:`DEFAULT_EVENTS_FILE` under the working directory).
 
     Returns:
         The client and a short description of where events go (shown in the CLI summary).
@@ -584,6 +593,19 @@ def _describe(client: OpenLineageClient) -> str:
     config = getattr(transport, "config", None)
     where = getattr(transport, "url", None) or getattr(config, "log_file_path", None) or ""
     return f"{transport.kind} {where}".strip()
+
+
+def events_file(directory: Path | str | None) -> Path:
+    """The default events file of a CLI run whose outputs go to ``directory``.
+
+    Args:
+        directory: the run's output directory (``--out``, a local store); None for the working
+            directory (e.g. an S3 store).
+
+    Returns:
+        ``<directory>/lineage/events.jsonl``.
+    """
+    return Path(directory or ".") / DEFAULT_EVENTS_FILE
 
 
 class LineageRun:
@@ -695,3 +717,398 @@ def lineage_run(
             _emit(client, _event(RunState.COMPLETE, run, nominal))
     finally:
         client.close(timeout=5.0)
+
+
+# --- the steps ----------------------------------------------------------------------------------
+# Each builder reads the step's summary (what the DAG task returns to XCom and the CLI prints):
+# every per-source summary carries ``namespace`` (the store's), ``slug`` and ``source``; the keys
+# each step adds are named in its builder. Builders do no I/O, so Airflow and the CLI agree.
+_ENDPOINT_PATHS = {"account": "/2/users/{id}/tweets", "query": "/2/tweets/search/recent"}
+_PAGE_NAME = "page-"
+
+
+@cache
+def _curated_contract() -> ContractSpec:
+    from etl.contracts import load_contract
+
+    return load_contract()
+
+
+@cache
+def _raw_contract() -> ContractSpec:
+    from etl.contracts import RAW_PAGE_CONTRACT, load_contract
+
+    return load_contract(RAW_PAGE_CONTRACT)
+
+
+def _schema(raw: bool = False) -> dict[str, DatasetFacet]:
+    return {"schema": schema_facet(_raw_contract() if raw else _curated_contract())}
+
+
+def raw_prefix(summary: Mapping[str, Any]) -> str:
+    """The ``raw/`` prefix (one source, one window) a per-source summary points at.
+
+    Args:
+        summary: a summary with ``manifest_key`` or ``page_keys``.
+
+    Returns:
+        ``raw/source=<slug>/endpoint=<endpoint>/window=<label>``.
+    """
+    key = summary.get("manifest_key") or next(iter(summary.get("page_keys") or ()), "")
+    if not key:
+        raise KeyError("the summary names no raw object (manifest_key or page_keys)")
+    return str(key).rsplit("/", 1)[0]
+
+
+def api_dataset(source_kind: str) -> InputDataset:
+    """The X API endpoint a source is read from, as an input dataset.
+
+    Args:
+        source_kind: ``account`` (user timeline) or ``query`` (recent search).
+
+    Returns:
+        The endpoint under :data:`X_API_NAMESPACE`, with the response-page schema.
+    """
+    return input_dataset(X_API_NAMESPACE, _ENDPOINT_PATHS[source_kind], facets=_schema(raw=True))
+
+
+def extract_outputs(summary: Mapping[str, Any]) -> StepLineage:
+    """Lineage of one source's extract, from its summary.
+
+    Args:
+        summary: ``source``, ``namespace``, ``manifest_key``, ``page_keys``, ``tweets``,
+            ``pages`` and, when known, ``bytes``.
+
+    Returns:
+        The endpoint as input; the window's ``raw/`` prefix as output with its statistics.
+    """
+    stats = output_statistics_facet(
+        int(summary.get("tweets", 0)), summary.get("bytes"), file_count=int(summary["pages"])
+    )
+    raw = output_dataset(
+        summary["namespace"],
+        raw_prefix(summary),
+        facets=_schema(raw=True),
+        output_facets={"outputStatistics": stats},
+    )
+    return StepLineage(inputs=[api_dataset(summary["source"]["kind"])], outputs=[raw])
+
+
+def _extract(call: TaskCall) -> StepLineage:
+    if isinstance(call.result, Mapping):
+        return extract_outputs(call.result)
+    source = call.arguments.get("source") or {}
+    return StepLineage(inputs=[api_dataset(source["kind"])]) if "kind" in source else StepLineage()
+
+
+def _checkpoint(call: TaskCall) -> Mapping[str, Any] | None:
+    """The checkpoint summary of a gate task: in its result, or carried by its failure."""
+    if isinstance(call.result, Mapping) and isinstance(call.result.get("checkpoint"), Mapping):
+        checkpoint: Mapping[str, Any] = call.result["checkpoint"]
+        return checkpoint
+    error: BaseException | None = call.error
+    for _ in range(5):  # the gate's QualityGateFailed may be wrapped (AirflowFailException)
+        if error is None:
+            return None
+        summary = getattr(error, "summary", None)
+        if isinstance(summary, Mapping):
+            return summary
+        if summary is not None and callable(getattr(summary, "to_dict", None)):
+            as_dict: Mapping[str, Any] = summary.to_dict()
+            return as_dict
+        error = error.__cause__ or error.__context__
+    return None
+
+
+QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("kind", "string", "tweet (rejected by the gate), page (unusable body) or api_error"),
+    ("reason", "array<string>", "every check the record failed"),
+    ("source", "string", "the raw object (store key or file) the record came from"),
+    ("record", "object", "the record as received: the post's JSON, or the body as text"),
+)
+"""Fields of a quarantine line (``etl.transform`` writes them); no contract governs quarantine."""
+
+
+def _null_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    # GX reports the missing values of a column-map expectation as missing_count; a not-null
+    # expectation reports them as unexpected. All of a column's expectations see the same batch,
+    # so the largest figure seen for a column is its null count.
+    counts: dict[str, int] = {}
+    for entry in results:
+        column = entry.get("column")
+        if not column or "," in str(column):
+            continue
+        figures = [entry.get("missing_count")]
+        if entry.get("expectation_type") == "expect_column_values_to_not_be_null":
+            figures.append(entry.get("unexpected_count"))
+        known = [int(f) for f in figures if isinstance(f, int | float)]
+        if known:
+            counts[str(column)] = max([*known, counts.get(str(column), 0)])
+    return counts
+
+
+def _assertion(entry: Mapping[str, Any]) -> AssertionResult:
+    return AssertionResult(
+        assertion=str(entry["expectation_type"]),
+        success=bool(entry["success"]),
+        column=entry.get("column"),
+        observed=entry.get("observed_value", entry.get("unexpected_count")),
+        expected=entry.get("expected"),
+        name=entry.get("rule"),
+        severity=entry.get("severity"),
+    )
+
+
+def checkpoint_facets(checkpoint: Mapping[str, Any]) -> dict[str, InputDatasetFacet]:
+    """The quality facets of a checkpoint's validated input, from its summary.
+
+    Args:
+        checkpoint: ``etl.quality.CheckpointSummary.to_dict()``: ``results`` (one entry per
+            expectation run: ``expectation_type``, ``column``, ``success``, ``observed_value`` or
+            ``unexpected_count``, ``missing_count``, ``rule``, ``severity``) and ``rows``.
+
+    Returns:
+        ``dataQualityAssertions`` (one assertion per expectation) and ``dataQualityMetrics``
+        (rows, and null counts per column where the checkpoint measured them).
+    """
+    results = list(checkpoint.get("results") or [])
+    return {
+        "dataQualityAssertions": quality_assertions_facet(_assertion(r) for r in results),
+        "dataQualityMetrics": quality_metrics_facet(
+            int(checkpoint.get("rows", 0)), _null_counts(results)
+        ),
+    }
+
+
+def _gate(
+    call: TaskCall, argument: str, build_input: Callable[[Mapping[str, Any]], InputDataset]
+) -> StepLineage:
+    upstream = call.arguments.get(argument)
+    if not isinstance(upstream, Mapping):
+        return StepLineage()
+    validated = build_input(upstream)
+    checkpoint = _checkpoint(call)
+    if checkpoint is not None:
+        validated.inputFacets = {**(validated.inputFacets or {}), **checkpoint_facets(checkpoint)}
+    return StepLineage(inputs=[validated])
+
+
+def _validate_raw(call: TaskCall) -> StepLineage:
+    return _gate(
+        call,
+        "landed",
+        lambda s: input_dataset(s["namespace"], raw_prefix(s), facets=_schema(raw=True)),
+    )
+
+
+def _validate_curated(call: TaskCall) -> StepLineage:
+    return _gate(
+        call, "staged", lambda s: input_dataset(s["namespace"], s["staging_key"], facets=_schema())
+    )
+
+
+def transform_outputs(summary: Mapping[str, Any]) -> StepLineage:
+    """Lineage of one source's transform, from its summary.
+
+    Args:
+        summary: ``namespace``, ``page_keys``/``manifest_key`` (the raw input),
+            ``staging_key``, ``quarantine_key``, ``size`` (candidate bytes) and ``report`` (the
+            transform report: ``curated``, ``quarantined``...).
+
+    Returns:
+        The raw prefix as input; the staged candidate (schema, column lineage from the raw JSON
+        paths, statistics) and the quarantine (statistics) as outputs.
+    """
+    namespace, report = summary["namespace"], summary.get("report") or {}
+    raw = (namespace, raw_prefix(summary))
+    staging = output_dataset(
+        namespace,
+        summary["staging_key"],
+        facets={**_schema(), "columnLineage": column_lineage_facet(_curated_contract(), [raw])},
+        output_facets={
+            "outputStatistics": output_statistics_facet(
+                int(report.get("curated", 0)), summary.get("size")
+            )
+        },
+    )
+    quarantine = output_dataset(
+        namespace,
+        summary["quarantine_key"],
+        facets={"schema": schema_facet_from_columns(QUARANTINE_COLUMNS)},
+        output_facets={
+            "outputStatistics": output_statistics_facet(
+                int(report.get("quarantined", 0)), summary.get("quarantine_size")
+            )
+        },
+    )
+    return StepLineage(
+        inputs=[input_dataset(*raw, facets=_schema(raw=True))], outputs=[staging, quarantine]
+    )
+
+
+def _transform(call: TaskCall) -> StepLineage:
+    if isinstance(call.result, Mapping):
+        return transform_outputs(call.result)
+    checked = call.arguments.get("checked")
+    if not isinstance(checked, Mapping):
+        return StepLineage()
+    return StepLineage(
+        inputs=[input_dataset(checked["namespace"], raw_prefix(checked), facets=_schema(raw=True))]
+    )
+
+
+def publish_outputs(summary: Mapping[str, Any]) -> StepLineage:
+    """Lineage of one source's publish, from its summary.
+
+    Args:
+        summary: ``namespace``, ``staging_key``, ``curated_key``, ``size`` and ``report``.
+
+    Returns:
+        The audited candidate as input; the curated CSV as output (schema, identity column lineage
+        from the candidate, statistics).
+    """
+    namespace, report = summary["namespace"], summary.get("report") or {}
+    staging = (namespace, summary["staging_key"])
+    curated = output_dataset(
+        namespace,
+        summary["curated_key"],
+        facets={
+            **_schema(),
+            "columnLineage": identity_column_lineage_facet(_curated_contract(), staging),
+        },
+        output_facets={
+            "outputStatistics": output_statistics_facet(
+                int(report.get("curated", 0)), summary.get("size")
+            )
+        },
+    )
+    return StepLineage(inputs=[input_dataset(*staging, facets=_schema())], outputs=[curated])
+
+
+def _publish(call: TaskCall) -> StepLineage:
+    if isinstance(call.result, Mapping):
+        return publish_outputs(call.result)
+    audited = call.arguments.get("audited")
+    if not isinstance(audited, Mapping):
+        return StepLineage()
+    return StepLineage(
+        inputs=[input_dataset(audited["namespace"], audited["staging_key"], facets=_schema())]
+    )
+
+
+TASK_LINEAGE.update(
+    extract=_extract,
+    validate_raw=_validate_raw,
+    transform=_transform,
+    validate_curated=_validate_curated,
+    publish=_publish,
+)
+
+
+# --- the CLI's view of the same steps -----------------------------------------------------------
+_STORE_AREAS = ("raw", "staging", "curated", "quarantine")
+
+
+def local_name(path: Path | str) -> str:
+    """The dataset name of a local file or directory, matching the store's key when it is one.
+
+    A path inside a local store (``.../raw/source=a/...``) is named by its key, so a CLI run over
+    a store directory joins the graph Airflow drew; a landed page stands for its window prefix,
+    as in the DAG. Anything else is named by its absolute path (OpenLineage's ``file`` naming).
+
+    Args:
+        path: an input or output of a CLI run.
+
+    Returns:
+        ``raw/source=.../window=...``-style key, or the absolute path.
+    """
+    resolved = Path(path).resolve()
+    if resolved.name.startswith(_PAGE_NAME) and resolved.parent.name.startswith("window="):
+        resolved = resolved.parent
+    parts = resolved.parts
+    areas = [i for i, part in enumerate(parts) if part in _STORE_AREAS]
+    return "/".join(parts[areas[-1] :]) if areas else str(resolved)
+
+
+def cli_transform_inputs(paths: Iterable[Path | str]) -> list[InputDataset]:
+    """The inputs of ``tweetpipe transform``: raw pages named as in the store, with the schema.
+
+    Args:
+        paths: the files and directories given on the command line.
+
+    Returns:
+        One dataset per distinct name, in argument order.
+    """
+    names = dict.fromkeys(local_name(p) for p in paths)
+    return [input_dataset("file", name, facets=_schema(raw=True)) for name in names]
+
+
+def cli_transform_outputs(
+    paths: Iterable[Path | str], csv_path: Path, quarantine_path: Path, report: Mapping[str, Any]
+) -> StepLineage:
+    """The outputs of ``tweetpipe transform``: the curated CSV and the quarantine, with facets.
+
+    Args:
+        paths: the inputs given on the command line (the column lineage points at them).
+        csv_path: the curated CSV written.
+        quarantine_path: the quarantine written.
+        report: ``TransformReport.to_dict()``.
+
+    Returns:
+        The same facets the DAG's transform task reports, for local files.
+    """
+    sources = [("file", d.name) for d in cli_transform_inputs(paths)]
+    contract = _curated_contract()
+
+    def size(path: Path) -> int | None:
+        return path.stat().st_size if path.is_file() else None
+
+    curated = output_dataset(
+        "file",
+        local_name(csv_path),
+        facets={**_schema(), "columnLineage": column_lineage_facet(contract, sources)},
+        output_facets={
+            "outputStatistics": output_statistics_facet(
+                int(report.get("curated", 0)), size(csv_path)
+            )
+        },
+    )
+    quarantine = output_dataset(
+        "file",
+        local_name(quarantine_path),
+        facets={"schema": schema_facet_from_columns(QUARANTINE_COLUMNS)},
+        output_facets={
+            "outputStatistics": output_statistics_facet(
+                int(report.get("quarantined", 0)), size(quarantine_path)
+            )
+        },
+    )
+    return StepLineage(outputs=[curated, quarantine])
+
+
+def cli_extract_inputs(source_kinds: Iterable[str]) -> list[InputDataset]:
+    """The inputs of ``tweetpipe extract``: the X API endpoints its sources read.
+
+    Args:
+        source_kinds: ``account`` or ``query``, one per source.
+
+    Returns:
+        One dataset per endpoint.
+    """
+    return [api_dataset(kind) for kind in dict.fromkeys(source_kinds)]
+
+
+def cli_extract_outputs(summaries: Iterable[Mapping[str, Any]], namespace: str) -> StepLineage:
+    """The lineage of ``tweetpipe extract`` over several sources (one run, as one CLI call).
+
+    Args:
+        summaries: ``SourceResult.to_dict()`` of every source that landed.
+        namespace: the store's namespace (``Store.namespace``).
+
+    Returns:
+        Every endpoint read and every ``raw/`` window written.
+    """
+    lineage = StepLineage()
+    for summary in summaries:
+        lineage = lineage.merge(extract_outputs({**summary, "namespace": namespace}))
+    return lineage

@@ -62,8 +62,10 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 # --- names --------------------------------------------------------------------------------------
 def test_job_names_match_airflow_task_names() -> None:
-    assert lineage.job_name("transform") == "tweetpipe.transform"
-    assert lineage.job_name("validate_curated") == "tweetpipe.validate_curated"
+    # The provider names a task's job <dag_id>.<task_id>; per-source tasks sit in a task group.
+    assert lineage.job_name("transform") == "tweetpipe.per_source.transform"
+    assert lineage.job_name("validate_curated") == "tweetpipe.per_source.validate_curated"
+    assert lineage.job_name("build_docs") == "tweetpipe.build_docs"
 
 
 def test_job_namespace_prefers_openlineage_then_airflow_then_default(
@@ -251,7 +253,7 @@ def test_lineage_run_writes_start_and_complete_to_the_default_file(tmp_path: Pat
     assert start["run"]["runId"] == complete["run"]["runId"] == run.run_id
     assert complete["job"] == {
         "namespace": "tweetpipe",
-        "name": "tweetpipe.transform",
+        "name": "tweetpipe.per_source.transform",
         "facets": complete["job"]["facets"],
     }
     assert complete["job"]["facets"]["jobType"]["jobType"] == "TASK"
