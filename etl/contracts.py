@@ -7,11 +7,20 @@ docs all read :class:`ContractSpec`, never the YAML on their own.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    import pandas as pd
+    import pandera.pandas as pa
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -82,6 +91,8 @@ class ColumnSpec:
         min_length: shortest allowed string.
         max_length: longest allowed string.
         allowed_values: the value set, from an ``invalidValues`` rule with ``validValues``.
+        format: the ``logicalTypeOptions.format`` of a timestamp (``yyyy-MM-ddTHH:mm:ss.SSSZ``).
+        items_type: the logical type of an array's items.
         sources: raw JSON paths the column is derived from (``transformSourceObjects``).
         transform_logic: how the sources become the column.
         quality: the column's own quality rules.
@@ -99,6 +110,8 @@ class ColumnSpec:
     min_length: int | None = None
     max_length: int | None = None
     allowed_values: tuple[str, ...] | None = None
+    format: str | None = None
+    items_type: str | None = None
     sources: tuple[str, ...] = ()
     transform_logic: str = ""
     quality: tuple[QualityRule, ...] = ()
@@ -192,6 +205,8 @@ def _column(prop: dict[str, Any], where: str) -> ColumnSpec:
         min_length=opts.get("minLength"),
         max_length=opts.get("maxLength"),
         allowed_values=allowed,
+        format=opts.get("format"),
+        items_type=(prop.get("items") or {}).get("logicalType"),
         sources=tuple(prop.get("transformSourceObjects") or ()),
         transform_logic=str(prop.get("transformLogic", "")),
         quality=quality,
@@ -249,3 +264,257 @@ def load_contract(path: Path | str = CURATED_CONTRACT) -> ContractSpec:
     if not isinstance(doc, dict):
         raise ContractError(f"{path}: a contract is a YAML mapping")
     return parse_contract(doc, path)
+
+
+# --- the Pandera gate ------------------------------------------------------------------------
+# Every column of the gated frame is text: the frame is the CSV exactly as it will be published,
+# so what passes the gate is what consumers read. Logical types become checks on that text.
+
+_FORMAT_TOKENS = re.compile(r"yyyy|MM|dd|HH|mm|ss|SSS|[A-Za-z]|.", re.DOTALL)
+_FORMAT_PARTS = {
+    "yyyy": ("[0-9]{4}", "%Y"),
+    "MM": ("[0-9]{2}", "%m"),
+    "dd": ("[0-9]{2}", "%d"),
+    "HH": ("[0-9]{2}", "%H"),
+    "mm": ("[0-9]{2}", "%M"),
+    "ss": ("[0-9]{2}", "%S"),
+    "SSS": ("[0-9]{3}", "%f"),
+    "T": ("T", "T"),
+    "Z": ("Z", "Z"),  # the UTC designator, as ISO 8601 writes it
+}
+
+
+@dataclass(frozen=True)
+class TimestampFormat:
+    """An ODCS timestamp format such as ``yyyy-MM-ddTHH:mm:ss.SSSZ``, in the forms code needs.
+
+    Attributes:
+        pattern: the format as a compiled regular expression (full match).
+        strptime: the format for ``datetime.strptime`` / ``pandas.to_datetime``.
+    """
+
+    pattern: re.Pattern[str]
+    strptime: str
+
+    @classmethod
+    def parse(cls, fmt: str) -> TimestampFormat:
+        """Translate an ODCS format string.
+
+        Args:
+            fmt: the format, with tokens ``yyyy MM dd HH mm ss SSS`` and literal ``T``/``Z``.
+
+        Returns:
+            The translated format.
+
+        Raises:
+            ContractError: the format uses a token this pipeline cannot render.
+        """
+        regex, strp = [], []
+        for token in _FORMAT_TOKENS.findall(fmt):
+            if token in _FORMAT_PARTS:
+                rx, sp = _FORMAT_PARTS[token]
+            elif token.isalpha():
+                raise ContractError(f"timestamp format {fmt!r}: unsupported token {token!r}")
+            else:
+                rx, sp = re.escape(token), token.replace("%", "%%")
+            regex.append(rx)
+            strp.append(sp)
+        return cls(re.compile("".join(regex)), "".join(strp))
+
+    def render(self, moment: datetime) -> str:
+        """Write an aware or UTC datetime in this format (milliseconds for ``SSS``)."""
+        text = moment.strftime(self.strptime.replace("%f", "\0"))
+        return text.replace("\0", f"{moment.microsecond // 1000:03d}")
+
+
+def _values(series: pd.Series) -> list[str]:
+    # Iterating a pandas string column boxes every value; its object array does not.
+    values: list[str] = series.to_numpy(dtype=object).tolist()
+    return values
+
+
+def _by_unique(series: pd.Series, test: Callable[[str], bool]) -> pd.Series:
+    """Apply a per-value test once per distinct value: list columns repeat ``[]`` a lot."""
+    import pandas as pd
+
+    verdicts = {value: test(value) for value in set(_values(series))}
+    return pd.Series([verdicts[v] for v in _values(series)], index=series.index, dtype=bool)
+
+
+def _encodable(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    # One encode of the whole column is the fast path; only a column holding a lone surrogate
+    # (JSON can carry "\ud800") is checked value by value.
+    try:
+        "".join(_values(series)).encode("utf-8")
+    except UnicodeEncodeError:
+        return _by_unique(series, _is_utf8)
+    return pd.Series(True, index=series.index)
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The JSON grammar of an array of strings, exactly (RFC 8259: whitespace is space, tab, CR, LF;
+# a string holds no raw control character). Matching it is several times faster than json.loads.
+_JSON_WS = r"[ \t\n\r]*"
+_JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_JSON_STRING_ARRAY = re.compile(
+    rf"{_JSON_WS}\[{_JSON_WS}(?:{_JSON_STRING}(?:{_JSON_WS},{_JSON_WS}{_JSON_STRING})*{_JSON_WS})?\]{_JSON_WS}"
+)
+_ITEM_TESTS: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _json_array_of(items_type: str | None) -> Callable[[str], bool]:
+    if items_type == "string":
+        return lambda text: _JSON_STRING_ARRAY.fullmatch(text) is not None
+    item_test = _ITEM_TESTS.get(items_type or "", lambda v: True)
+
+    def is_array(text: str) -> bool:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(value, list) and all(item_test(v) for v in value)
+
+    return is_array
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _type_checks(col: ColumnSpec) -> list[pa.Check]:
+    import pandas as pd
+    import pandera.pandas as pa
+
+    kind = col.logical_type
+    if kind == "integer":
+        return [pa.Check(lambda s: s.str.fullmatch(r"-?[0-9]+"), name="integer", error="integer")]
+    if kind == "number":
+        return [
+            pa.Check(
+                lambda s: pd.to_numeric(s, errors="coerce").notna(), name="number", error="number"
+            )
+        ]
+    if kind == "boolean":
+        return [pa.Check.isin(["true", "false"], error="boolean true/false")]
+    if kind in ("timestamp", "date"):
+        fmt = TimestampFormat.parse(col.format) if col.format else None
+        strp = fmt.strptime if fmt else "ISO8601"
+        rx = fmt.pattern.pattern if fmt else r"[0-9]{4}-[0-9]{2}-[0-9]{2}.*"
+
+        def valid_time(s: pd.Series) -> pd.Series:
+            parsed = pd.to_datetime(s, format=strp, errors="coerce", utc=True)
+            return s.str.fullmatch(rx) & pd.Series(parsed.notna(), index=s.index)
+
+        return [pa.Check(valid_time, name="timestamp", error=f"timestamp {col.format or 'ISO'}")]
+    if kind in ("array", "object"):
+        is_json = _json_array_of(col.items_type) if kind == "array" else _json_object
+        name = f"json_{kind}" + (f" of {col.items_type}" if col.items_type else "")
+        return [pa.Check(lambda s: _by_unique(s, is_json), name=f"json_{kind}", error=name)]
+    return []
+
+
+def _value_checks(col: ColumnSpec) -> list[pa.Check]:
+    import pandas as pd
+    import pandera.pandas as pa
+
+    checks: list[pa.Check] = []
+    if col.pattern is not None:
+        pattern = col.pattern
+        checks.append(
+            pa.Check(lambda s: s.str.fullmatch(pattern), name="pattern", error=f"pattern {pattern}")
+        )
+    if col.min_length is not None or col.max_length is not None:
+        checks.append(
+            pa.Check.str_length(
+                min_value=col.min_length,
+                max_value=col.max_length,
+                error=f"length {col.min_length or 0}..{col.max_length or ''}",
+            )
+        )
+    # A value that is not a number fails the type check; the bounds only judge numbers.
+    if col.minimum is not None:
+        low = col.minimum
+        checks.append(
+            pa.Check(
+                lambda s: ~(pd.to_numeric(s, errors="coerce") < low),
+                name="minimum",
+                error=f"minimum {low}",
+            )
+        )
+    if col.maximum is not None:
+        high = col.maximum
+        checks.append(
+            pa.Check(
+                lambda s: ~(pd.to_numeric(s, errors="coerce") > high),
+                name="maximum",
+                error=f"maximum {high}",
+            )
+        )
+    if col.allowed_values is not None:
+        checks.append(
+            pa.Check.isin(
+                list(col.allowed_values), error=f"allowed values {list(col.allowed_values)}"
+            )
+        )
+    return checks
+
+
+def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
+    """Build the Pandera gate for a contract.
+
+    The frame it validates holds the CSV text as it will be published: every column is a string
+    column (pandas ``str``), empty cells are missing values. From each column's spec:
+    ``required`` makes it non-nullable, ``unique`` unique, the logical type a check on the text
+    (``integer`` digits, ``number``, ``boolean`` ``true``/``false``, ``timestamp`` in the
+    contract's ``format``, ``array`` a JSON array whose items have the items' logical type,
+    ``object`` a JSON object), and ``pattern`` (full match), ``minimum``/``maximum``,
+    ``minLength``/``maxLength`` and ``validValues`` a check each. Every column must be present
+    and every value must be encodable as UTF-8 (the CSV's encoding). Dataset-level
+    ``duplicateValues`` rules over several columns become a unique constraint on the frame.
+
+    Args:
+        spec: the contract.
+
+    Returns:
+        A schema to run with ``validate(frame, lazy=True)``.
+    """
+    import pandera.pandas as pa
+
+    columns = {
+        col.name: pa.Column(
+            str,
+            checks=[
+                pa.Check(_encodable, name="utf8", error="utf8 (no lone surrogates)"),
+                *_type_checks(col),
+                *_value_checks(col),
+            ],
+            nullable=not col.required,
+            unique=col.unique,
+            required=True,
+            description=col.description or None,
+        )
+        for col in spec.columns
+    }
+    unique: list[str] | None = None
+    for rule in spec.quality:
+        props = list(rule.arguments.get("properties") or [])
+        if rule.metric == "duplicateValues" and len(props) > 1:
+            unique = props
+    return pa.DataFrameSchema(columns, unique=unique, name=spec.name, ordered=False)
