@@ -149,7 +149,10 @@ def lint_text(text: str, file: str) -> list[Finding]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        return [Finding(file, line, "(document)", f"not valid YAML: {exc}", "yaml")]
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+        return [Finding(file, line, "(document)", message, "yaml")]
     if root is None or not isinstance(data, dict):
         return [Finding(file, 1, "(document)", "a contract is a YAML mapping", "yaml")]
     doc = _Doc(file, data, root)
@@ -431,4 +434,17 @@ def _view_findings(doc: _Doc) -> Iterator[Finding]:
 
 
 def _view_builders() -> Iterable[tuple[str, Callable[[ContractSpec], object]]]:
-    return ()
+    # Imported here: pandas, pandera and GX are slow to import and only this check needs them.
+    from etl.contracts import pandera_schema
+
+    return (("Pandera schema", pandera_schema), ("GX suite", _gx_suite))
+
+
+def _gx_suite(spec: ContractSpec) -> object:
+    """The contract's GX suite as GX objects: GX checks each expectation's type and arguments."""
+    from etl.data_docs import import_gx, suite_kwargs
+    from etl.suites import derive_expectations
+
+    gx = import_gx()
+    suite = {"name": spec.name, "expectations": derive_expectations(spec)}
+    return gx.ExpectationSuite(**suite_kwargs(suite))
