@@ -262,7 +262,10 @@ class _State:
         with self.lock:
             window = self.windows.get(kind)
             if window is None or now >= window.reset_at:
-                window = self.windows[kind] = _Window(reset_at=now + self.rate_window)
+                # Windows end on the whole second that x-rate-limit-reset names, as the real
+                # API's do: the header is exact, so a client waiting until it loses no time.
+                reset_at = float(math.ceil(now + self.rate_window))
+                window = self.windows[kind] = _Window(reset_at=reset_at)
             allowed = window.used < limit
             if allowed:
                 window.used += 1
@@ -651,15 +654,16 @@ class _Handler(BaseHTTPRequestHandler):
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         kind, arg = _route(url.path)
         status, body, headers, fault = self._answer(kind, arg, params)
-        if fault == "reset":
-            self._reset()
-        else:
-            if self.state.faults.slow_seconds:
-                time.sleep(self.state.faults.slow_seconds)
-            self._send(status, body, headers)
         record = RequestRecord("GET", url.path, params, kind, status, headers, body, fault)
+        # Logged before sending: once a client holds the response, the log already shows it.
         with self.state.lock:
             self.state.log.append(record)
+        if fault == "reset":
+            self._reset()
+            return
+        if self.state.faults.slow_seconds:
+            time.sleep(self.state.faults.slow_seconds)
+        self._send(status, body, headers)
 
     def _answer(
         self, kind: str, arg: str, params: dict[str, str]
