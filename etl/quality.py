@@ -44,11 +44,13 @@ from etl.data_docs import (
     suite_kwargs,
 )
 from etl.suites import (
+    CRITICAL,
     CURATED_SUITE,
     EXPECTATIONS_DIR,
     INTEGER_REGEX,
     NUMBER_REGEX,
     RAW_PAGE_SUITE,
+    SUITE_CONTRACTS,
     flatten_page,
     load_suite_file,
     page_checks,
@@ -104,7 +106,9 @@ def run_sync_cli(args: argparse.Namespace) -> int:
         cannot be mapped.
     """
     try:
-        stale = sync_expectations(check=args.check)
+        stale = sync_expectations(
+            check=args.check, expectations_dir=EXPECTATIONS_DIR, contracts=SUITE_CONTRACTS
+        )
     except (ContractError, ValueError) as exc:
         print(f"tweetpipe expectations sync: error: {exc}", file=sys.stderr)
         return 1
@@ -225,25 +229,30 @@ def _exception_message(info: Any) -> str | None:
 
 def _result_entry(result: Any) -> dict[str, Any]:
     config = result.expectation_config
-    exp = {"kwargs": dict(config.kwargs), "meta": dict(config.meta or {})}
+    kwargs, meta = dict(config.kwargs), dict(config.meta or {})
     details = result.result or {}
+    observed = details.get("observed_value")
     entry: dict[str, Any] = {
         "expectation_type": config.type,
-        "column": _column_of(exp["kwargs"]),
-        "rule": _rule_of(exp),
-        "source": exp["meta"].get("source"),
-        "severity": str(getattr(config.severity, "value", config.severity or "critical")),
+        "column": _column_of(kwargs),
+        "rule": _rule_of({"meta": meta}),
+        "source": meta.get("source"),
+        "severity": str(getattr(config.severity, "value", config.severity or CRITICAL)),
         "success": bool(result.success),
-        "observed_value": details.get("observed_value"),
+        # A passed check's list (the column names) is noise in XCom; a failed one's is evidence.
+        "observed_value": observed
+        if not result.success or not isinstance(observed, list)
+        else None,
         "unexpected_count": details.get("unexpected_count"),
         "unexpected_percent": details.get("unexpected_percent"),
-        "partial_unexpected_list": None
-        if result.success
-        else details.get("partial_unexpected_list"),
-        "details": None if result.success else details.get("details"),
-        "expected": None if result.success else _expected(exp["kwargs"]),
+        # Empty values of the column (GX skips them in map expectations): lineage null counts.
+        "missing_count": details.get("missing_count"),
         "exception": _exception_message(result.exception_info),
     }
+    if not result.success:
+        entry["expected"] = _expected(kwargs)
+        for name in ("partial_unexpected_list", "partial_unexpected_index_list", "details"):
+            entry[name] = details.get(name)
     return {k: _small(v) for k, v in entry.items() if v is not None}
 
 
@@ -275,6 +284,7 @@ def _run_checkpoint(
     run_name: str,
     parameters: dict[str, Any],
     expectations_dir: Path,
+    index_column: str,
 ) -> CheckpointSummary:
     gx = import_gx()
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
@@ -295,6 +305,10 @@ def _run_checkpoint(
                     "reason": reason,
                 }
             )
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    if index_column in frame.columns:
+        # Failed rows are then named by this column (a page key, a tweet id) in results and docs.
+        result_format["unexpected_index_column_names"] = [index_column]
     name = suite_doc["name"]
     # The other suites are added only so that this run's index page lists them too.
     others = [s for s in suite_files(expectations_dir) if s["name"] != name]
@@ -315,7 +329,7 @@ def _run_checkpoint(
             name=f"{name}.gate",
             validation_definitions=[definition],
             actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+            result_format=result_format,
         )
     )
     run_name = _safe_run_name(run_name)
@@ -329,7 +343,7 @@ def _run_checkpoint(
     failed = [r for r in results if not r["success"]]
     return CheckpointSummary(
         suite=name,
-        success=not any(r["severity"] == "critical" for r in failed),
+        success=not any(r["severity"] == CRITICAL for r in failed),
         evaluated=len(results),
         failed=failed,
         results=results,
@@ -394,10 +408,12 @@ def _as_numbers(column: pd.Series, logical_type: str) -> pd.Series:
         return column
     try:
         if logical_type == "integer":
-            return pd.Series(pd.array([None if v is None else int(v) for v in column], "Int64"))
-        return pd.Series(pd.array([None if v is None else float(v) for v in column], "Float64"))
+            values = pd.array([None if v is None else int(v) for v in column], "Int64")
+        else:
+            values = pd.array([None if v is None else float(v) for v in column], "Float64")
     except (OverflowError, TypeError, ValueError):
         return column
+    return pd.Series(values, index=column.index, name=column.name)
 
 
 def curated_frame(csv_path: Path, spec: ContractSpec) -> pd.DataFrame:
@@ -427,7 +443,7 @@ def curated_frame(csv_path: Path, spec: ContractSpec) -> pd.DataFrame:
     frame = frame.where(frame != "", None)
     for col in spec.columns:
         if col.logical_type in ("integer", "number") and col.name in frame.columns:
-            frame[col.name] = _as_numbers(frame[col.name], col.logical_type).to_numpy()
+            frame[col.name] = _as_numbers(frame[col.name], col.logical_type)
     return frame
 
 
@@ -474,6 +490,7 @@ def validate_curated(
         run_name=run_name,
         parameters=parameters,
         expectations_dir=expectations_dir,
+        index_column="tweet_id",
     )
 
 
@@ -503,6 +520,7 @@ def validate_raw_pages(
         run_name=run_name,
         parameters={},
         expectations_dir=expectations_dir,
+        index_column="key",
     )
 
 
@@ -527,7 +545,11 @@ def _describe_failure(entry: dict[str, Any]) -> str:
     facts = []
     if "unexpected_count" in entry:
         facts.append(f"{entry['unexpected_count']} unexpected")
-        if entry.get("partial_unexpected_list"):
+        rows = entry.get("partial_unexpected_index_list")
+        if rows:
+            sample = "; ".join(", ".join(f"{k}={v!r}" for k, v in r.items()) for r in rows[:3])
+            facts.append(f"e.g. {sample}")
+        elif entry.get("partial_unexpected_list"):
             sample = ", ".join(repr(v) for v in entry["partial_unexpected_list"][:3])
             facts.append(f"e.g. {sample}")
     elif "observed_value" in entry:
@@ -537,13 +559,13 @@ def _describe_failure(entry: dict[str, Any]) -> str:
             facts.append("expected " + ", ".join(f"{k}={v!r}" for k, v in bounds.items()))
     if entry.get("exception"):
         facts.append(f"error: {entry['exception']}")
-    if entry.get("severity") != "critical":
+    if entry.get("severity") != CRITICAL:
         facts.append(f"severity {entry.get('severity')}")
     return f"  - {target}: {'; '.join(facts) or 'failed'}"
 
 
 def _failure_message(summary: CheckpointSummary, docs_base: str) -> str:
-    critical = [f for f in summary.failed if f.get("severity") == "critical"]
+    critical = [f for f in summary.failed if f.get("severity") == CRITICAL]
     lines = [
         f"quality gate {summary.suite} failed in run {summary.run_name}: "
         f"{len(critical)} of {summary.evaluated} expectations failed on {summary.rows} rows"

@@ -39,6 +39,8 @@ SUITE_CONTRACTS = (CURATED_CONTRACT, RAW_PAGE_CONTRACT)
 CURATED_SUITE = "tweets_curated"
 RAW_PAGE_SUITE = "x_api_v2_tweets_page"
 CONTRACT_SOURCE = "contract"
+CRITICAL = "critical"
+WARNING = "warning"
 INTEGER_REGEX = r"^-?[0-9]+$"
 NUMBER_REGEX = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -93,7 +95,12 @@ def load_suite_file(name: str, expectations_dir: Path = EXPECTATIONS_DIR) -> dic
 
 # --- deriving expectations from a contract ------------------------------------------------------
 def _expectation(
-    spec: ContractSpec, rule: str, type_: str, description: str = "", **kwargs: Any
+    spec: ContractSpec,
+    rule: str,
+    type_: str,
+    description: str = "",
+    severity: str = CRITICAL,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     exp: dict[str, Any] = {
         "type": type_,
@@ -101,6 +108,8 @@ def _expectation(
     }
     if description:
         exp["description"] = description
+    if severity != CRITICAL:
+        exp["severity"] = severity
     exp["meta"] = {
         "source": CONTRACT_SOURCE,
         "contract": spec.name,
@@ -110,12 +119,19 @@ def _expectation(
     return exp
 
 
+def _rule_expectation(
+    spec: ContractSpec, rule: QualityRule, type_: str, description: str = "", **kwargs: Any
+) -> dict[str, Any]:
+    """An expectation for a contract quality rule, with the rule's severity."""
+    severity = CRITICAL if rule.fatal else WARNING
+    return _expectation(spec, rule.name, type_, description, severity, **kwargs)
+
+
 def _merge(out: list[dict[str, Any]], new: Iterable[dict[str, Any]]) -> None:
     """Append expectations, folding one that repeats an earlier one into its ``rules``."""
     for exp in new:
-        twin = next(
-            (e for e in out if e["type"] == exp["type"] and e["kwargs"] == exp["kwargs"]), None
-        )
+        same = ("type", "kwargs", "severity")
+        twin = next((e for e in out if all(e.get(k) == exp.get(k) for k in same)), None)
         if twin is None:
             out.append(exp)
         else:
@@ -216,9 +232,9 @@ def _column_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[s
     for rule in col.quality:
         if "validValues" not in rule.arguments or rule.metric != "invalidValues":
             raise ContractError(f"{spec.path}: column {name}: {_unmapped(rule)}")
-        yield _expectation(
+        yield _rule_expectation(
             spec,
-            rule.name,
+            rule,
             "expect_column_values_to_be_in_set",
             column=name,
             value_set=list(rule.arguments["validValues"]),
@@ -229,7 +245,7 @@ def _column_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[s
 def _unmapped(rule: QualityRule) -> str:
     return (
         f"quality rule {rule.name!r} (metric {rule.metric}, {rule.operator} {rule.threshold!r}) "
-        "has no Great Expectations mapping in etl/quality.py"
+        "has no Great Expectations mapping in etl/suites.py"
     )
 
 
@@ -253,9 +269,9 @@ def _quarantined_share(spec: ContractSpec, rule: QualityRule) -> dict[str, Any]:
     if abs(keep_hundredths - (100 - float(rule.threshold)) * 100) > 1e-9:
         raise ContractError(f"{spec.path}: {rule.name}: use at most two decimals in the percent")
     bound = f"trunc(({keep_hundredths} * (curated + quarantined) + 9999) / 10000)"
-    return _expectation(
+    return _rule_expectation(
         spec,
-        rule.name,
+        rule,
         "expect_table_row_count_to_be_between",
         description=(
             f"{rule.description} Checked as: curated rows >= {100 - float(rule.threshold):g}% of "
@@ -269,19 +285,19 @@ def _dataset_expectation(spec: ContractSpec, rule: QualityRule) -> dict[str, Any
     columns = list(rule.arguments.get("properties") or [])
     if rule.metric == "duplicateValues" and rule.operator == "mustBe" and rule.threshold == 0:
         if len(columns) == 1:
-            return _expectation(
-                spec, rule.name, "expect_column_values_to_be_unique", column=columns[0]
+            return _rule_expectation(
+                spec, rule, "expect_column_values_to_be_unique", column=columns[0]
             )
-        return _expectation(
-            spec, rule.name, "expect_compound_columns_to_be_unique", column_list=columns
+        return _rule_expectation(
+            spec, rule, "expect_compound_columns_to_be_unique", column_list=columns
         )
     if rule.metric == "invalidValues" and rule.unit == "percent" and not columns:
         if rule.operator == "mustBeLessOrEqualTo":
             return _quarantined_share(spec, rule)
     if rule.metric == "rowCount" and rule.operator in ("mustBeGreaterOrEqualTo", "mustBeBetween"):
         low, high = (rule.threshold, None) if rule.operator != "mustBeBetween" else rule.threshold
-        return _expectation(
-            spec, rule.name, "expect_table_row_count_to_be_between", min_value=low, max_value=high
+        return _rule_expectation(
+            spec, rule, "expect_table_row_count_to_be_between", min_value=low, max_value=high
         )
     raise ContractError(f"{spec.path}: {_unmapped(rule)}")
 
@@ -392,9 +408,9 @@ def _derive_page(spec: ContractSpec) -> list[dict[str, Any]]:
         if rule.metric != "invalidValues" or rule.arguments:
             raise ContractError(f"{spec.path}: {_unmapped(rule)}")
         out.append(
-            _expectation(
+            _rule_expectation(
                 spec,
-                rule.name,
+                rule,
                 "expect_column_values_to_be_in_set",
                 description=f"{rule.description} (pages that parse as a JSON object)".strip(),
                 column="parsed_ok",
@@ -403,13 +419,18 @@ def _derive_page(spec: ContractSpec) -> list[dict[str, Any]]:
             )
         )
     for check in page_checks(spec):
-        scope = "every post of every page" if check.in_items else "every page"
+        # A post that breaks the contract is the transform's to quarantine, and the curated
+        # suite bounds the quarantined share; here it is evidence, so it only warns.
+        scope = (
+            "every post (warning: such posts are quarantined)" if check.in_items else "every page"
+        )
         out.append(
             _expectation(
                 spec,
                 check.path,
                 "expect_column_values_to_be_in_set",
                 description=f"{check.path} is {check.constraints()}, in {scope}.",
+                severity=WARNING if check.in_items else CRITICAL,
                 column=check.column,
                 value_set=[0],
             )
