@@ -808,20 +808,18 @@ def start_emulator(
 def run_emulator_cli(args: argparse.Namespace) -> int:
     """``tweetpipe emulator``: serve on 127.0.0.1 until SIGINT or SIGTERM.
 
+    Prints the base URL, and the ``X_BEARER_TOKEN=...`` line only for the built-in demo token (a
+    token given with ``--token`` is never printed).
+
     Args:
         args: parsed ``--port --seed --token --fault --rate-limit --rate-window``.
 
     Returns:
-        0 after a clean stop, 1 when the port cannot be bound.
+        0 after a clean stop, 1 when the port cannot be bound, 2 for bad arguments.
     """
-    from etl.cli import UsageError
-
-    try:
-        faults = Faults.parse(list(args.fault))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     token = args.token or DEMO_TOKEN
     try:
+        faults = Faults.parse(list(args.fault))
         server = start_emulator(
             seed=args.seed,
             port=args.port,
@@ -830,11 +828,14 @@ def run_emulator_cli(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             rate_window=args.rate_window,
         )
+    except ValueError as exc:
+        # Returned rather than raised as UsageError: under ``python -m etl.cli`` that class is a
+        # different object from the one ``main`` catches.
+        print(f"tweetpipe emulator: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"tweetpipe emulator: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
