@@ -907,24 +907,26 @@ def _validate_curated(call: TaskCall) -> StepLineage:
     )
 
 
-def transform_outputs(summary: Mapping[str, Any]) -> StepLineage:
+def transform_outputs(summary: Mapping[str, Any], raw: str) -> StepLineage:
     """Lineage of one source's transform, from its summary.
 
     Args:
-        summary: ``namespace``, ``page_keys``/``manifest_key`` (the raw input),
-            ``staging_key``, ``quarantine_key``, ``size`` (candidate bytes) and ``report`` (the
-            transform report: ``curated``, ``quarantined``...).
+        summary: ``namespace``, ``staging_key``, ``quarantine_key``, ``size`` (candidate bytes)
+            and ``report`` (the transform report: ``curated``, ``quarantined``...).
+        raw: the ``raw/`` prefix the transform read (:func:`raw_prefix` of its input summary).
 
     Returns:
         The raw prefix as input; the staged candidate (schema, column lineage from the raw JSON
-        paths, statistics) and the quarantine (statistics) as outputs.
+        paths, statistics) and the quarantine (schema, statistics) as outputs.
     """
     namespace, report = summary["namespace"], summary.get("report") or {}
-    raw = (namespace, raw_prefix(summary))
     staging = output_dataset(
         namespace,
         summary["staging_key"],
-        facets={**_schema(), "columnLineage": column_lineage_facet(_curated_contract(), [raw])},
+        facets={
+            **_schema(),
+            "columnLineage": column_lineage_facet(_curated_contract(), [(namespace, raw)]),
+        },
         output_facets={
             "outputStatistics": output_statistics_facet(
                 int(report.get("curated", 0)), summary.get("size")
@@ -942,19 +944,19 @@ def transform_outputs(summary: Mapping[str, Any]) -> StepLineage:
         },
     )
     return StepLineage(
-        inputs=[input_dataset(*raw, facets=_schema(raw=True))], outputs=[staging, quarantine]
+        inputs=[input_dataset(namespace, raw, facets=_schema(raw=True))],
+        outputs=[staging, quarantine],
     )
 
 
 def _transform(call: TaskCall) -> StepLineage:
-    if isinstance(call.result, Mapping):
-        return transform_outputs(call.result)
     checked = call.arguments.get("checked")
     if not isinstance(checked, Mapping):
         return StepLineage()
-    return StepLineage(
-        inputs=[input_dataset(checked["namespace"], raw_prefix(checked), facets=_schema(raw=True))]
-    )
+    raw = raw_prefix(checked)
+    if isinstance(call.result, Mapping):
+        return transform_outputs(call.result, raw)
+    return StepLineage(inputs=[input_dataset(checked["namespace"], raw, facets=_schema(raw=True))])
 
 
 def publish_outputs(summary: Mapping[str, Any]) -> StepLineage:

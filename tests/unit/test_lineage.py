@@ -381,3 +381,231 @@ def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> 
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     for event in events:
         assert validate_event(event, OUR_FACETS) == []
+
+
+# --- the steps' builders (summaries modelled on etl.pipeline's) ---------------------------------
+NS = "s3://tweets-bucket"
+RAW = "raw/source=account-nasa/endpoint=users_tweets/window=20240501T000000Z_20240502T000000Z"
+PART = "source=account-nasa/interval=20240501T000000Z_20240502T000000Z"
+BASE = {
+    "source": {"kind": "account", "value": "nasa"},
+    "slug": "account-nasa",
+    "store": "s3://tweets-bucket/prod",
+    "namespace": NS,
+    "start": "2024-05-01T00:00:00+00:00",
+    "end": "2024-05-02T00:00:00+00:00",
+}
+LANDED = {
+    **BASE,
+    "page_keys": [f"{RAW}/page-00001.json", f"{RAW}/page-00002.json"],
+    "manifest_key": f"{RAW}/_manifest.json",
+    "pages": 2,
+    "tweets": 150,
+}
+REPORT = {"tweets_in": 150, "curated": 140, "quarantined": 8, "duplicates": 2}
+STAGED = {
+    **BASE,
+    "staging_key": f"staging/{PART}/tweets.csv",
+    "quarantine_key": f"quarantine/{PART}/rejected.jsonl",
+    "sha256": "ab" * 32,
+    "size": 65_000,
+    "report": REPORT,
+}
+CHECKPOINT = {
+    "suite": "tweets_curated",
+    "success": False,
+    "rows": 140,
+    "results": [
+        {
+            "expectation_type": "expect_column_values_to_not_be_null",
+            "column": "tweet_id",
+            "success": True,
+            "unexpected_count": 0,
+            "severity": "critical",
+        },
+        {
+            "expectation_type": "expect_column_values_to_match_regex",
+            "column": "lang",
+            "success": True,
+            "unexpected_count": 0,
+            "missing_count": 12,
+            "rule": "lang_pattern",
+        },
+        {
+            "expectation_type": "expect_table_row_count_to_equal",
+            "column": None,
+            "success": False,
+            "observed_value": 140,
+            "expected": {"value": 142},
+            "severity": "critical",
+        },
+    ],
+}
+
+
+class _Summary:
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.doc
+
+
+class _GateFailed(Exception):
+    def __init__(self, summary: _Summary) -> None:
+        super().__init__("quality gate tweets_curated failed")
+        self.summary = summary
+
+
+def _build(step: str, **call: Any) -> dict[str, Any]:
+    built = lineage.task_lineage(step, lineage.TaskCall(**call))
+    return {
+        "inputs": [_json(d) for d in built.inputs],
+        "outputs": [_json(d) for d in built.outputs],
+    }
+
+
+def test_extract_reads_the_endpoint_and_writes_the_raw_window() -> None:
+    start = _build("extract", arguments={"source": {"kind": "query", "value": "python"}})
+    done = _build("extract", arguments={"source": BASE["source"]}, result=LANDED)
+
+    assert [(d["namespace"], d["name"]) for d in start["inputs"]] == [
+        ("https://api.twitter.com", "/2/tweets/search/recent")
+    ]
+    assert start["outputs"] == []
+    assert done["inputs"][0]["name"] == "/2/users/{id}/tweets"
+    (raw,) = done["outputs"]
+    assert (raw["namespace"], raw["name"]) == (NS, RAW)
+    assert [f["name"] for f in raw["facets"]["schema"]["fields"]][0] == "data"
+    stats = raw["outputFacets"]["outputStatistics"]
+    assert (stats["rowCount"], stats["fileCount"]) == (150, 2)
+
+
+def test_validate_raw_puts_the_checkpoint_on_the_raw_window() -> None:
+    checked = {**LANDED, "checkpoint": {**CHECKPOINT, "rows": 2, "success": True}}
+
+    done = _build("validate_raw", arguments={"landed": LANDED}, result=checked)
+
+    (raw,) = done["inputs"]
+    assert raw["name"] == RAW and done["outputs"] == []
+    assertions = raw["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert len(assertions) == len(CHECKPOINT["results"])
+    assert raw["inputFacets"]["dataQualityMetrics"]["rowCount"] == 2
+
+
+def test_failed_gate_reports_its_results_from_the_wrapped_exception() -> None:
+    try:
+        try:
+            raise _GateFailed(_Summary(CHECKPOINT))
+        except _GateFailed as exc:
+            raise RuntimeError(str(exc)) from exc  # as AirflowFailException wraps it
+    except RuntimeError as wrapped:
+        error = wrapped
+
+    failed = _build("validate_curated", arguments={"staged": STAGED}, error=error)
+
+    (staging,) = failed["inputs"]
+    assert staging["name"] == f"staging/{PART}/tweets.csv"
+    assert [f["name"] for f in staging["facets"]["schema"]["fields"]] == (
+        load_contract().column_names
+    )
+    assertions = staging["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert [(a["assertion"], a["success"], a.get("column")) for a in assertions] == [
+        ("expect_column_values_to_not_be_null", True, "tweet_id"),
+        ("expect_column_values_to_match_regex", True, "lang"),
+        ("expect_table_row_count_to_equal", False, None),
+    ]
+    assert assertions[2]["actual"] == "140" and assertions[2]["expected"] == '{"value": 142}'
+    assert assertions[1]["name"] == "lang_pattern"
+    metrics = staging["inputFacets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] == 140
+    assert metrics["columnMetrics"] == {"tweet_id": {"nullCount": 0}, "lang": {"nullCount": 12}}
+
+
+def test_transform_writes_staging_with_column_lineage_and_quarantine() -> None:
+    checked = {**LANDED, "checkpoint": CHECKPOINT}
+
+    done = _build("transform", arguments={"checked": checked}, result=STAGED)
+
+    assert [d["name"] for d in done["inputs"]] == [RAW]
+    staging, quarantine = done["outputs"]
+    assert staging["name"] == f"staging/{PART}/tweets.csv"
+    like = staging["facets"]["columnLineage"]["fields"]["like_count"]["inputFields"]
+    assert [(f["namespace"], f["name"], f["field"]) for f in like] == [
+        (NS, RAW, "data[].public_metrics.like_count")
+    ]
+    assert staging["outputFacets"]["outputStatistics"] == {
+        **staging["outputFacets"]["outputStatistics"],
+        "rowCount": 140,
+        "size": 65_000,
+    }
+    assert quarantine["name"] == f"quarantine/{PART}/rejected.jsonl"
+    assert quarantine["outputFacets"]["outputStatistics"]["rowCount"] == 8
+    assert [f["name"] for f in quarantine["facets"]["schema"]["fields"]] == [
+        "kind",
+        "reason",
+        "source",
+        "record",
+    ]
+
+
+def test_publish_copies_staging_to_curated() -> None:
+    audited = {**STAGED, "checkpoint": CHECKPOINT}
+    published = {
+        **BASE,
+        "curated_key": f"curated/{PART}/tweets.csv",
+        "sha256": "ab" * 32,
+        "size": 65_000,
+        "replaced": False,
+        "unchanged": False,
+        "staging_key": STAGED["staging_key"],
+        "quarantine_key": STAGED["quarantine_key"],
+        "report": REPORT,
+    }
+
+    start = _build("publish", arguments={"audited": audited})
+    done = _build("publish", arguments={"audited": audited}, result=published)
+
+    assert [d["name"] for d in start["inputs"]] == [STAGED["staging_key"]]
+    (curated,) = done["outputs"]
+    assert (curated["namespace"], curated["name"]) == (NS, f"curated/{PART}/tweets.csv")
+    text = curated["facets"]["columnLineage"]["fields"]["text"]["inputFields"]
+    assert [(f["name"], f["field"]) for f in text] == [(STAGED["staging_key"], "text")]
+    assert curated["outputFacets"]["outputStatistics"]["rowCount"] == 140
+
+
+def test_local_names_follow_the_store_keys(tmp_path: Path) -> None:
+    window = tmp_path / "store" / RAW
+    window.mkdir(parents=True)
+    (window / "page-00001.json").write_text("{}")
+
+    assert lineage.local_name(window) == RAW
+    assert lineage.local_name(window / "page-00001.json") == RAW
+    assert lineage.local_name(tmp_path / "elsewhere.json") == str(tmp_path / "elsewhere.json")
+    inputs = lineage.cli_transform_inputs([window, window / "page-00001.json"])
+    assert [d.name for d in inputs] == [RAW]
+
+
+def test_quarantine_schema_matches_what_the_transform_writes() -> None:
+    import io
+
+    from etl.transform import transform_pages
+
+    page = {
+        "data": [
+            {
+                "id": "not-an-id",
+                "text": "x",
+                "author_id": "12",
+                "created_at": "2024-05-01T00:00:00Z",
+            }
+        ],
+        "meta": {"result_count": 1},
+    }
+    quarantine = io.StringIO()
+
+    transform_pages([("raw/p.json", json.dumps(page).encode())], io.StringIO(), quarantine)
+
+    lines = [json.loads(line) for line in quarantine.getvalue().splitlines()]
+    assert lines, "the post with a bad id should be quarantined"
+    assert list(lines[0]) == [name for name, _, _ in lineage.QUARANTINE_COLUMNS]
