@@ -478,13 +478,7 @@ def _page(
         cursor = _token_decode(token_param, params[token_param])
         tweets = [t for t in tweets if int(t["id"]) <= cursor]
     page, rest = tweets[:size], tweets[size:]
-    unavailable: set[str] = set()
-    if state.faults.partial_errors:
-        first_ref = next(
-            (t["referenced_tweets"][0]["id"] for t in page if "referenced_tweets" in t), None
-        )
-        if first_ref is not None:
-            unavailable.add(first_ref)
+    unavailable = _unavailable(state, page)
     body = render.tweets_page(page, unavailable)
     if unavailable:
         body["errors"] = [_not_authorized(i) for i in sorted(unavailable)]
@@ -495,6 +489,15 @@ def _page(
         meta["next_token"] = _token_encode(rest[0]["id"])
     body["meta"] = meta
     return body
+
+
+def _unavailable(state: _State, page: list[dict[str, Any]]) -> set[str]:
+    """With the partial-errors fault, the page's first referenced post is 'not authorized'."""
+    if not state.faults.partial_errors:
+        return set()
+    refs = (t["referenced_tweets"][0]["id"] for t in page if "referenced_tweets" in t)
+    first = next(refs, None)
+    return {first} if first is not None else set()
 
 
 def _window(
@@ -578,10 +581,13 @@ def _tweets_lookup(state: _State, params: dict[str, str]) -> dict[str, Any]:
         raise _invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
     render = _Renderer(state, params, _TWEET_EXPANSIONS)
     found = [t for t in (state.corpus.tweet(i) for i in ids) if t is not None]
-    body = render.tweets_page(found, set())
+    unavailable = _unavailable(state, found)
+    body = render.tweets_page(found, unavailable)
     missing = [i for i in ids if state.corpus.tweet(i) is None]
-    if missing:
-        body["errors"] = [_not_found("tweet", "ids", i) for i in missing]
+    errors = [_not_found("tweet", "ids", i) for i in missing]
+    errors += [_not_authorized(i) for i in sorted(unavailable)]
+    if errors:
+        body["errors"] = errors
     return body
 
 
@@ -709,8 +715,33 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """Tracks open connections, so stopping also ends idle keep-alive ones."""
+
     daemon_threads = True
-    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the peer
 
 
 class EmulatorServer:
@@ -759,6 +790,7 @@ class EmulatorServer:
         """Stop serving and close the listening socket."""
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.close_connections()
         self._thread.join(timeout=5)
 
     def __enter__(self) -> EmulatorServer:

@@ -509,6 +509,28 @@ def test_partial_errors_sit_beside_data(small: Any) -> None:
     assert error["resource_id"] not in {t["id"] for t in body.get("includes", {}).get("tweets", [])}
 
 
+def test_partial_errors_in_lookups(small: Any) -> None:
+    server = small(faults=Faults(partial_errors=True))
+    quote = next(t for t in server.corpus.all_tweets() if "referenced_tweets" in t)
+
+    body = _get(server, "/2/tweets", ids=f"{quote['id']},42").json()
+
+    assert [t["id"] for t in body["data"]] == [quote["id"]]
+    assert [e["resource_id"] for e in body["errors"]] == ["42", quote["referenced_tweets"][0]["id"]]
+
+
+def test_stop_ends_keep_alive_connections_too(small: Any) -> None:
+    server = small()
+    session = requests.Session()
+    url = f"{server.base_url}/2/users/by/username/{_user(server)['username']}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    assert session.get(url, headers=headers, timeout=5).status_code == 200
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(url, headers=headers, timeout=5)
+
+
 @pytest.mark.parametrize(
     ("drift", "check"),
     [
