@@ -1057,7 +1057,8 @@ def cli_transform_outputs(
         report: ``TransformReport.to_dict()``.
 
     Returns:
-        The same facets the DAG's transform task reports, for local files.
+        The same facets the DAG's transform task reports, for local files; the CSV only when it
+        was written (a breached gate writes none).
     """
     sources = [("file", d.name) for d in cli_transform_inputs(paths)]
     contract = _curated_contract()
@@ -1085,7 +1086,8 @@ def cli_transform_outputs(
             )
         },
     )
-    return StepLineage(outputs=[curated, quarantine])
+    # On a breach the transform deletes the CSV: only the quarantine was written.
+    return StepLineage(outputs=[curated, quarantine] if csv_path.is_file() else [quarantine])
 
 
 def cli_extract_inputs(source_kinds: Iterable[str]) -> list[InputDataset]:

@@ -517,10 +517,16 @@ def _gate_reasons(
         return {}, []
     by_row: dict[int, list[str]] = {}
     every_row: list[str] = []
-    for column, check, case, index in zip(
-        cases["column"], cases["check"], cases["failure_case"], cases["index"], strict=True
+    for context, column, check, case, index in zip(
+        cases["schema_context"],
+        cases["column"],
+        cases["check"],
+        cases["failure_case"],
+        cases["index"],
+        strict=True,
     ):
-        name = column if isinstance(column, str) else case
+        # Frame-level failures (a missing column) name the column in failure_case.
+        name = case if context == "DataFrameSchema" else column
         if index is None or index != index:  # NaN: the failure is about the column, not a value
             every_row.append(f"{name}: {check}")
         else:
@@ -835,21 +841,31 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     from etl.contracts import ContractError
 
     out = Path(args.out)
-    try:
-        report = transform_files(
-            [Path(p) for p in args.inputs],
-            out,
-            Path(args.contract) if args.contract else None,
-            progress=sys.stderr.isatty(),
-        )
-    except ContractError as exc:
-        raise UsageError(str(exc)) from exc
+    # Lineage (etl.lineage): the same job and datasets the DAG's transform task reports.
+    from etl.lineage import cli_transform_inputs, cli_transform_outputs, events_file, lineage_run
+
+    inputs = cli_transform_inputs(args.inputs)
+    with lineage_run("transform", inputs, default_file=events_file(out)) as lineage:
+        try:
+            report = transform_files(
+                [Path(p) for p in args.inputs],
+                out,
+                Path(args.contract) if args.contract else None,
+                progress=sys.stderr.isatty(),
+            )
+        except ContractError as exc:
+            raise UsageError(str(exc)) from exc
+        written = (out / "tweets.csv", out / "quarantine.jsonl")
+        lineage.add(cli_transform_outputs(args.inputs, *written, report.to_dict()))
+        if not report.passed:
+            lineage.fail("; ".join(report.fatal))
     summary = (
         f"{report.tweets_in} posts in {report.pages} pages: {report.curated} curated, "
         f"{report.quarantined} quarantined, {report.duplicates} duplicates, "
         f"{report.api_errors} API errors, {report.pages_quarantined} pages quarantined"
     )
     print(summary, file=sys.stderr)
+    print(f"lineage: {lineage.destination}", file=sys.stderr)
     try:
         report.raise_for_gate(f"{out / 'quarantine.jsonl'}, {out / 'report.json'}")
     except GateBreachError as exc:
