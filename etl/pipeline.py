@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from etl.config import Source
     from etl.extract import XClient
     from etl.publish import Partition
+    from etl.quality import CheckpointSummary
     from etl.store import Store
 
 DEFAULT_CONFIG = REPO_ROOT / "pipeline.yaml"
@@ -154,12 +155,12 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
 
 # --- Airflow glue -------------------------------------------------------------------------------
 def _not_retried(exc: Exception) -> Exception:
-    """``exc`` as a failure Airflow does not retry (a plain exception outside Airflow)."""
-    try:
-        from airflow.sdk.exceptions import AirflowFailException
-    except ImportError:  # pragma: no cover - Airflow is a dependency; kept for plain use
-        return exc
-    return AirflowFailException(str(exc))
+    """``exc`` as a failure Airflow does not retry; the original stays its ``__cause__``."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    failure = AirflowFailException(str(exc))
+    failure.__cause__ = exc
+    return failure
 
 
 def _context() -> Mapping[str, Any] | None:
@@ -281,14 +282,14 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _gate(summary: Any, what: str) -> dict[str, Any]:
-    """Push a checkpoint summary, then fail the task (not retried) if the checkpoint failed."""
+def _gate(summary: CheckpointSummary) -> dict[str, Any]:
+    """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed."""
     from etl.quality import QualityGateFailed, raise_on_failure
 
-    doc: dict[str, Any] = summary.to_dict()
+    doc = summary.to_dict()
     _push_checkpoint(doc)
     try:
-        raise_on_failure(summary)
+        raise_on_failure(summary, docs_base=DOCS_PREFIX)
     except QualityGateFailed as exc:
         raise _not_retried(exc) from exc
     return doc
@@ -307,7 +308,8 @@ def validate_raw(
     Returns:
         The base fields, the page keys and the checkpoint summary.
     """
-    from etl.quality import save_results, validate_raw_pages
+    from etl.data_docs import save_results
+    from etl.quality import validate_raw_pages
 
     _name_map_index(landed["slug"])
     store = open_pipeline_store(params)
@@ -317,7 +319,7 @@ def validate_raw(
             pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
         )
         save_results(tmp / "gx", store)
-    checkpoint = _gate(summary, "raw")
+    checkpoint = _gate(summary)
     return {
         **_base(landed),
         "page_keys": list(landed["page_keys"]),
@@ -373,7 +375,7 @@ def validate_curated(
     Returns:
         The base fields, the audited key and digest, and the checkpoint summary.
     """
-    from etl.quality import save_results
+    from etl.data_docs import save_results
     from etl.quality import validate_curated as run_checkpoint
 
     _name_map_index(staged["slug"])
@@ -391,7 +393,17 @@ def validate_curated(
             report=staged["report"],
         )
         save_results(tmp / "gx", store)
-    checkpoint = _gate(summary, "curated")
+    checkpoint = _gate(summary)
+    report = staged["report"]
+    if not report.get("passed", False):
+        # The GX suite covers the Pandera gate's fatal checks too; this keeps a rejected
+        # candidate out of curated/ even if the two ever disagree.
+        raise _not_retried(
+            PipelineError(
+                f"Pandera gate failed for {staged['staging_key']}: {'; '.join(report['fatal'])}; "
+                f"rejected rows in {staged['quarantine_key']}"
+            )
+        )
     return {
         **_base(staged),
         "staging_key": staged["staging_key"],
@@ -435,12 +447,12 @@ def build_docs(params: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         The store, the site's index key and how many files were published.
     """
-    from etl.quality import build_docs_from_store, publish_docs
+    from etl.data_docs import build_docs_from_store, publish_docs
 
     store = open_pipeline_store(params)
     with _workdir("docs") as tmp:
-        build_docs_from_store(store, tmp)
-        keys = publish_docs(tmp, store, prefix=DOCS_PREFIX)
+        site = build_docs_from_store(store, tmp, prefix=DOCS_PREFIX)
+        keys = publish_docs(site, store, prefix=DOCS_PREFIX)
     return {"store": store.url, "index_key": f"{DOCS_PREFIX}index.html", "files": len(keys)}
 
 
