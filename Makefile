@@ -6,7 +6,7 @@
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: env demo test lint typecheck bench airflow airflow-down system-deps
+.PHONY: env demo test lint typecheck bench airflow airflow-down system-deps ci-contracts
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -25,7 +25,17 @@ lint: env
 	$(RUN) ruff format --check etl dags tests bench
 	$(RUN) mypy
 
-test: env system-deps lint
+# Contract review gates: contracts valid, suites in sync with them, and the last commit's contract
+# changes classified (a breaking change needs a major version bump). A clone without a parent
+# commit (single commit, shallow) has nothing to compare against, so the diff is skipped.
+ci-contracts: env
+	$(RUN) tweetpipe contracts lint
+	$(RUN) tweetpipe expectations sync --check
+	@if git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null 2>&1; then \
+	  $(RUN) tweetpipe contracts diff --base HEAD~1; \
+	else echo "contracts diff: no previous commit to compare with, skipped"; fi
+
+test: env system-deps lint ci-contracts
 	$(RUN) pytest
 
 bench: env
