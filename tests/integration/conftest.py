@@ -25,6 +25,7 @@ Fixtures (all function-scoped unless noted; every server binds 127.0.0.1 on a fr
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class S3Endpoint:
 def _moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every S3 request at INFO: noise in every captured log of every test.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
