@@ -328,19 +328,22 @@ def _max_results(params: dict[str, str], low: int, high: int, default: int) -> i
     return int(raw)
 
 
-def _token_encode(tweet_id: str) -> str:
+_NEXT, _PREVIOUS = "7140", "77qp"  # token prefixes: older-than and newer-than cursors
+
+
+def _token_encode(prefix: str, tweet_id: str) -> str:
     n, out = int(tweet_id), ""
     while n:
         n, r = divmod(n, 36)
         out = "0123456789abcdefghijklmnopqrstuvwxyz"[r] + out
-    return "7140" + out
+    return prefix + out
 
 
-def _token_decode(name: str, raw: str) -> int:
+def _token_decode(name: str, raw: str) -> tuple[str, int]:
     try:
-        if not raw.startswith("7140"):
+        if raw[:4] not in (_NEXT, _PREVIOUS):
             raise ValueError(raw)
-        return int(raw[4:], 36)
+        return raw[:4], int(raw[4:], 36)
     except ValueError:
         raise _invalid(
             name, raw, f"The `{name}` query parameter value [{raw}] is not a valid token"
@@ -470,14 +473,21 @@ def _page(
     *,
     token_param: str,
     low: int,
+    previous: bool,
 ) -> dict[str, Any]:
-    """One page of a timeline or search result (tweets already filtered, newest first)."""
+    """One page of a timeline or search result (tweets already filtered, newest first).
+
+    Timelines also carry ``previous_token`` after the first page (search has none).
+    """
     size = _max_results(params, low, 100, 10)
     render = _Renderer(state, params, _TWEET_EXPANSIONS)
+    begin = 0
     if token_param in params:
-        cursor = _token_decode(token_param, params[token_param])
-        tweets = [t for t in tweets if int(t["id"]) <= cursor]
-    page, rest = tweets[:size], tweets[size:]
+        direction, cursor = _token_decode(token_param, params[token_param])
+        newer = sum(1 for t in tweets if int(t["id"]) > cursor)
+        # A next token starts at its post; a previous token ends just before its post.
+        begin = newer if direction == _NEXT else max(0, newer - size)
+    page, rest = tweets[begin : begin + size], tweets[begin + size :]
     unavailable = _unavailable(state, page)
     body = render.tweets_page(page, unavailable)
     if unavailable:
@@ -486,7 +496,9 @@ def _page(
     if page:
         meta = {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"], **meta}
     if rest:
-        meta["next_token"] = _token_encode(rest[0]["id"])
+        meta["next_token"] = _token_encode(_NEXT, rest[0]["id"])
+    if previous and begin > 0 and page:
+        meta["previous_token"] = _token_encode(_PREVIOUS, page[0]["id"])
     body["meta"] = meta
     return body
 
@@ -549,6 +561,7 @@ def _users_tweets(state: _State, params: dict[str, str], user_id: str) -> dict[s
         _window(params, tweets, ids_first=True),
         token_param="pagination_token",
         low=5,
+        previous=True,
     )
 
 
@@ -570,7 +583,12 @@ def _search_recent(state: _State, params: dict[str, str]) -> dict[str, Any]:
     if "pagination_token" in params and "next_token" not in params:
         params = {**params, "next_token": params["pagination_token"]}
     return _page(
-        state, params, _window(params, tweets, ids_first=False), token_param="next_token", low=10
+        state,
+        params,
+        _window(params, tweets, ids_first=False),
+        token_param="next_token",
+        low=10,
+        previous=False,
     )
 
 
@@ -710,7 +728,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset, not EOF.
+        # Closed here, before socketserver's orderly shutdown could send a FIN first.
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
         self.close_connection = True
 
 

@@ -115,6 +115,19 @@ def test_timeline_pages_to_the_end_and_equals_the_ground_truth(server: EmulatorS
     assert pages == math.ceil(len(ids) / 100) == 4
 
 
+def test_previous_token_pages_back_to_the_newer_posts(server: EmulatorServer) -> None:
+    path = f"/2/users/{_user(server)['id']}/tweets"
+    first = _get(server, path, max_results=7).json()
+    second = _get(server, path, max_results=7, pagination_token=first["meta"]["next_token"]).json()
+    back = _get(
+        server, path, max_results=7, pagination_token=second["meta"]["previous_token"]
+    ).json()
+
+    assert "previous_token" not in first["meta"]
+    assert [t["id"] for t in back["data"]] == [t["id"] for t in first["data"]]
+    assert {t["id"] for t in first["data"]}.isdisjoint(t["id"] for t in second["data"])
+
+
 def test_search_window_pages_to_the_end(server: EmulatorServer) -> None:
     start, end = "2023-01-01T00:00:00Z", "2023-03-01T00:00:00Z"
     ids: list[str] = []
