@@ -219,4 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m etl.cli` this module is __main__, while step modules raise
+    # etl.cli.UsageError: run the imported module's main so that class is the one caught.
+    from etl.cli import main as _main
+
+    sys.exit(_main())

@@ -323,8 +323,12 @@ class TimestampFormat:
 
     def render(self, moment: datetime) -> str:
         """Write an aware or UTC datetime in this format (milliseconds for ``SSS``)."""
-        text = moment.strftime(self.strptime.replace("%f", "\0"))
-        return text.replace("\0", f"{moment.microsecond // 1000:03d}")
+        # strftime has no milliseconds: render around the %f the format holds, if any.
+        before, found, after = self.strptime.partition("%f")
+        if not found:
+            return moment.strftime(before)
+        millis = f"{moment.microsecond // 1000:03d}"
+        return moment.strftime(before) + millis + moment.strftime(after)
 
 
 def _values(series: pd.Series) -> list[str]:

@@ -755,7 +755,7 @@ def input_files(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in INPUT_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if _is_data_file(p, path))
             if not found:
                 raise UsageError(f"{path}: directory holds no .json, .jsonl or .ndjson file")
             files.extend(found)
@@ -764,6 +764,13 @@ def input_files(inputs: list[Path]) -> list[Path]:
         else:
             raise UsageError(f"{path}: no such file or directory")
     return files
+
+
+def _is_data_file(path: Path, root: Path) -> bool:
+    # Names starting with "_" or "." are metadata (raw/'s _manifest.json and _rejected/ bodies,
+    # temporary files), not pages: the Hadoop/Spark convention etl.land follows.
+    hidden = any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
+    return path.is_file() and path.suffix in INPUT_SUFFIXES and not hidden
 
 
 def _file_pages(files: list[Path]) -> Iterator[tuple[str, bytes]]:

@@ -1,0 +1,91 @@
+"""``tweetpipe transform`` as a user runs it: a real process, files in, exit code and files out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from etl.cli import main
+from tests.pages import body, ids, page, tweet
+
+if TYPE_CHECKING:
+    import pytest
+
+TWEETPIPE = Path(sys.executable).with_name("tweetpipe")  # the installed console script
+
+
+def _tweetpipe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TWEETPIPE), "transform", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_directory_of_json_and_jsonl_passes_and_publishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "raw" / "source=alice"
+    raw.mkdir(parents=True)
+    (raw / "page-00001.json").write_bytes(body(page([tweet(t) for t in ids(0, 3)])))
+    jsonl = b"\n".join(body(page([tweet(t)])) for t in ids(2, 3)) + b"\n"
+    (raw / "more.jsonl").write_bytes(jsonl)
+    (raw / "notes.txt").write_text("not an input")
+    out = tmp_path / "out"
+
+    code = main(["transform", str(tmp_path / "raw"), "--out", str(out)])  # in-process: fast
+
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(out / "tweets.csv")
+    with (out / "tweets.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["tweet_id"] for r in rows] == [ids(2, 3)[0], ids(3, 1)[0], ids(4, 1)[0], *ids(0, 2)]
+    assert rows[0]["source_page"] == f"{raw / 'more.jsonl'}:1"
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {k: report[k] for k in ("tweets_in", "curated", "duplicates", "pages", "passed")} == {
+        "tweets_in": 6,
+        "curated": 5,
+        "duplicates": 1,
+        "pages": 4,
+        "passed": True,
+    }
+    assert (out / "quarantine.jsonl").read_text() == ""
+    assert not list(out.glob(".*partial*"))
+
+
+def test_gate_breach_exits_1_names_the_check_and_publishes_no_csv(tmp_path: Path) -> None:
+    src = tmp_path / "page.json"
+    posts = [tweet(t) for t in ids(0, 8)] + [tweet(t, created_at="not a time") for t in ids(50, 2)]
+    src.write_bytes(body(page(posts)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tweets.csv").write_text("stale from an earlier run")
+
+    proc = _tweetpipe(str(src), "--out", str(out))
+
+    assert proc.returncode == 1
+    assert "quarantined_share: 20.00% of posts quarantined (2 of 10)" in proc.stderr
+    assert str(out / "quarantine.jsonl") in proc.stderr
+    assert not (out / "tweets.csv").exists()
+    lines = (out / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["record"]["id"] for x in lines] == ids(50, 2)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["passed"] is False and report["check_failures"] == {"created_at:timestamp": 2}
+
+
+def test_missing_input_is_a_usage_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.json"
+
+    code = main(["transform", str(missing), "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert f"{missing}: no such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "tweets.csv").exists()

@@ -1,0 +1,105 @@
+"""Synthetic X API v2 response pages for the transform's tests.
+
+Written by us and modeled on the OpenAPI document (2.159) in ../shared/reference/x-api-v2:
+``Tweet`` (id, text, author_id, created_at, lang, conversation_id, in_reply_to_user_id,
+referenced_tweets, public_metrics, entities, note_tweet, possibly_sensitive,
+edit_history_tweet_ids, edit_controls, withheld), ``User`` (id, name, username) and the
+``Get2UsersIdTweetsResponse`` envelope (data, includes, meta, errors).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+BIG_ID = "1846986476133195777"  # a real-looking post id, far above 2**53
+ALICE = {"id": "2244994945", "username": "alice_dev", "name": 'Alice, "the" dev'}
+BOB = {"id": "783214", "username": "bob", "name": "בוב 🚀"}
+
+
+def tweet(tid: str = BIG_ID, **fields: Any) -> dict[str, Any]:
+    """A post with every commonly requested field; ``fields`` override or add (None removes)."""
+    post: dict[str, Any] = {
+        "id": tid,
+        "text": "Hello pipeline #data @bob https://t.co/abc",
+        "author_id": ALICE["id"],
+        "created_at": "2024-05-01T12:34:56.000Z",
+        "lang": "en",
+        "conversation_id": tid,
+        "possibly_sensitive": False,
+        "edit_history_tweet_ids": [tid],
+        "edit_controls": {
+            "edits_remaining": 5,
+            "is_edit_eligible": True,
+            "editable_until": "2024-05-01T13:34:56.000Z",
+        },
+        "public_metrics": {
+            "retweet_count": 3,
+            "reply_count": 1,
+            "like_count": 12,
+            "quote_count": 0,
+            "bookmark_count": 2,
+            "impression_count": 340,
+        },
+        "entities": {
+            "hashtags": [{"start": 15, "end": 20, "tag": "data"}],
+            "mentions": [{"start": 21, "end": 25, "username": "bob", "id": BOB["id"]}],
+            "urls": [
+                {
+                    "start": 26,
+                    "end": 42,
+                    "url": "https://t.co/abc",
+                    "expanded_url": "https://example.com/post",
+                    "display_url": "example.com/post",
+                }
+            ],
+        },
+    }
+    for key, value in fields.items():
+        if value is None:
+            post.pop(key, None)
+        else:
+            post[key] = value
+    return post
+
+
+def page(
+    tweets: list[Any] | dict[str, Any] | None,
+    users: list[dict[str, Any]] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A timeline response around ``tweets``; ``users`` default to Alice and Bob."""
+    response: dict[str, Any] = {}
+    if tweets is not None:
+        response["data"] = tweets
+    response["includes"] = {"users": [ALICE, BOB] if users is None else users}
+    if isinstance(tweets, list):
+        response["meta"] = {"result_count": len(tweets)}
+    if errors is not None:
+        response["errors"] = errors
+    response.update(extra)
+    return response
+
+
+def body(response: Any) -> bytes:
+    """A response as the API sends it: UTF-8 JSON."""
+    return json.dumps(response, ensure_ascii=False).encode("utf-8")
+
+
+def problem(resource_id: str = "1") -> dict[str, Any]:
+    """A partial error for a post the API could not return (the OpenAPI ``Problem``)."""
+    return {
+        "value": resource_id,
+        "detail": f"Could not find tweet with ids: [{resource_id}].",
+        "title": "Not Found Error",
+        "resource_type": "tweet",
+        "parameter": "ids",
+        "resource_id": resource_id,
+        "type": "https://api.twitter.com/2/problems/resource-not-found",
+    }
+
+
+def ids(start: int, n: int) -> list[str]:
+    """``n`` consecutive post ids above 2**53."""
+    return [str(int(BIG_ID) + start + i) for i in range(n)]

@@ -1,0 +1,180 @@
+"""The Pandera gate is built from the contract: every rule comes from the YAML, none is typed twice."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+import yaml
+
+from etl.contracts import (
+    CURATED_CONTRACT,
+    ColumnSpec,
+    ContractError,
+    ContractSpec,
+    TimestampFormat,
+    load_contract,
+    pandera_schema,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture(scope="module")
+def contract() -> ContractSpec:
+    return load_contract()
+
+
+def _spec(*columns: ColumnSpec) -> ContractSpec:
+    return ContractSpec(
+        path=CURATED_CONTRACT,
+        id="t",
+        name="t",
+        version="1",
+        dataset="t",
+        description="",
+        columns=columns,
+        quality=(),
+        raw={},
+    )
+
+
+def _failures(
+    spec: ContractSpec, data: dict[str, list[str | None]]
+) -> list[tuple[str, str, object]]:
+    frame = pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in data.items()})
+    try:
+        pandera_schema(spec).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        return sorted(
+            (str(c), str(k).split(" ")[0], i)
+            for c, k, i in zip(cases["column"], cases["check"], cases["index"], strict=True)
+        )
+    return []
+
+
+def test_schema_has_every_contract_column_with_its_constraints(contract: ContractSpec) -> None:
+    schema = pandera_schema(contract)
+    assert list(schema.columns) == contract.column_names
+    for col in contract.columns:
+        assert schema.columns[col.name].nullable is not col.required, col.name
+        assert schema.columns[col.name].unique is col.unique, col.name
+    assert schema.columns["tweet_id"].unique
+
+
+def test_curated_contract_declares_what_the_gate_needs(contract: ContractSpec) -> None:
+    assert contract.column("created_at").format == "yyyy-MM-ddTHH:mm:ss.SSSZ"
+    assert contract.column("hashtags").items_type == "string"
+    assert contract.column("referenced_tweets").items_type == "object"
+    share = contract.rule("quarantined_share")
+    assert share is not None and share.fatal and share.unit == "percent"
+
+
+def test_a_changed_yaml_changes_the_gate(tmp_path: Path) -> None:
+    doc = yaml.safe_load(CURATED_CONTRACT.read_text(encoding="utf-8"))
+    lang = next(p for p in doc["schema"][0]["properties"] if p["name"] == "lang")
+    lang["logicalTypeOptions"]["pattern"] = "^(en|de)$"
+    changed = tmp_path / "c.odcs.yaml"
+    changed.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    spec = load_contract(changed)
+    frame = {"lang": ["en", "ja"]}
+    only_lang = dataclasses.replace(spec, columns=(spec.column("lang"),))
+    before = dataclasses.replace(spec, columns=(load_contract().column("lang"),))
+    assert _failures(before, frame) == []
+    assert _failures(only_lang, frame) == [("lang", "pattern", 1)]
+
+
+def test_lazy_validation_reports_every_failure_not_the_first() -> None:
+    spec = _spec(
+        ColumnSpec("id", "string", required=True, unique=True, pattern="^[0-9]+$"),
+        ColumnSpec("n", "integer", minimum=0, maximum=10),
+    )
+    got = _failures(spec, {"id": ["1", "x", None, "1"], "n": ["3", "-1", "eleven", "11"]})
+    assert got == [
+        ("id", "field_uniqueness", 0),
+        ("id", "field_uniqueness", 3),
+        ("id", "not_nullable", 2),
+        ("id", "pattern", 1),
+        ("n", "integer", 2),
+        ("n", "maximum", 3),
+        ("n", "minimum", 1),
+    ]
+
+
+def test_pattern_must_match_in_full_even_before_a_trailing_newline() -> None:
+    spec = _spec(ColumnSpec("id", "string", pattern="^[0-9]{1,19}$"))
+    assert _failures(spec, {"id": ["12", "12\n", "1" * 20]}) == [
+        ("id", "pattern", 1),
+        ("id", "pattern", 2),
+    ]
+
+
+def test_boolean_timestamp_and_allowed_values() -> None:
+    spec = _spec(
+        ColumnSpec("flag", "boolean"),
+        ColumnSpec("at", "timestamp", format="yyyy-MM-ddTHH:mm:ss.SSSZ"),
+        ColumnSpec("kind", "string", allowed_values=("a", "b")),
+    )
+    data: dict[str, list[str | None]] = {
+        "flag": ["true", "false", "True"],
+        "at": ["2024-01-01T00:00:00.000Z", "2024-02-30T00:00:00.000Z", "2024-01-01T00:00:00Z"],
+        "kind": ["a", None, "c"],
+    }
+    assert _failures(spec, data) == [
+        ("at", "timestamp", 1),
+        ("at", "timestamp", 2),
+        ("flag", "boolean", 2),
+        ("kind", "allowed", 2),
+    ]
+
+
+def test_array_columns_must_hold_json_arrays_of_their_item_type() -> None:
+    spec = _spec(
+        ColumnSpec("tags", "array", items_type="string"),
+        ColumnSpec("refs", "array", items_type="object"),
+    )
+    data: dict[str, list[str | None]] = {
+        "tags": ["[]", '["a", "b\\"c", "\\u00e9"]', "[1]", '["a",]', "not json"],
+        "refs": ['[{"type": "quoted", "id": "1"}]', "[]", '["x"]', "{}", "[{}]"],
+    }
+    assert _failures(spec, data) == [
+        ("refs", "json_array", 2),
+        ("refs", "json_array", 3),
+        ("tags", "json_array", 2),
+        ("tags", "json_array", 3),
+        ("tags", "json_array", 4),
+    ]
+
+
+def test_lengths_and_utf8() -> None:
+    spec = _spec(
+        ColumnSpec("name", "string", max_length=3), ColumnSpec("src", "string", min_length=1)
+    )
+    got = _failures(spec, {"name": ["abc", "abcd", "a\ud800"], "src": ["x", "", "y"]})
+    assert got == [("name", "length", 1), ("name", "utf8", 2), ("src", "length", 1)]
+
+
+def test_missing_column_is_reported() -> None:
+    spec = _spec(ColumnSpec("a", "string"), ColumnSpec("b", "string"))
+    assert _failures(spec, {"a": ["x"]}) == [("t", "column_in_dataframe", None)]
+
+
+def test_timestamp_format_translation() -> None:
+    fmt = TimestampFormat.parse("yyyy-MM-ddTHH:mm:ss.SSSZ")
+    assert fmt.strptime == "%Y-%m-%dT%H:%M:%S.%fZ"
+    assert fmt.pattern.fullmatch("2024-05-01T12:34:56.789Z")
+    assert not fmt.pattern.fullmatch("2024-05-01T12:34:56Z")
+    moment = datetime(2024, 5, 1, 12, 34, 56, 789999, tzinfo=UTC)
+    assert fmt.render(moment) == "2024-05-01T12:34:56.789Z"
+    assert TimestampFormat.parse("yyyy-MM-dd").render(moment) == "2024-05-01"
+
+
+def test_unsupported_timestamp_token_is_a_contract_error() -> None:
+    with pytest.raises(ContractError, match="unsupported token 'E'"):
+        TimestampFormat.parse("EEE yyyy")
