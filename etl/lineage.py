@@ -829,59 +829,72 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Fields of a quarantine line (``etl.transform`` writes them); no contract governs quarantine."""
 
 
-def _null_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def _null_counts(results: Iterable[Mapping[str, Any]], columns: set[str]) -> dict[str, int]:
     # GX reports the missing values of a column-map expectation as missing_count; a not-null
     # expectation reports them as unexpected. All of a column's expectations see the same batch,
     # so the largest figure seen for a column is its null count.
     counts: dict[str, int] = {}
     for entry in results:
-        column = entry.get("column")
-        if not column or "," in str(column):
+        column = str(entry.get("column") or "")
+        if column not in columns:
             continue
         figures = [entry.get("missing_count")]
         if entry.get("expectation_type") == "expect_column_values_to_not_be_null":
             figures.append(entry.get("unexpected_count"))
         known = [int(f) for f in figures if isinstance(f, int | float)]
         if known:
-            counts[str(column)] = max([*known, counts.get(str(column), 0)])
+            counts[column] = max([*known, counts.get(column, 0)])
     return counts
 
 
-def _assertion(entry: Mapping[str, Any]) -> AssertionResult:
+def _assertion(entry: Mapping[str, Any], columns: set[str]) -> AssertionResult:
+    # An assertion's column names a field of the dataset's schema; a check on a derived column
+    # (the raw gate checks flags computed per page) refers to the whole dataset, its column kept
+    # as a parameter.
+    column = entry.get("column")
+    own = column if column in columns else None
     return AssertionResult(
         assertion=str(entry["expectation_type"]),
         success=bool(entry["success"]),
-        column=entry.get("column"),
+        column=own,
         observed=entry.get("observed_value", entry.get("unexpected_count")),
         expected=entry.get("expected"),
         name=entry.get("rule"),
         severity=entry.get("severity"),
+        params={"column": column} if column and own is None else {},
     )
 
 
-def checkpoint_facets(checkpoint: Mapping[str, Any]) -> dict[str, InputDatasetFacet]:
+def checkpoint_facets(
+    checkpoint: Mapping[str, Any], contract: ContractSpec
+) -> dict[str, InputDatasetFacet]:
     """The quality facets of a checkpoint's validated input, from its summary.
 
     Args:
         checkpoint: ``etl.quality.CheckpointSummary.to_dict()``: ``results`` (one entry per
             expectation run: ``expectation_type``, ``column``, ``success``, ``observed_value`` or
             ``unexpected_count``, ``missing_count``, ``rule``, ``severity``) and ``rows``.
+        contract: the validated dataset's contract; its columns are the schema's fields.
 
     Returns:
         ``dataQualityAssertions`` (one assertion per expectation) and ``dataQualityMetrics``
-        (rows, and null counts per column where the checkpoint measured them).
+        (rows, and null counts of the contract's columns where the checkpoint measured them).
     """
     results = list(checkpoint.get("results") or [])
+    columns = set(contract.column_names)
     return {
-        "dataQualityAssertions": quality_assertions_facet(_assertion(r) for r in results),
+        "dataQualityAssertions": quality_assertions_facet(_assertion(r, columns) for r in results),
         "dataQualityMetrics": quality_metrics_facet(
-            int(checkpoint.get("rows", 0)), _null_counts(results)
+            int(checkpoint.get("rows", 0)), _null_counts(results, columns)
         ),
     }
 
 
 def _gate(
-    call: TaskCall, argument: str, build_input: Callable[[Mapping[str, Any]], InputDataset]
+    call: TaskCall,
+    argument: str,
+    contract: ContractSpec,
+    build_input: Callable[[Mapping[str, Any]], InputDataset],
 ) -> StepLineage:
     upstream = call.arguments.get(argument)
     if not isinstance(upstream, Mapping):
@@ -889,7 +902,8 @@ def _gate(
     validated = build_input(upstream)
     checkpoint = _checkpoint(call)
     if checkpoint is not None:
-        validated.inputFacets = {**(validated.inputFacets or {}), **checkpoint_facets(checkpoint)}
+        facets = checkpoint_facets(checkpoint, contract)
+        validated.inputFacets = {**(validated.inputFacets or {}), **facets}
     return StepLineage(inputs=[validated])
 
 
@@ -897,13 +911,17 @@ def _validate_raw(call: TaskCall) -> StepLineage:
     return _gate(
         call,
         "landed",
+        _raw_contract(),
         lambda s: input_dataset(s["namespace"], raw_prefix(s), facets=_schema(raw=True)),
     )
 
 
 def _validate_curated(call: TaskCall) -> StepLineage:
     return _gate(
-        call, "staged", lambda s: input_dataset(s["namespace"], s["staging_key"], facets=_schema())
+        call,
+        "staged",
+        _curated_contract(),
+        lambda s: input_dataset(s["namespace"], s["staging_key"], facets=_schema()),
     )
 
 

@@ -482,15 +482,45 @@ def test_extract_reads_the_endpoint_and_writes_the_raw_window() -> None:
 
 
 def test_validate_raw_puts_the_checkpoint_on_the_raw_window() -> None:
-    checked = {**LANDED, "checkpoint": {**CHECKPOINT, "rows": 2, "success": True}}
+    raw_checkpoint = {
+        "suite": "x_api_v2_tweets_page",
+        "success": True,
+        "rows": 2,
+        "results": [
+            {
+                "expectation_type": "expect_table_row_count_to_be_between",
+                "column": None,
+                "success": True,
+                "observed_value": 2,
+            },
+            {
+                "expectation_type": "expect_column_values_to_be_in_set",
+                "column": "bad_data",
+                "success": True,
+                "unexpected_count": 0,
+                "missing_count": 0,
+            },
+        ],
+    }
 
-    done = _build("validate_raw", arguments={"landed": LANDED}, result=checked)
+    done = _build(
+        "validate_raw",
+        arguments={"landed": LANDED},
+        result={**LANDED, "checkpoint": raw_checkpoint},
+    )
 
     (raw,) = done["inputs"]
     assert raw["name"] == RAW and done["outputs"] == []
-    assertions = raw["inputFacets"]["dataQualityAssertions"]["assertions"]
-    assert len(assertions) == len(CHECKPOINT["results"])
-    assert raw["inputFacets"]["dataQualityMetrics"]["rowCount"] == 2
+    table, flag = raw["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert (table["assertion"], table["success"], table["actual"]) == (
+        "expect_table_row_count_to_be_between",
+        True,
+        "2",
+    )
+    # bad_data is a flag the gate derives per page, not a field of the raw schema.
+    assert "column" not in flag and flag["params"] == {"column": "bad_data"}
+    metrics = raw["inputFacets"]["dataQualityMetrics"]
+    assert (metrics["rowCount"], metrics["columnMetrics"]) == (2, {})
 
 
 def test_failed_gate_reports_its_results_from_the_wrapped_exception() -> None:
