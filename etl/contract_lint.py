@@ -156,13 +156,16 @@ def lint_text(text: str, file: str) -> list[Finding]:
     if root is None or not isinstance(data, dict):
         return [Finding(file, 1, "(document)", "a contract is a YAML mapping", "yaml")]
     doc = _Doc(file, data, root)
+    schema_findings = list(_schema_findings(doc))
     findings = [
         *_duplicate_keys(doc),
-        *_schema_findings(doc),
+        *schema_findings,
         *_version_findings(doc),
         *_property_findings(doc),
-        *_view_findings(doc),
     ]
+    # The views assume the ODCS structure; on a malformed document they would only add noise.
+    if not schema_findings:
+        findings.extend(_view_findings(doc))
     return sorted(set(findings))
 
 

@@ -123,11 +123,11 @@ def test_a_blank_description_counts_as_missing() -> None:
 
 
 def test_a_column_without_logical_type_is_reported() -> None:
-    text = _edit("  - name: note\n    logicalType: string\n", "  - name: note\n")
+    text = _edit("  - name: status\n    logicalType: string\n", "  - name: status\n")
     findings = lint_text(text, "c.yaml")
     finding = _only(findings, "column-type")
-    assert finding.field == "schema[orders].properties[note].logicalType"
-    assert finding.line == _line(text, "- name: note")
+    assert finding.field == "schema[orders].properties[status].logicalType"
+    assert finding.line == _line(text, "- name: status")
     # the pipeline's own reader refuses it too, and lint says so
     assert any(f.rule == "contract-spec" for f in findings)
 
@@ -294,3 +294,22 @@ def test_cli_exits_2_on_a_directory_without_contracts(
 ) -> None:
     assert main(["contracts", "lint", str(tmp_path)]) == 2
     assert "no *.odcs.yaml files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "at"),
+    [
+        ("schema:\n- name: orders", "schema:\n- 1\n- name: orders", "- 1"),
+        ("  properties:\n  - name: order_id", "  properties:\n  - 5\n  - name: order_id", "- 5"),
+        ("  quality:\n  - name: duplicate_order_ids", "  quality:\n  - 7\n  - name: duplicate_order_ids", "- 7"),
+        ("    logicalTypeOptions:\n      maxLength: 200", "    logicalTypeOptions: big", ": big"),
+        ("    items:\n      name: item\n      logicalType: string", "    items: strings", ": strings"),
+    ],
+    ids=["schema item", "property", "quality rule", "options", "items"],
+)  # fmt: skip
+def test_malformed_structure_is_a_finding_not_a_crash(old: str, new: str, at: str) -> None:
+    text = _edit(old, new)
+    findings = lint_text(text, "c.yaml")
+    assert findings
+    assert {f.rule for f in findings} == {"odcs-schema"}
+    assert any(f.line == _line(text, at) for f in findings), findings
