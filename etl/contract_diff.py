@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "markdown")
 _GIT_TIMEOUT_S = 60
 
-# Keys whose change says nothing about the data: descriptions, owners, bookkeeping.
+# Contract keys consumers and lineage find the data by; any other top-level key is metadata.
 _CONTRACT_BREAKING_KEYS = {"id": "the contract id", "name": "the dataset name"}
 _OBJECT_TYPE_KEYS = ("logicalType", "physicalType", "physicalName")
 _PROPERTY_TYPE_KEYS = ("logicalType", "physicalType", "physicalName")
@@ -65,6 +65,8 @@ _HANDLED_PROPERTY_KEYS = {
     "properties",
     "items",
 }
+# Rule keys that change what a quality rule checks (the threshold is compared on its own).
+_RULE_CHECK_KEYS = {"type", "metric", "unit", "arguments", "query", "engine", "implementation"}
 _TYPE_OPTIONS = ("format", "timezone", "defaultTimezone")
 _BOUND_OPTIONS = {
     "value": ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"),
@@ -333,7 +335,12 @@ def render(report: DiffReport, fmt: str = "text") -> str:
 
     Returns:
         The rendered report, ending with a newline.
+
+    Raises:
+        ValueError: an unknown format.
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2, sort_keys=True, default=str) + "\n"
     if fmt == "markdown":
@@ -492,7 +499,10 @@ def _columns_changes(dataset: str, prefix: str, old: Any, new: Any) -> Iterator[
     renamed = _renames(before, after, removed, added)
     for old_name, new_name in renamed.items():
         where = f"{dataset}.{prefix}{old_name}"
-        message = f"column renamed to {prefix}{new_name}: consumers reading {old_name} break"
+        message = (
+            f"column renamed to {prefix}{new_name} (same definition): consumers reading "
+            f"{old_name} break"
+        )
         yield Change(where, "column-renamed", True, message, old_name, new_name)
     for name in removed:
         if name not in renamed:
@@ -829,7 +839,7 @@ def _rule_changes(
     where: str, name: str, old: dict[str, Any], new: dict[str, Any]
 ) -> Iterator[Change]:
     what = f"quality rule {name!r}"
-    for key in ("type", "metric", "unit", "arguments", "query", "engine", "implementation"):
+    for key in sorted(_RULE_CHECK_KEYS):
         if old.get(key) != new.get(key):
             yield _check_change(where, f"{what} {key}", None, old.get(key), new.get(key))
     old_interval, new_interval = _rule_interval(old), _rule_interval(new)
@@ -845,18 +855,10 @@ def _rule_changes(
         yield _check_change(
             where, f"{what} severity", _enforced(new), old.get("severity"), new.get("severity")
         )
-    handled = {
-        "name",
-        "type",
-        "metric",
-        "unit",
-        "arguments",
-        "query",
-        "engine",
-        "implementation",
-        "severity",
-        *_OPERATORS,
-    }
+    # a severity change that keeps the rule (not) failing runs is bookkeeping
+    handled = _RULE_CHECK_KEYS | {"name", *_OPERATORS}
+    if _enforced(old) != _enforced(new):
+        handled.add("severity")
     for key in _keys(old, new, skip=handled):
         if old.get(key) != new.get(key):
             yield Change(
