@@ -226,6 +226,7 @@ class Corpus:
         self._tweets: dict[str, dict[str, Any]] = {}
         self._old_versions: dict[str, dict[str, Any]] = {}
         self._by_author: dict[str, list[str]] = {u["id"]: [] for u in self.users}
+        self._searches: dict[str, list[dict[str, Any]]] = {}
         self._generate(counts, start, end)
 
     # --- public queries -----------------------------------------------------------------------
@@ -271,8 +272,13 @@ class Corpus:
         Raises:
             QueryError: the query is empty or uses syntax the emulator does not support.
         """
-        groups = _parse_query(query)
-        return [t for t in self.all_tweets() if any(self._matches(t, g) for g in groups)]
+        cached = self._searches.get(query)
+        if cached is None:
+            groups = _parse_query(query)
+            cached = [t for t in self.all_tweets() if any(self._matches(t, g) for g in groups)]
+            # The corpus never changes after construction, so a query's answer never does.
+            self._searches[query] = cached
+        return list(cached)
 
     def ground_truth(
         self,
