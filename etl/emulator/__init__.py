@@ -136,10 +136,7 @@ class _State:
         with self.lock:
             window = self.windows.get(kind)
             if window is None or now >= window.reset_at:
-                # Windows end on the whole second that x-rate-limit-reset names, as the real
-                # API's do: the header is exact, so a client waiting until it loses no time.
-                reset_at = float(math.ceil(now + self.rate_window))
-                window = self.windows[kind] = _Window(reset_at=reset_at)
+                window = self.windows[kind] = _Window(reset_at=now + self.rate_window)
             allowed = window.used < limit
             if allowed:
                 window.used += 1
