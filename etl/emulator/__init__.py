@@ -152,6 +152,9 @@ class _State:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "tweetpipe-emulator"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, keep-alive clients would
+    # wait ~40 ms for a delayed ACK on every response.
+    disable_nagle_algorithm = True
     timeout = 30  # idle keep-alive connections end, so stop() leaves nothing hanging for long
     state: _State  # set on the per-server subclass
 
