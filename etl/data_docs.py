@@ -137,7 +137,9 @@ def _site_files(root: Path, under: str = "") -> list[Path]:
         return []
     files = (p for p in base.rglob("*") if p.is_file())
     # GX drops a .ge_store_backend_id beside its stores; it is local bookkeeping, not the site.
-    return sorted(p for p in files if not any(part.startswith(".") for part in p.parts[-3:]))
+    return sorted(
+        p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def _upload(files: list[Path], root: Path, store: Store, prefix: str) -> list[str]:
