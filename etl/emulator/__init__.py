@@ -136,7 +136,10 @@ class _State:
         with self.lock:
             window = self.windows.get(kind)
             if window is None or now >= window.reset_at:
-                window = self.windows[kind] = _Window(reset_at=now + self.rate_window)
+                # Windows are counted in whole epoch seconds, like x-rate-limit-reset: the header
+                # then names the window's true end, and a client waiting until it loses nothing.
+                opened = float(math.floor(now))
+                window = self.windows[kind] = _Window(reset_at=opened + self.rate_window)
             allowed = window.used < limit
             if allowed:
                 window.used += 1
