@@ -258,6 +258,7 @@ def test_bad_id_evidence_names_the_value_and_is_on_the_page(breaches, docs_dir):
     assert "17900000x0000000003" in str(QualityGateFailed(summary))
     page = (docs_dir / summary.docs_page).read_text(encoding="utf-8")
     assert "17900000x0000000003" in page and "tweet_id" in page
+    assert "^[0-9]{1,19}$" in page  # the failed expectation, as GX renders it
 
 
 def test_share_and_freshness_failures_show_observed_and_bound(breaches):
