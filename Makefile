@@ -24,7 +24,6 @@ lint: env
 	$(RUN) ruff check etl dags tests bench
 	$(RUN) ruff format --check etl dags tests bench
 	$(RUN) mypy
-	$(RUN) tweetpipe expectations sync --check
 
 # Contract review gates: contracts valid, suites in sync with them, and the last commit's contract
 # changes classified (a breaking change needs a major version bump). A clone without a parent
