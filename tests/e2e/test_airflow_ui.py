@@ -1,0 +1,335 @@
+"""The real thing: a local Airflow 3 runs the DAG, and a browser shows the UI and the Data Docs.
+
+One local Airflow for the module (``tweetpipe airflow up``, LocalExecutor, SQLite, the emulators
+on loopback). Through the REST API the DAG is checked for import errors, unpaused, and run twice:
+a green run against the clean emulator, and a breach run against the drift-mode emulator (DAG
+param ``x_conn_id=x_api_drift``). Then headless Chromium logs in through the login page, shows the
+breach run's graph with the red quality gate, and opens the published Data Docs at the failed
+validation. Last, ``tweetpipe airflow down`` must leave no process behind.
+
+``TWEETPIPE_UPDATE_SCREENSHOTS=1 uv run pytest tests/e2e`` also refreshes the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import psutil
+import pytest
+
+from tests.e2e.conftest import ROOT, AirflowApi, RunningAirflow, save_screenshot, wait_until
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from playwright.sync_api import Browser, Page
+
+DAG_ID = "tweetpipe"
+GATES = ("per_source.validate_raw", "per_source.validate_curated")
+PUBLISH = "per_source.publish"
+SOURCES = ["account:ada_builds", "account:tomas_ng"]
+RUN_TIMEOUT = 300.0
+TERMINAL = {"success", "failed"}
+# Two different weeks inside the emulator's default corpus (about two posts per account a day),
+# so the runs write different partitions, may run side by side, and the drift has rows to break.
+RUNS: dict[str, dict[str, Any]] = {
+    "green": {
+        "dag_run_id": "e2e-green",
+        "logical_date": "2023-03-08T00:00:00Z",
+        "data_interval_start": "2023-03-01T00:00:00Z",
+        "data_interval_end": "2023-03-08T00:00:00Z",
+        "conf": {"sources": SOURCES},
+    },
+    "breach": {
+        "dag_run_id": "e2e-breach",
+        "logical_date": "2023-03-15T00:00:00Z",
+        "data_interval_start": "2023-03-08T00:00:00Z",
+        "data_interval_end": "2023-03-15T00:00:00Z",
+        "conf": {"sources": SOURCES, "x_conn_id": "x_api_drift"},
+    },
+}
+
+
+def _emulator_token() -> str:
+    from etl.emulator import DEMO_TOKEN
+
+    return str(DEMO_TOKEN)
+
+
+def _task_states(api: AirflowApi, run_id: str) -> dict[tuple[str, int], str | None]:
+    doc = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100)
+    return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in doc["task_instances"]}
+
+
+@pytest.fixture(scope="module")
+def runs(api: AirflowApi) -> dict[str, dict[str, Any]]:
+    """Trigger the green and the breach run and wait (bounded) until both are finished."""
+    wait_until(
+        "the DAG to be parsed",
+        lambda: api.get("/dags", dag_id_pattern=DAG_ID)["total_entries"],
+        timeout=120,
+    )
+    api.patch(f"/dags/{DAG_ID}", {"is_paused": False})
+    started = time.monotonic()
+    for body in RUNS.values():
+        api.post(f"/dags/{DAG_ID}/dagRuns", body)
+
+    def finished() -> dict[str, dict[str, Any]] | None:
+        docs = {k: api.get(f"/dags/{DAG_ID}/dagRuns/{b['dag_run_id']}") for k, b in RUNS.items()}
+        if all(d["state"] in TERMINAL for d in docs.values()):
+            return docs
+        return None
+
+    docs = wait_until("both runs to finish", finished, timeout=RUN_TIMEOUT, interval=3)
+    took = time.monotonic() - started
+    print(f"\n[e2e] both runs finished {took:.0f} s after triggering: ", end="")
+    print(", ".join(f"{k} {d['state']} in {d.get('duration') or 0:.0f} s" for k, d in docs.items()))
+    return {
+        name: {
+            "state": doc["state"],
+            "seconds": took,
+            "duration": doc.get("duration"),
+            "tasks": _task_states(api, doc["dag_run_id"]),
+        }
+        for name, doc in docs.items()
+    }
+
+
+def test_up_prints_url_and_login_but_not_the_token(airflow: RunningAirflow) -> None:
+    out = airflow.up_output
+
+    assert airflow.url in out
+    assert f"login:     {airflow.username} / {airflow.password}" in out
+    assert _emulator_token() not in out
+
+
+def test_only_loopback_listens(airflow: RunningAirflow) -> None:
+    listening = []
+    for proc in _our_processes(airflow):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            listening += [c.laddr for c in proc.net_connections("inet") if c.status == "LISTEN"]
+
+    # The api-server and the two emulators at least, and nothing on another interface.
+    assert len(listening) >= 3
+    assert {addr.ip for addr in listening} == {"127.0.0.1"}
+
+
+def test_dag_has_no_import_errors(api: AirflowApi) -> None:
+    wait_until(
+        "the DAG to be parsed",
+        lambda: api.get("/dags", dag_id_pattern=DAG_ID)["total_entries"],
+        timeout=120,
+    )
+
+    assert api.get("/importErrors")["total_entries"] == 0
+    assert api.get(f"/dags/{DAG_ID}")["is_stale"] is False
+
+
+def test_green_run_publishes_every_source(runs: dict[str, dict[str, Any]]) -> None:
+    green = runs["green"]
+
+    assert green["state"] == "success", green["tasks"]
+    per_source = {k: s for k, s in green["tasks"].items() if k[0].startswith("per_source.")}
+    assert len({i for _, i in per_source}) == len(SOURCES)
+    assert set(per_source.values()) == {"success"}
+    assert green["tasks"][("build_docs", -1)] == "success"
+    assert green["tasks"][("all_sources_published", -1)] == "skipped"
+
+
+def test_breach_run_fails_at_the_quality_gate(runs: dict[str, dict[str, Any]]) -> None:
+    breach = runs["breach"]
+    tasks = breach["tasks"]
+    failed_gates = {(t, i) for (t, i), s in tasks.items() if t in GATES and s == "failed"}
+
+    assert breach["state"] == "failed", tasks
+    assert failed_gates, f"no quality gate failed: {tasks}"
+    for _, index in failed_gates:
+        # Nothing reaches curated/ for a source whose gate failed.
+        assert tasks.get((PUBLISH, index)) in ("upstream_failed", "skipped"), tasks
+    assert not any(t == "per_source.extract" and s != "success" for (t, _), s in tasks.items())
+    assert tasks[("build_docs", -1)] == "success"
+    assert tasks[("all_sources_published", -1)] == "failed"
+
+
+def _login(page: Page, airflow: RunningAirflow, next_path: str) -> None:
+    page.goto(f"{airflow.url}{next_path}", timeout=30_000)
+    # Not logged in: the SimpleAuthManager's login page, which sends us back to next_path.
+    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+    page.fill("input[name=username]", airflow.username)
+    page.fill("input[name=password]", airflow.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{airflow.url}{next_path}*", timeout=30_000)
+
+
+def test_ui_graph_shows_the_failed_gate(
+    browser: Browser,
+    airflow: RunningAirflow,
+    runs: dict[str, dict[str, Any]],
+    screenshot_dir: Path,
+) -> None:
+    run_id = RUNS["breach"]["dag_run_id"]
+    context = browser.new_context(viewport={"width": 1600, "height": 600})
+    try:
+        page = context.new_page()
+        _login(page, airflow, f"/dags/{DAG_ID}/runs/{run_id}")
+        page.get_by_role("button", name=re.compile("Show Graph")).click()
+        page.get_by_role("button", name="Expand all task groups").click()
+        gate = page.locator(".react-flow__node[data-id='per_source.validate_curated']")
+        gate.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Collapse Details Panel").click()
+        page.get_by_role("button", name="Fit View").click()
+        page.wait_for_timeout(1_000)  # the fit-view animation
+        nodes = {
+            node.get_attribute("data-id"): node.inner_text()
+            for node in page.locator(".react-flow__node").all()
+        }
+        save_screenshot(page.screenshot(), "airflow-graph-breach.png", screenshot_dir)
+    finally:
+        context.close()
+
+    for task in ("plan_sources", "build_docs", "all_sources_published", *GATES, PUBLISH):
+        assert task in nodes, f"{task} not drawn: {sorted(nodes)}"
+    failed_gate_nodes = [t for t in GATES if "failed" in nodes[t].split()]
+    assert failed_gate_nodes, {t: nodes[t] for t in GATES}
+    assert "upstream_failed" in nodes[PUBLISH].split() or "skipped" in nodes[PUBLISH].split()
+    assert "success" in nodes["build_docs"].split()
+
+
+def _failed_gate(runs: dict[str, dict[str, Any]]) -> tuple[str, int]:
+    failed = sorted(
+        (t, i) for (t, i), s in runs["breach"]["tasks"].items() if t in GATES and s == "failed"
+    )
+    assert failed, runs["breach"]["tasks"]
+    return failed[0]
+
+
+def _checkpoint_xcom(api: AirflowApi, task_id: str, map_index: int) -> dict[str, Any]:
+    run_id = RUNS["breach"]["dag_run_id"]
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/checkpoint"
+    value = api.get(path, map_index=map_index)["value"]
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _expected_texts(summary: dict[str, Any]) -> list[str]:
+    """What the page must show for each failed expectation: the suite's description of it (GX
+    renders an expectation's description as its name), else the column it checks."""
+    suite = json.loads((ROOT / "expectations" / f"{summary['suite']}.json").read_text("utf-8"))
+    texts = []
+    for failed in summary["failed"]:
+        candidates = [
+            e
+            for e in suite["expectations"]
+            if e["type"] == failed["expectation_type"]
+            and e["kwargs"].get("column") == failed.get("column")
+            and (not failed.get("rule") or failed["rule"] in (e.get("meta") or {}).get("rules", []))
+        ]
+        assert candidates, f"failed expectation not in the suite: {failed}"
+        text = candidates[0].get("description") or failed.get("column")
+        assert text, f"nothing on the page could name {failed}"
+        texts.append(" ".join(str(text).split()))
+    return texts
+
+
+def test_data_docs_show_the_failed_expectation(
+    browser: Browser,
+    airflow: RunningAirflow,
+    api: AirflowApi,
+    runs: dict[str, dict[str, Any]],
+    screenshot_dir: Path,
+) -> None:
+    task_id, map_index = _failed_gate(runs)
+    summary = _checkpoint_xcom(api, task_id, map_index)
+    expected = _expected_texts(summary)
+    index = airflow.store / "docs" / "index.html"
+    # Tall enough for the whole page, so the clip below needs no scrolling.
+    context = browser.new_context(viewport={"width": 1000, "height": 3000})
+    # Tests stay off the network: GX's pages link Bootstrap, jQuery and bootstrap-table from CDNs.
+    # Those requests are refused, so the pages render unstyled and the index's table (built by
+    # bootstrap-table) stays empty.
+    context.route("**/*", _offline)
+    try:
+        page = context.new_page()
+        page.goto(index.as_uri(), timeout=30_000)
+        assert "Validation Results" in page.inner_text("body")
+        # The index lists every validation (its table data sits in the page); follow the row of
+        # the failed one, as a click on it would.
+        rows = dict(_INDEX_ROW.findall(page.content()))
+        assert rows.get(summary["docs_page"]) == "Failed", sorted(rows.items())
+        page.goto(urljoin(page.url, summary["docs_page"]), timeout=30_000)
+        text = " ".join(page.inner_text("body").split())
+        # From the overview (status, counts, run) down to the failed expectation's row.
+        top = page.locator("#section-1").bounding_box()
+        row = page.locator("tr", has_text=expected[0]).last.bounding_box()
+        assert top and row, "the page has no overview or no row for the failed expectation"
+        height = row["y"] + row["height"] + 4 - top["y"]
+        png = page.screenshot(clip={"x": 0, "y": top["y"], "width": 1000, "height": height})
+        save_screenshot(png, "data-docs-failed-validation.png", screenshot_dir)
+    finally:
+        context.close()
+
+    assert "Status: Failed" in text
+    assert summary["run_name"] in text
+    assert f"Unsuccessful Expectations {len(summary['failed'])}" in text
+    for name in expected:
+        assert name in text
+
+
+_INDEX_ROW = re.compile(r"'_table_row_link_path': '([^']+)', '_validation_success_text': '(\w+)'")
+
+
+def _offline(route: Any) -> None:
+    if route.request.url.startswith("file://"):
+        route.continue_()
+    else:
+        route.abort()
+
+
+def _our_processes(airflow: RunningAirflow) -> list[psutil.Process]:
+    """Every process ``airflow up`` started, and their descendants."""
+    body = json.loads(airflow.pid_file.read_text(encoding="utf-8"))
+    procs: dict[int, psutil.Process] = {}
+    for entry in body["processes"]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(entry["pid"])
+            if abs(proc.create_time() - entry["create_time"]) < 0.01:
+                procs[proc.pid] = proc
+                procs.update({c.pid: c for c in proc.children(recursive=True)})
+    return list(procs.values())
+
+
+def test_no_secret_in_any_file(airflow: RunningAirflow, runs: dict[str, dict[str, Any]]) -> None:
+    token = _emulator_token().encode()
+    files = [p for p in airflow.directory.rglob("*") if p.is_file()]
+
+    assert len(files) > 20  # logs, task logs, the store, the database
+    leaks = [str(p) for p in files if token in p.read_bytes()]
+    assert leaks == []
+
+
+def test_airflow_down_stops_every_process(airflow: RunningAirflow) -> None:
+    before = _our_processes(airflow)
+    port = int(airflow.url.rsplit(":", 1)[1])
+    assert len(before) >= 6  # four Airflow components and two emulators, plus their children
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "etl.cli", "airflow", "down", "--dir", str(airflow.directory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    alive = [p.pid for p in before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    assert not airflow.pid_file.exists()
