@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 import tweepy
@@ -124,6 +125,10 @@ class SourceFailed(Exception):
         self.landed = tuple(landed)
         kept = f"; {len(self.landed)} page(s) landed before the failure are kept" if landed else ""
         super().__init__(f"{source} failed: {reason}{kept}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the exception picklable (Airflow and multiprocessing pickle task errors).
+        return (SourceFailed, (self.source, self.reason, self.landed))
 
 
 @dataclass(frozen=True)
@@ -466,6 +471,11 @@ def make_client(
     """
     if not token or not token.strip():
         raise ValueError("the X API bearer token is empty")
+    parts = urlsplit(base_url or DEFAULT_API_BASE_URL)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"API base URL {base_url!r} is not an http(s) URL")
+    if "@" in parts.netloc:  # requests would send them as basic auth, replacing the bearer token
+        raise ValueError("the API base URL must not carry credentials (user:password@host)")
     _install_log_redaction()
     session = _ApiSession(base_url or DEFAULT_API_BASE_URL, timeout)
     api = tweepy.Client(bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False)
@@ -973,6 +983,20 @@ def _cli_window(args: argparse.Namespace) -> Window:
     return Window(start, end)
 
 
+def _cli_client(config: PipelineConfig | None) -> XClient:
+    """The client from ``X_BEARER_TOKEN`` and ``X_API_BASE_URL`` (else the config's base URL)."""
+    token = os.environ.get("X_BEARER_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("X_BEARER_TOKEN is not set: export the X API bearer token")
+    from_env = os.environ.get("X_API_BASE_URL", "").strip()
+    base_url = from_env or (config.api_base_url if config else None)
+    try:
+        return make_client(token, base_url)
+    except ValueError as exc:
+        where = "X_API_BASE_URL" if from_env else "api.base_url of the config"
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def _summary(report: ExtractReport, seconds: float) -> str:
     rows = [("source", "status", "pages", "posts", "requests", "waits")]
     for r in report.results:
@@ -1025,16 +1049,12 @@ def run_extract_cli(args: argparse.Namespace) -> int:
         config = _cli_config(args)
         sources = _cli_sources(args, config)
         window = _cli_window(args)
-    except ConfigError as exc:
+        client = _cli_client(config)
+        store = open_store(args.store)
+    except ValueError as exc:  # ConfigError included: bad input, named in the message
         raise UsageError(str(exc)) from None
-    token = os.environ.get("X_BEARER_TOKEN", "").strip()
-    if not token:
-        raise UsageError("X_BEARER_TOKEN is not set: export the X API bearer token")
-    base_url = os.environ.get("X_API_BASE_URL") or (config.api_base_url if config else None)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    store = open_store(args.store)
-    client = make_client(token, base_url)
     started = time.monotonic()
     # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
     from etl.lineage import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run

@@ -186,7 +186,10 @@ def read_json(store: Store, key: str) -> dict[str, Any] | None:
     """
     if not store.exists(key):
         return None
-    doc = json.loads(store.get(key))
+    try:
+        doc = json.loads(store.get(key))
+    except ValueError as exc:
+        raise ValueError(f"{store.url}/{key} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{store.url}/{key} is not a JSON object")
     return doc

@@ -389,6 +389,11 @@ def test_token_is_in_no_log_record_message_or_landed_object(
         (["--account", "not a name"], {"X_BEARER_TOKEN": "t"}, "not a valid X username"),
         (["--account", "a"], {}, "X_BEARER_TOKEN is not set"),
         (
+            ["--account", "a"],
+            {"X_BEARER_TOKEN": "t", "X_API_BASE_URL": "localhost:8089"},
+            "X_API_BASE_URL: API base URL 'localhost:8089' is not an http(s) URL",
+        ),
+        (
             ["--config", "/nonexistent/pipeline.yaml"],
             {"X_BEARER_TOKEN": "t"},
             "cannot read pipeline config /nonexistent/pipeline.yaml",
@@ -406,6 +411,7 @@ def test_cli_usage_errors_exit_2(
     from etl.cli import main
 
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    monkeypatch.delenv("X_API_BASE_URL", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
 
@@ -414,3 +420,28 @@ def test_cli_usage_errors_exit_2(
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_source_failed_survives_pickling() -> None:
+    import pickle
+
+    failed = SourceFailed(ALICE, "HTTP 400: Invalid Request", ["raw/a/page-00001.json"])
+
+    copy = pickle.loads(pickle.dumps(failed))
+
+    assert str(copy) == str(failed) and copy.source == ALICE and copy.landed == failed.landed
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://user:hunter2@x-api.fake", "must not carry credentials"),
+        ("ftp://x-api.fake", "is not an http"),
+        ("x-api.fake", "is not an http"),
+    ],
+)
+def test_make_client_refuses_unusable_base_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        make_client(TOKEN, url)
+
+    assert "hunter2" not in str(error.value)

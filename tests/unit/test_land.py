@@ -235,3 +235,10 @@ def test_load_config_errors_name_the_file(tmp_path: Path, text: str, message: st
 def test_load_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read pipeline config .*nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_read_json_names_a_broken_object(store: LocalStore) -> None:
+    store.put("raw/x/_manifest.json", b'{"pages": [')
+
+    with pytest.raises(ValueError, match=r"raw/x/_manifest\.json is not valid JSON"):
+        read_json(store, "raw/x/_manifest.json")
