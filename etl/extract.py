@@ -8,6 +8,12 @@ watermark. Rate limits are honoured from the response headers (wait until ``x-ra
 when the quota is spent or on a 429); server errors, network errors and broken bodies are retried
 with bounded exponential backoff and jitter. Clock and sleep are parameters, so tests never sleep.
 
+A 200 whose body is not a JSON object (cut short in transit, say) is a transport fault, not a
+page: its bytes are kept under the window's ``_rejected/`` (content-addressed) and listed in the
+manifest, and the request is retried. Only JSON objects become pages, so every page can be parsed
+and nothing received is lost. A window with pages but no manifest (an earlier call failed midway)
+resumes after its last landed page instead of fetching it again.
+
 The bearer token is a parameter of :func:`make_client` and lives only inside the tweepy client: it
 is redacted from tweepy's debug log, and no message, manifest or landed object carries it.
 """
@@ -340,7 +346,7 @@ class XClient:
         return _redact(text, self._secret)
 
     # --- one request, with rate limits and retries ---------------------------------------------
-    def fetch(
+    def _fetch(
         self,
         endpoint: str,
         call: Callable[[], requests.Response],
@@ -681,7 +687,7 @@ class _SourceRun:
             self.client.remember_user_id(username, cached)
             return cached
         before = self.run.stats.requests
-        fetched = self.client.fetch(
+        fetched = self.client._fetch(
             ENDPOINT_USER_LOOKUP,
             lambda: self.client.lookup_user(username),
             self.run,
@@ -779,7 +785,7 @@ def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
     while not finished:
         if len(job.pages) >= job.run.policy.max_pages:
             raise job.fail(f"pagination did not end after {job.run.policy.max_pages} pages")
-        fetched = job.client.fetch(
+        fetched = job.client._fetch(
             job.endpoint,
             job.page_call(target, params, token),
             job.run,
