@@ -62,33 +62,69 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
+PROBE_DIR = REPO_ROOT / "tests" / "integration" / "lineage_probe"
+
+
+def _start_demo(root: Path, flags: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "etl.cli", "demo", "--dir", str(root), *flags],
+        cwd=REPO_ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _start_probe(root: Path) -> subprocess.Popen[str]:
+    from etl.demo import airflow_environment
+
+    (root / "lineage").mkdir(parents=True)  # the file transport does not create folders
+    env = {
+        **_clean_env(),
+        **airflow_environment(root / "airflow-home", root / "lineage" / "events.jsonl"),
+        # dag.test() parses the DAG from the DAGs folder: the probe's own folder.
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROBE_DIR),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(PROBE_DIR / "probe_dag.py")],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.fixture(scope="module")
-def demos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoRun]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoRun]]:
+    """The green demo, the breached demo and the probe DAG, run side by side."""
     started: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
-    for name, flags in (("green", []), ("breach", ["--breach"])):
-        root = tmp_path_factory.mktemp(f"lineage-demo-{name}") / "demo"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", "demo", "--dir", str(root), *flags],
-            cwd=REPO_ROOT,
-            env=_clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started[name] = (root, proc)
-    runs: dict[str, DemoRun] = {}
+    for name in ("green", "breach", "probe"):
+        root = tmp_path_factory.mktemp(f"lineage-{name}") / "run"
+        if name == "probe":
+            started[name] = (root, _start_probe(root))
+        else:
+            started[name] = (root, _start_demo(root, ["--breach"] if name == "breach" else []))
+    finished: dict[str, DemoRun] = {}
     try:
         for name, (root, proc) in started.items():
             output, _ = proc.communicate(timeout=DEMO_TIMEOUT_S)
             events = root / "lineage" / "events.jsonl"
             text = events.read_text(encoding="utf-8") if events.is_file() else ""
-            runs[name] = DemoRun(root, proc.returncode, output, text)
+            finished[name] = DemoRun(root, proc.returncode, output, text)
     finally:
         for _, proc in started.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
-    yield runs
+    yield finished
+
+
+@pytest.fixture(scope="module")
+def demos(runs: dict[str, DemoRun]) -> dict[str, DemoRun]:
+    return {name: runs[name] for name in ("green", "breach")}
 
 
 def _by_job(events: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
@@ -106,6 +142,49 @@ def _one(datasets: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
 
 def _slug(dataset_name: str) -> str:
     return dataset_name.split("source=", 1)[1].split("/", 1)[0]
+
+
+# --- @lineage_task alone: the probe DAG ------------------------------------------------------------
+def test_probe_dag_ran_as_designed(runs: dict[str, DemoRun]) -> None:
+    assert runs["probe"].returncode == 0, runs["probe"].output[-3000:]
+
+
+def test_lineage_task_reports_inputs_at_start_and_outputs_at_complete(
+    runs: dict[str, DemoRun],
+) -> None:
+    events = [e for e in runs["probe"].events if e["job"]["name"] == "lineage_probe.produce"]
+    by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_run[event["run"]["runId"]].append(event)
+    # One run per mapped instance, each START then COMPLETE.
+    assert len(by_run) == 2
+    written = set()
+    for start, complete in by_run.values():
+        assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+        assert "airflow_mappedTask" in start["run"]["facets"]
+        (source,) = start["inputs"]
+        assert source["name"].startswith("raw/") and start["outputs"] == []
+        assert [d["name"] for d in complete["inputs"]] == [source["name"]]
+        (output,) = complete["outputs"]
+        assert output["name"] == source["name"].replace("raw/", "staging/")
+        assert output["outputFacets"]["outputStatistics"]["rowCount"] == 3
+        written.add(output["name"])
+    assert written == {"staging/a.json", "staging/b.json"}
+
+
+def test_lineage_task_reports_what_a_failure_carries(runs: dict[str, DemoRun]) -> None:
+    events = [e for e in runs["probe"].events if e["job"]["name"] == "lineage_probe.gate"]
+
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    (validated,) = events[1]["inputs"]
+    (assertion,) = validated["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert (assertion["success"], assertion["column"], assertion["actual"]) == (False, "c", "7")
+    assert events[1]["run"]["facets"]["errorMessage"]["message"].startswith("probe gate failed")
+    # dag.test(): the DAG itself gets its end event (FAIL here) but no START.
+    dag_events = [
+        e["eventType"] for e in runs["probe"].events if e["job"]["name"] == "lineage_probe"
+    ]
+    assert dag_events == ["FAIL"]
 
 
 # --- the demo through Airflow ----------------------------------------------------------------------
