@@ -1073,7 +1073,7 @@ def run_extract_cli(args: argparse.Namespace) -> int:
             desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
         ) as bar:
             report = extract_sources(client, store, sources, window, on_page=bar.update)
-        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store.namespace))
+        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store))
         if not report.ok:
             lineage.fail("; ".join(str(f) for f in report.failures))
     print(_summary(report, time.monotonic() - started))

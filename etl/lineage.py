@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     )
 
     from etl.contracts import ContractSpec
+    from etl.store import Store
 
 log = logging.getLogger(__name__)
 _D = TypeVar("_D", InputDataset, OutputDataset)
@@ -760,6 +761,28 @@ def raw_prefix(summary: Mapping[str, Any]) -> str:
     return str(key).rsplit("/", 1)[0]
 
 
+def object_name(store_url: str | None, key: str) -> str:
+    """The dataset name of a store object: its key, under the bucket's key prefix on S3.
+
+    Args:
+        store_url: the store's URL (``s3://bucket/prefix`` or a directory); None for a key alone.
+        key: the object key or key prefix in the store (``raw/...``, ``curated/...``).
+
+    Returns:
+        ``prefix/key`` for an S3 store with a prefix (the object's path in the bucket, as
+        OpenLineage names S3 datasets), else ``key``.
+    """
+    if store_url and store_url.startswith("s3://"):
+        prefix = store_url[len("s3://") :].partition("/")[2].strip("/")
+        if prefix:
+            return f"{prefix}/{key}"
+    return key
+
+
+def _named(summary: Mapping[str, Any], key: str) -> str:
+    return object_name(summary.get("store"), key)
+
+
 def api_dataset(source_kind: str) -> InputDataset:
     """The X API endpoint a source is read from, as an input dataset.
 
@@ -787,7 +810,7 @@ def extract_outputs(summary: Mapping[str, Any]) -> StepLineage:
     )
     raw = output_dataset(
         summary["namespace"],
-        raw_prefix(summary),
+        _named(summary, raw_prefix(summary)),
         facets=_schema(raw=True),
         output_facets={"outputStatistics": stats},
     )
@@ -912,7 +935,7 @@ def _validate_raw(call: TaskCall) -> StepLineage:
         call,
         "landed",
         _raw_contract(),
-        lambda s: input_dataset(s["namespace"], raw_prefix(s), facets=_schema(raw=True)),
+        lambda s: input_dataset(s["namespace"], _named(s, raw_prefix(s)), facets=_schema(raw=True)),
     )
 
 
@@ -921,7 +944,7 @@ def _validate_curated(call: TaskCall) -> StepLineage:
         call,
         "staged",
         _curated_contract(),
-        lambda s: input_dataset(s["namespace"], s["staging_key"], facets=_schema()),
+        lambda s: input_dataset(s["namespace"], _named(s, s["staging_key"]), facets=_schema()),
     )
 
 
@@ -931,7 +954,7 @@ def transform_outputs(summary: Mapping[str, Any], raw: str) -> StepLineage:
     Args:
         summary: ``namespace``, ``staging_key``, ``quarantine_key``, ``size`` (candidate bytes)
             and ``report`` (the transform report: ``curated``, ``quarantined``...).
-        raw: the ``raw/`` prefix the transform read (:func:`raw_prefix` of its input summary).
+        raw: the name of the ``raw/`` prefix the transform read (from its input summary).
 
     Returns:
         The raw prefix as input; the staged candidate (schema, column lineage from the raw JSON
@@ -940,7 +963,7 @@ def transform_outputs(summary: Mapping[str, Any], raw: str) -> StepLineage:
     namespace, report = summary["namespace"], summary.get("report") or {}
     staging = output_dataset(
         namespace,
-        summary["staging_key"],
+        _named(summary, summary["staging_key"]),
         facets={
             **_schema(),
             "columnLineage": column_lineage_facet(_curated_contract(), [(namespace, raw)]),
@@ -953,7 +976,7 @@ def transform_outputs(summary: Mapping[str, Any], raw: str) -> StepLineage:
     )
     quarantine = output_dataset(
         namespace,
-        summary["quarantine_key"],
+        _named(summary, summary["quarantine_key"]),
         facets={"schema": schema_facet_from_columns(QUARANTINE_COLUMNS)},
         output_facets={
             "outputStatistics": output_statistics_facet(
@@ -971,7 +994,7 @@ def _transform(call: TaskCall) -> StepLineage:
     checked = call.arguments.get("checked")
     if not isinstance(checked, Mapping):
         return StepLineage()
-    raw = raw_prefix(checked)
+    raw = _named(checked, raw_prefix(checked))
     if isinstance(call.result, Mapping):
         return transform_outputs(call.result, raw)
     return StepLineage(inputs=[input_dataset(checked["namespace"], raw, facets=_schema(raw=True))])
@@ -988,10 +1011,10 @@ def publish_outputs(summary: Mapping[str, Any]) -> StepLineage:
         from the candidate, statistics).
     """
     namespace, report = summary["namespace"], summary.get("report") or {}
-    staging = (namespace, summary["staging_key"])
+    staging = (namespace, _named(summary, summary["staging_key"]))
     curated = output_dataset(
         namespace,
-        summary["curated_key"],
+        _named(summary, summary["curated_key"]),
         facets={
             **_schema(),
             "columnLineage": identity_column_lineage_facet(_curated_contract(), staging),
@@ -1012,7 +1035,11 @@ def _publish(call: TaskCall) -> StepLineage:
     if not isinstance(audited, Mapping):
         return StepLineage()
     return StepLineage(
-        inputs=[input_dataset(audited["namespace"], audited["staging_key"], facets=_schema())]
+        inputs=[
+            input_dataset(
+                audited["namespace"], _named(audited, audited["staging_key"]), facets=_schema()
+            )
+        ]
     )
 
 
@@ -1120,17 +1147,18 @@ def cli_extract_inputs(source_kinds: Iterable[str]) -> list[InputDataset]:
     return [api_dataset(kind) for kind in dict.fromkeys(source_kinds)]
 
 
-def cli_extract_outputs(summaries: Iterable[Mapping[str, Any]], namespace: str) -> StepLineage:
+def cli_extract_outputs(summaries: Iterable[Mapping[str, Any]], store: Store) -> StepLineage:
     """The lineage of ``tweetpipe extract`` over several sources (one run, as one CLI call).
 
     Args:
         summaries: ``SourceResult.to_dict()`` of every source that landed.
-        namespace: the store's namespace (``Store.namespace``).
+        store: the store they landed in (its namespace and URL name the datasets).
 
     Returns:
         Every endpoint read and every ``raw/`` window written.
     """
     lineage = StepLineage()
     for summary in summaries:
-        lineage = lineage.merge(extract_outputs({**summary, "namespace": namespace}))
+        named = {**summary, "namespace": store.namespace, "store": store.url}
+        lineage = lineage.merge(extract_outputs(named))
     return lineage

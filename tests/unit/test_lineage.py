@@ -387,6 +387,7 @@ def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> 
 NS = "s3://tweets-bucket"
 RAW = "raw/source=account-nasa/endpoint=users_tweets/window=20240501T000000Z_20240502T000000Z"
 PART = "source=account-nasa/interval=20240501T000000Z_20240502T000000Z"
+IN_BUCKET = "prod/"  # the store is s3://tweets-bucket/prod: dataset names are paths in the bucket
 BASE = {
     "source": {"kind": "account", "value": "nasa"},
     "slug": "account-nasa",
@@ -475,7 +476,7 @@ def test_extract_reads_the_endpoint_and_writes_the_raw_window() -> None:
     assert start["outputs"] == []
     assert done["inputs"][0]["name"] == "/2/users/{id}/tweets"
     (raw,) = done["outputs"]
-    assert (raw["namespace"], raw["name"]) == (NS, RAW)
+    assert (raw["namespace"], raw["name"]) == (NS, IN_BUCKET + RAW)
     assert [f["name"] for f in raw["facets"]["schema"]["fields"]][0] == "data"
     stats = raw["outputFacets"]["outputStatistics"]
     assert (stats["rowCount"], stats["fileCount"]) == (150, 2)
@@ -510,7 +511,7 @@ def test_validate_raw_puts_the_checkpoint_on_the_raw_window() -> None:
     )
 
     (raw,) = done["inputs"]
-    assert raw["name"] == RAW and done["outputs"] == []
+    assert raw["name"] == IN_BUCKET + RAW and done["outputs"] == []
     table, flag = raw["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert (table["assertion"], table["success"], table["actual"]) == (
         "expect_table_row_count_to_be_between",
@@ -535,7 +536,7 @@ def test_failed_gate_reports_its_results_from_the_wrapped_exception() -> None:
     failed = _build("validate_curated", arguments={"staged": STAGED}, error=error)
 
     (staging,) = failed["inputs"]
-    assert staging["name"] == f"staging/{PART}/tweets.csv"
+    assert staging["name"] == f"{IN_BUCKET}staging/{PART}/tweets.csv"
     assert [f["name"] for f in staging["facets"]["schema"]["fields"]] == (
         load_contract().column_names
     )
@@ -557,19 +558,19 @@ def test_transform_writes_staging_with_column_lineage_and_quarantine() -> None:
 
     done = _build("transform", arguments={"checked": checked}, result=STAGED)
 
-    assert [d["name"] for d in done["inputs"]] == [RAW]
+    assert [d["name"] for d in done["inputs"]] == [IN_BUCKET + RAW]
     staging, quarantine = done["outputs"]
-    assert staging["name"] == f"staging/{PART}/tweets.csv"
+    assert staging["name"] == f"{IN_BUCKET}staging/{PART}/tweets.csv"
     like = staging["facets"]["columnLineage"]["fields"]["like_count"]["inputFields"]
     assert [(f["namespace"], f["name"], f["field"]) for f in like] == [
-        (NS, RAW, "data[].public_metrics.like_count")
+        (NS, IN_BUCKET + RAW, "data[].public_metrics.like_count")
     ]
     assert staging["outputFacets"]["outputStatistics"] == {
         **staging["outputFacets"]["outputStatistics"],
         "rowCount": 140,
         "size": 65_000,
     }
-    assert quarantine["name"] == f"quarantine/{PART}/rejected.jsonl"
+    assert quarantine["name"] == f"{IN_BUCKET}quarantine/{PART}/rejected.jsonl"
     assert quarantine["outputFacets"]["outputStatistics"]["rowCount"] == 8
     assert [f["name"] for f in quarantine["facets"]["schema"]["fields"]] == [
         "kind",
@@ -596,11 +597,11 @@ def test_publish_copies_staging_to_curated() -> None:
     start = _build("publish", arguments={"audited": audited})
     done = _build("publish", arguments={"audited": audited}, result=published)
 
-    assert [d["name"] for d in start["inputs"]] == [STAGED["staging_key"]]
+    assert [d["name"] for d in start["inputs"]] == [IN_BUCKET + STAGED["staging_key"]]
     (curated,) = done["outputs"]
-    assert (curated["namespace"], curated["name"]) == (NS, f"curated/{PART}/tweets.csv")
+    assert (curated["namespace"], curated["name"]) == (NS, f"{IN_BUCKET}curated/{PART}/tweets.csv")
     text = curated["facets"]["columnLineage"]["fields"]["text"]["inputFields"]
-    assert [(f["name"], f["field"]) for f in text] == [(STAGED["staging_key"], "text")]
+    assert [(f["name"], f["field"]) for f in text] == [(IN_BUCKET + STAGED["staging_key"], "text")]
     assert curated["outputFacets"]["outputStatistics"]["rowCount"] == 140
 
 
@@ -639,3 +640,10 @@ def test_quarantine_schema_matches_what_the_transform_writes() -> None:
     lines = [json.loads(line) for line in quarantine.getvalue().splitlines()]
     assert lines, "the post with a bad id should be quarantined"
     assert list(lines[0]) == [name for name, _, _ in lineage.QUARANTINE_COLUMNS]
+
+
+def test_object_names_are_paths_in_the_bucket_or_store_keys() -> None:
+    key = "curated/source=a/interval=i/tweets.csv"
+    assert lineage.object_name("s3://bucket/team/prod/", key) == f"team/prod/{key}"
+    assert lineage.object_name("s3://bucket", key) == key
+    assert lineage.object_name("/data/tweetpipe-store", key) == key
