@@ -34,6 +34,9 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--contract", metavar="FILE", help="curated contract (default: the bundled one)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default: one per CPU, max 8)"
+    )
     p.set_defaults(handler=_cmd_transform)
 
 

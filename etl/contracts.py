@@ -402,13 +402,29 @@ def _json_object(text: str) -> bool:
         return False
 
 
+def _fullmatches(regex: re.Pattern[str], series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    # A plain loop over the values: twice as fast as Series.str.fullmatch on python strings.
+    match = regex.fullmatch
+    hits = [match(v) is not None for v in _values(series)]
+    return pd.Series(hits, index=series.index, dtype=bool)
+
+
+def _fullmatch_check(pattern: str, name: str, error: str) -> pa.Check:
+    import pandera.pandas as pa
+
+    regex = re.compile(pattern)
+    return pa.Check(lambda s: _fullmatches(regex, s), name=name, error=error)
+
+
 def _type_checks(col: ColumnSpec) -> list[pa.Check]:
     import pandas as pd
     import pandera.pandas as pa
 
     kind = col.logical_type
     if kind == "integer":
-        return [pa.Check(lambda s: s.str.fullmatch(r"-?[0-9]+"), name="integer", error="integer")]
+        return [_fullmatch_check(r"-?[0-9]+", name="integer", error="integer")]
     if kind == "number":
         return [
             pa.Check(
@@ -422,9 +438,11 @@ def _type_checks(col: ColumnSpec) -> list[pa.Check]:
         strp = fmt.strptime if fmt else "ISO8601"
         rx = fmt.pattern.pattern if fmt else r"[0-9]{4}-[0-9]{2}-[0-9]{2}.*"
 
+        shape = re.compile(rx)
+
         def valid_time(s: pd.Series) -> pd.Series:
             parsed = pd.to_datetime(s, format=strp, errors="coerce", utc=True)
-            return s.str.fullmatch(rx) & pd.Series(parsed.notna(), index=s.index)
+            return _fullmatches(shape, s) & pd.Series(parsed.notna(), index=s.index)
 
         return [pa.Check(valid_time, name="timestamp", error=f"timestamp {col.format or 'ISO'}")]
     if kind in ("array", "object"):
@@ -440,10 +458,7 @@ def _value_checks(col: ColumnSpec) -> list[pa.Check]:
 
     checks: list[pa.Check] = []
     if col.pattern is not None:
-        pattern = col.pattern
-        checks.append(
-            pa.Check(lambda s: s.str.fullmatch(pattern), name="pattern", error=f"pattern {pattern}")
-        )
+        checks.append(_fullmatch_check(col.pattern, name="pattern", error=f"pattern {col.pattern}"))
     if col.min_length is not None or col.max_length is not None:
         checks.append(
             pa.Check.str_length(

@@ -1,9 +1,16 @@
 """Raw X API v2 response pages to curated CSV, through the Pandera gate built from the contract.
 
-The transform streams: pages are parsed one at a time, rows are gathered into chunks of
-:data:`CHUNK_ROWS`, each chunk is validated as one vectorized Pandera call and written out before
-the next is read, so memory does not grow with the input (only the set of tweet ids already seen
-does, at 8 bytes an id).
+The transform streams: pages are grouped into units of about :data:`UNIT_BYTES`; each unit is
+parsed, turned into columns, validated by one vectorized Pandera call and written out before more
+input is read, so memory does not grow with the input (only the set of tweet ids already seen
+does, at 8 bytes an id). Units can run in worker processes (``workers``); results are merged in
+input order, so the output does not depend on how many.
+
+Speed comes from doing per-post work in C where the semantics allow it: msgspec decodes a page
+into structs holding only the fields the contract reads (:class:`_FastDecoder`); columns are built
+with ``map``/``attrgetter`` and only values of an unexpected type take the per-value path; the
+gate runs once per unit. Any page the fast path cannot take goes through ``json`` and the generic
+path, whose behaviour the fast path must match (tested).
 
 Decisions users rely on (each is tested):
 
@@ -42,14 +49,18 @@ from __future__ import annotations
 
 import csv
 import json
+import keyword
 import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import compress, repeat
+from operator import attrgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
+import msgspec
 import numpy as np
 
 from etl.contracts import CURATED_CONTRACT, ContractSpec, TimestampFormat, load_contract
@@ -63,16 +74,16 @@ if TYPE_CHECKING:
 
     from etl.contracts import ColumnSpec, QualityRule
 
-CHUNK_ROWS = 10_000
-"""Rows validated per Pandera call: large enough to amortise its per-call cost, small enough to
-keep memory flat."""
+UNIT_BYTES = 8 * 2**20
+"""Page bytes per unit of work (about 10,000 posts): one Pandera call each, large enough to
+amortise its per-call cost, small enough to keep memory flat."""
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 INPUT_SUFFIXES = (".json", *JSONL_SUFFIXES)
 _RESPONSE_KEYS = frozenset(("data", "includes", "meta", "errors"))
 _SHOWN = 80  # characters of an offending value quoted in a reason
 
-Row = list[str | None]
+Column = list[str | None]
 
 
 class GateBreachError(Exception):
@@ -139,29 +150,71 @@ class TransformReport:
 # --- reading pages -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Doc:
-    """One response document, or why a body could not give one."""
+    """One response document (a dict, or a typed page from the fast path), or why a body could
+    not give one."""
 
     source: str
     value: Any = None
     problem: str | None = None
     text: str = ""
+    body: bytes = b""
 
 
 def _decode(body: bytes) -> str:
     return body.decode("utf-8", errors="surrogateescape")
 
 
-def _parse_body(source: str, body: bytes) -> Iterator[_Doc]:
+class _FastDecoder:
+    """The fast path: msgspec decodes a page into structs holding only the post fields the
+    contract reads, skipping everything else without building Python objects for it.
+
+    A page it cannot take (JSON Lines, a BOM, a lone surrogate, NaN, a post or envelope field of
+    an unexpected JSON type) goes through ``json`` and the generic path, whose behaviour is the
+    reference: the fast path only ever gives the same rows sooner.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = tuple(sorted(keys))
+        usable = all(k.isidentifier() and not keyword.iskeyword(k) for k in self.keys)
+        self.post = msgspec.defstruct("Post", [(k, Any, None) for k in self.keys])
+        includes = msgspec.defstruct("Includes", [("users", list[Any] | None, None)])
+        unset = msgspec.UnsetType
+        page = msgspec.defstruct(
+            "Page",
+            [
+                ("data", list[self.post] | self.post | None | unset, msgspec.UNSET),  # type: ignore[name-defined]
+                ("includes", includes | None | unset, msgspec.UNSET),
+                ("meta", Any, msgspec.UNSET),
+                ("errors", list[Any] | None | unset, msgspec.UNSET),
+                ("title", Any, msgspec.UNSET),
+            ],
+        )
+        self._decoder = msgspec.json.Decoder(page) if usable else None
+
+    def decode(self, body: bytes) -> Any:
+        """The typed page, or None when the generic path must take the body."""
+        if self._decoder is None:
+            return None
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError:  # also ValidationError
+            return None
+
+
+def _parse_body(source: str, body: bytes, fast: _FastDecoder) -> Iterator[_Doc]:
     """One body: a JSON document, or JSON Lines with one response per line."""
+    typed = fast.decode(body)
+    if typed is not None:
+        yield _Doc(source, value=typed, body=body)
+        return
     if not body.strip():
         yield _Doc(source, problem="empty body", text=_decode(body))
         return
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        yield _Doc(
-            source, problem=f"not UTF-8 ({exc.reason} at byte {exc.start})", text=_decode(body)
-        )
+        problem = f"not UTF-8 ({exc.reason} at byte {exc.start})"
+        yield _Doc(source, problem=problem, text=_decode(body))
         return
     try:
         yield _Doc(source, value=json.loads(text))
@@ -174,14 +227,7 @@ def _parse_body(source: str, body: bytes) -> Iterator[_Doc]:
     # also split on U+2028, which JSON strings may hold).
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
-            yield _parse_line(f"{source}:{number}", line)
-
-
-def _parse_line(source: str, line: str) -> _Doc:
-    try:
-        return _Doc(source, value=json.loads(line))
-    except json.JSONDecodeError as exc:
-        return _Doc(source, problem=f"invalid JSON: {exc}", text=line)
+            yield from _parse_body(f"{source}:{number}", line.encode("utf-8"), fast)
 
 
 def _response_problem(value: Any) -> str | None:
@@ -199,17 +245,25 @@ def _response_problem(value: Any) -> str | None:
     return None
 
 
-def _users_by_id(response: dict[str, Any]) -> dict[str, Any]:
+def _typed_problem(page: Any) -> str | None:
+    unset = msgspec.UNSET
+    if page.data is unset and page.includes is unset and page.meta is unset:
+        if page.errors is unset:
+            hint = f" (a Problem: {page.title})" if page.title is not unset else ""
+            return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+    return None
+
+
+def _users_by_id(users: Any) -> dict[str, Any]:
     # A malformed includes only costs the optional author columns, never the posts.
-    includes = response.get("includes")
-    users = includes.get("users") if isinstance(includes, dict) else None
     if not isinstance(users, list):
         return {}
-    return {str(u.get("id")): u for u in users if isinstance(u, dict)}
+    return {str(u["id"]): u for u in users if isinstance(u, dict) and u.get("id") is not None}
 
 
-# --- one post to one row -------------------------------------------------------------------------
+# --- posts to columns ----------------------------------------------------------------------------
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps would build one per call
+_NONE = type(None)
 
 
 def _json_text(value: Any) -> str:
@@ -287,6 +341,19 @@ _CONVERTERS: dict[str, Callable[[Any], str | None]] = {
     "array": _as_array,
     "object": _as_object,
 }
+_BOOLEAN_TEXT = {True: "true", False: "false"}
+
+
+def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], str | None]) -> Column:
+    # Fast paths for the types the API is documented to send; anything else, value by value.
+    types = set(map(type, values))
+    if kind == "string" and types <= {str, _NONE}:
+        return values
+    if kind == "integer" and types <= {int, _NONE}:
+        return list(map(str, values)) if _NONE not in types else list(map(_as_integer, values))
+    if kind == "boolean" and types <= {bool, _NONE}:
+        return list(map(_BOOLEAN_TEXT.get, values))
+    return list(map(convert, values))
 
 
 def _unescape(text: str) -> str:
@@ -312,7 +379,7 @@ def _source_path(path: str) -> tuple[str | int, ...] | None:
             return None
         steps.append(match[1] if match[1] is not None else int(match[2]))
         pos = match.end()
-    return tuple(steps)
+    return tuple(steps) if steps and isinstance(steps[0], str) else None
 
 
 def _follow(value: Any, steps: tuple[str | int, ...]) -> Any:
@@ -328,75 +395,118 @@ def _follow(value: Any, steps: tuple[str | int, ...]) -> Any:
     return value
 
 
-def _getter(steps: tuple[str | int, ...]) -> Callable[[dict[str, Any]], Any]:
-    # The common shapes get a direct function: this runs for every cell of every post.
-    if len(steps) == 1 and isinstance(steps[0], str):
-        key = steps[0]
-        return lambda tweet: tweet.get(key)
-    if len(steps) == 2 and isinstance(steps[0], str) and isinstance(steps[1], str):
-        outer, inner = steps[0], steps[1]
+class _Chunk:
+    """The posts waiting for the gate, column by column: for each top-level post field the
+    contract reads, its values; and per post its author (from includes.users), its source and
+    how to find its original JSON for the quarantine."""
 
-        def get(tweet: dict[str, Any]) -> Any:
-            parent = tweet.get(outer)
-            return parent.get(inner) if isinstance(parent, dict) else None
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.fields: dict[str, list[Any]] = {k: [] for k in keys}
+        self.authors: list[Any] = []
+        self.sources: list[str] = []
+        self.records: list[Any] = []  # the post's dict, or (page number, position) in bodies
+        self.bodies: list[bytes] = []
 
-        return get
-    return lambda tweet: _follow(tweet, steps)
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def add_typed(self, source: str, posts: list[Any], users: dict[str, Any], body: bytes) -> None:
+        for key, values in self.fields.items():
+            values.extend(map(attrgetter(key), posts))
+        self._add(source, len(posts), users)
+        self.records.extend(zip(repeat(len(self.bodies)), range(len(posts))))
+        self.bodies.append(body)
+
+    def add_dicts(self, source: str, posts: list[dict[str, Any]], users: dict[str, Any]) -> None:
+        for key, values in self.fields.items():
+            values.extend([p.get(key) for p in posts])
+        self._add(source, len(posts), users)
+        self.records.extend(posts)
+
+    def _add(self, source: str, n: int, users: dict[str, Any]) -> None:
+        self.sources.extend(repeat(source, n))
+        if users:
+            ids = self.fields["author_id"][-n:] if n else []
+            self.authors.extend(users.get(a if type(a) is str else str(a)) for a in ids)
+        else:
+            self.authors.extend(repeat(None, n))
+
+    def record(self, position: int, parsed: dict[int, Any]) -> Any:
+        """The original JSON of the post at ``position`` (typed pages are parsed again)."""
+        ref = self.records[position]
+        if isinstance(ref, dict):
+            return ref
+        page_no, index = ref
+        if page_no not in parsed:
+            parsed[page_no] = json.loads(self.bodies[page_no])["data"]
+        data = parsed[page_no]
+        return data[index] if isinstance(data, list) else data
 
 
-def _path_cell(col: ColumnSpec) -> Callable[[dict[str, Any], dict[str, Any], str], str | None]:
+def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
+    base = chunk.fields[str(steps[0])]
+    rest = steps[1:]
+    if not rest:
+        return base
+    if len(rest) == 1 and isinstance(rest[0], str):
+        key = rest[0]
+        return [v.get(key) if type(v) is dict else None for v in base]
+    return [_follow(v, rest) for v in base]
+
+
+def _path_column(col: ColumnSpec) -> tuple[set[str], Callable[[_Chunk], Column]]:
     paths = [_source_path(p) for p in col.sources]
     if not paths or any(p is None for p in paths):
         raise KeyError(col.name)
-    getters = [_getter(p) for p in paths if p is not None]
+    steps = [p for p in paths if p is not None]
     if col.logical_type in ("timestamp", "date"):
         convert = _timestamp_converter(TimestampFormat.parse(col.format) if col.format else None)
     else:
         convert = _CONVERTERS.get(col.logical_type, _as_string)
-    if len(getters) == 1:
-        get = getters[0]
-        if convert is _as_string:  # most cells: skip the call when the value is a string
-            return lambda tweet, users, source: (
-                value if type(value := get(tweet)) is str else _as_string(value)
-            )
-        return lambda tweet, users, source: convert(get(tweet))
+    kind = col.logical_type
 
-    def cell(tweet: dict[str, Any], users: dict[str, Any], source: str) -> str | None:
-        for get in getters:  # coalesce: the first path that has a value
-            value = get(tweet)
-            if value is not None:
-                return convert(value)
-        return convert(None)
+    def build(chunk: _Chunk) -> Column:
+        values = _path_values(chunk, steps[0])
+        for more in steps[1:]:  # coalesce: the first path that has a value
+            values = [
+                v if v is not None else w
+                for v, w in zip(values, _path_values(chunk, more), strict=True)
+            ]
+        return _convert_all(values, kind, convert)
 
-    return cell
+    return {str(s[0]) for s in steps}, build
 
 
-def _text_cell(tweet: dict[str, Any], users: dict[str, Any], source: str) -> str | None:
-    note = tweet.get("note_tweet")
-    text = note.get("text") if isinstance(note, dict) else None
-    if text is None:
-        text = tweet.get("text")
-    return _unescape(text) if isinstance(text, str) else _as_string(text)
+def _text_column(chunk: _Chunk) -> Column:
+    return [
+        _unescape(t) if type(t) is str else _as_string(t)
+        for t in (
+            n.get("text") if type(n) is dict and n.get("text") is not None else t
+            for n, t in zip(chunk.fields["note_tweet"], chunk.fields["text"], strict=True)
+        )
+    ]
 
 
-def _entity_cell(
-    kind: str, key: str, fallback: str | None = None
-) -> Callable[[dict[str, Any], dict[str, Any], str], str | None]:
-    def cell(tweet: dict[str, Any], users: dict[str, Any], source: str) -> str | None:
-        # Long posts carry their entities in note_tweet; the top-level ones cover the truncation.
-        note = tweet.get("note_tweet")
-        entities = note.get("entities") if isinstance(note, dict) else None
-        if not isinstance(entities, dict):
-            entities = tweet.get("entities")
-        items = entities.get(kind) if isinstance(entities, dict) else None
-        if not items:
-            return "[]"
-        if not isinstance(items, list):
-            return _json_text(items)
-        values = [_entity_value(item, key, fallback) for item in items]
-        return _json_text(values)
+def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable[[_Chunk], Column]:
+    def build(chunk: _Chunk) -> Column:
+        notes, entities = chunk.fields["note_tweet"], chunk.fields["entities"]
+        return [
+            _entity_list(n, e, kind, key, fallback) for n, e in zip(notes, entities, strict=True)
+        ]
 
-    return cell
+    return build
+
+
+def _entity_list(note: Any, entities: Any, kind: str, key: str, fallback: str | None) -> str:
+    # Long posts carry their entities in note_tweet; the top-level ones cover the truncation.
+    if type(note) is dict and type(note.get("entities")) is dict:
+        entities = note["entities"]
+    items = entities.get(kind) if type(entities) is dict else None
+    if not items:
+        return "[]"
+    if not isinstance(items, list):
+        return _json_text(items)
+    return _json_text([_entity_value(item, key, fallback) for item in items])
 
 
 def _entity_value(item: Any, key: str, fallback: str | None) -> Any:
@@ -408,50 +518,55 @@ def _entity_value(item: Any, key: str, fallback: str | None) -> Any:
     return value
 
 
-def _author_cell(key: str) -> Callable[[dict[str, Any], dict[str, Any], str], str | None]:
-    def cell(tweet: dict[str, Any], users: dict[str, Any], source: str) -> str | None:
-        user = users.get(str(tweet.get("author_id")))
-        return None if user is None else _as_string(user.get(key))
+def _author_column(key: str) -> Callable[[_Chunk], Column]:
+    def build(chunk: _Chunk) -> Column:
+        return [None if u is None else _as_string(u.get(key)) for u in chunk.authors]
 
-    return cell
-
-
-def _source_cell(tweet: dict[str, Any], users: dict[str, Any], source: str) -> str | None:
-    return source
+    return build
 
 
-# Columns whose contract transformLogic is more than reading a path.
-_SPECIAL_CELLS: dict[str, Callable[[dict[str, Any], dict[str, Any], str], str | None]] = {
-    "text": _text_cell,
-    "hashtags": _entity_cell("hashtags", "tag"),
-    "mentions": _entity_cell("mentions", "username"),
-    "urls": _entity_cell("urls", "expanded_url", fallback="url"),
-    "author_username": _author_cell("username"),
-    "author_name": _author_cell("name"),
-    "source_page": _source_cell,
+def _source_column(chunk: _Chunk) -> Column:
+    return cast("Column", chunk.sources)
+
+
+# Columns whose contract transformLogic is more than reading a path, with the top-level post
+# fields they read.
+_SPECIAL_COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[_Chunk], Column]]] = {
+    "text": (("note_tweet", "text"), _text_column),
+    "hashtags": (("note_tweet", "entities"), _entity_column("hashtags", "tag")),
+    "mentions": (("note_tweet", "entities"), _entity_column("mentions", "username")),
+    "urls": (("note_tweet", "entities"), _entity_column("urls", "expanded_url", fallback="url")),
+    "author_username": (("author_id",), _author_column("username")),
+    "author_name": (("author_id",), _author_column("name")),
+    "source_page": ((), _source_column),
 }
 
 
-class _RowBuilder:
-    """Turns one post into one row of CSV text, in the contract's column order."""
+class _Columns:
+    """How each contract column is built from a chunk, and which post fields that needs."""
 
     def __init__(self, spec: ContractSpec) -> None:
-        self.columns: list[str] = []
+        self.names: list[str] = []
         self.unproduced: list[str] = []
-        self._cells: list[Callable[[dict[str, Any], dict[str, Any], str], str | None]] = []
+        self.builders: list[Callable[[_Chunk], Column]] = []
+        keys: set[str] = {"author_id"}
         for col in spec.columns:
-            cell = _SPECIAL_CELLS.get(col.name)
-            if cell is None:
+            if col.name in _SPECIAL_COLUMNS:
+                needs, build = _SPECIAL_COLUMNS[col.name]
+                keys.update(needs)
+            else:
                 try:
-                    cell = _path_cell(col)
+                    needs_set, build = _path_column(col)
                 except KeyError:
                     self.unproduced.append(col.name)
                     continue
-            self.columns.append(col.name)
-            self._cells.append(cell)
+                keys.update(needs_set)
+            self.names.append(col.name)
+            self.builders.append(build)
+        self.keys = tuple(sorted(keys))
 
-    def row(self, tweet: dict[str, Any], users: dict[str, Any], source: str) -> Row:
-        return [cell(tweet, users, source) for cell in self._cells]
+    def build(self, chunk: _Chunk) -> list[Column]:
+        return [build(chunk) for build in self.builders]
 
 
 # --- duplicates ----------------------------------------------------------------------------------
@@ -487,14 +602,21 @@ class _SeenIds:
 
     def _take(self, values: np.ndarray, positions: list[int], keep: list[bool]) -> None:
         unique, first = np.unique(values, return_index=True)
-        repeated = np.ones(len(values), dtype=bool)
-        repeated[first] = False
-        seen = np.isin(values, self._sorted, assume_unique=False)
-        for pos in np.flatnonzero(repeated | seen).tolist():
+        drop = np.ones(len(values), dtype=bool)
+        drop[first] = False
+        drop |= self._known(values)
+        for pos in np.flatnonzero(drop).tolist():
             keep[positions[pos]] = False
-        fresh = unique[~np.isin(unique, self._sorted)]
-        # Two sorted runs: the stable sort merges them in linear time.
+        fresh = unique[~self._known(unique)]
+        # Two sorted runs: the stable sort (timsort) merges them in linear time.
         self._sorted = np.sort(np.concatenate((self._sorted, fresh)), kind="stable")
+
+    def _known(self, values: np.ndarray) -> np.ndarray:
+        if not len(self._sorted):
+            return np.zeros(len(values), dtype=bool)
+        at = np.minimum(np.searchsorted(self._sorted, values), len(self._sorted) - 1)
+        known: np.ndarray = self._sorted[at] == values
+        return known
 
 
 # --- the gate ------------------------------------------------------------------------------------
@@ -577,120 +699,213 @@ def _dump_line(obj: dict[str, Any]) -> str:
     return line + "\n"
 
 
-class _Run:
-    """State of one transform: the open outputs, the current chunk and the counters."""
+@dataclass
+class _UnitResult:
+    """What one unit of pages gave: counters, quarantine lines found while reading, and per
+    post (first occurrences within the unit, in input order) its id, verdict and output line."""
 
-    def __init__(self, spec: ContractSpec, csv_out: IO[str], quarantine_out: IO[str]) -> None:
+    pages: int = 0
+    pages_quarantined: int = 0
+    tweets_in: int = 0
+    api_errors: int = 0
+    not_objects: int = 0
+    duplicates: int = 0
+    checks: dict[str, int] = field(default_factory=dict)
+    early_lines: list[str] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)
+    passed: list[bool] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    reasons: list[list[str]] = field(default_factory=list)
+    filled: set[str] = field(default_factory=set)
+
+
+class _LineSink:
+    """A file-like target for csv.writer that keeps each row's text apart."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+
+class _Unit:
+    """Turns a unit of pages into a :class:`_UnitResult`: parse, build columns, drop repeats
+    within the unit, run the Pandera gate once, format the CSV and quarantine lines. Runs in the
+    caller's process or in a worker; it holds no state between units."""
+
+    def __init__(self, spec: ContractSpec) -> None:
         from etl.contracts import pandera_schema
 
-        self.spec = spec
-        self.report = TransformReport(contract=f"{spec.name} {spec.version}")
         self.schema = pandera_schema(spec)
-        self.builder = _RowBuilder(spec)
-        self.quarantine_out = quarantine_out
-        self.writer = csv.writer(csv_out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        self.writer.writerow(spec.column_names)
-        self.output_index = [
-            self.builder.columns.index(c) for c in spec.column_names if c in self.builder.columns
-        ]
-        self.seen = _SeenIds()
-        self.filled: set[str] = set()
-        self.id_index = (
-            self.builder.columns.index("tweet_id") if "tweet_id" in self.builder.columns else None
+        self.columns = _Columns(spec)
+        self.fast = _FastDecoder(self.columns.keys)
+
+    def process(self, pages: list[tuple[str, bytes]]) -> _UnitResult:
+        out = _UnitResult()
+        chunk = _Chunk(self.columns.keys)
+        for source, body in pages:
+            for doc in _parse_body(source, body, self.fast):
+                self._page(doc, chunk, out)
+        if len(chunk):
+            self._gate(chunk, out)
+        return out
+
+    def _page(self, doc: _Doc, chunk: _Chunk, out: _UnitResult) -> None:
+        out.pages += 1
+        typed = doc.problem is None and not isinstance(doc.value, dict | list | str | int | float)
+        problem = doc.problem or (
+            _typed_problem(doc.value) if typed else _response_problem(doc.value)
         )
-        self.rows: list[Row] = []
-        self.records: list[tuple[str, Any]] = []
-
-    def quarantine(self, kind: str, reasons: list[str], source: str, record: Any) -> None:
-        line = {"kind": kind, "reason": reasons, "source": source, "record": record}
-        self.quarantine_out.write(_dump_line(line))
-
-    def page(self, doc: _Doc) -> None:
-        report = self.report
-        report.pages += 1
-        problem = doc.problem or _response_problem(doc.value)
         if problem is not None:
-            report.pages_quarantined += 1
-            report._count("page:" + problem.split(":", 1)[0].replace(" ", "_"))
-            self.quarantine("page", [problem], doc.source, doc.text or doc.value)
+            out.pages_quarantined += 1
+            key = "page:" + problem.split(":", 1)[0].replace(" ", "_")
+            out.checks[key] = out.checks.get(key, 0) + 1
+            record = doc.text or (json.loads(doc.body) if typed else doc.value)
+            out.early_lines.append(_quarantine_line("page", [problem], doc.source, record))
             return
-        response: dict[str, Any] = doc.value
-        for error in response.get("errors") or ():
-            report.api_errors += 1
+        if typed:
+            page = doc.value
+            errors, data, includes = page.errors, page.data, page.includes
+            posts = [data] if isinstance(data, self.fast.post) else data or []
+            users = includes.users if includes and includes is not msgspec.UNSET else None
+        else:
+            errors, data, includes = (doc.value.get(k) for k in ("errors", "data", "includes"))
+            posts = [data] if isinstance(data, dict) else data or []
+            users = includes.get("users") if isinstance(includes, dict) else None
+        for error in errors if isinstance(errors, list) else ():
+            out.api_errors += 1
             title = error.get("title", "") if isinstance(error, dict) else ""
             detail = error.get("detail", "") if isinstance(error, dict) else ""
-            self.quarantine("api_error", [f"api_error: {title}: {detail}"], doc.source, error)
-        data = response.get("data")
-        tweets = [data] if isinstance(data, dict) else data or []
-        users = _users_by_id(response)
-        for tweet in tweets:
-            report.tweets_in += 1
-            if not isinstance(tweet, dict):
-                report.quarantined += 1
-                report._count("record:not_an_object")
-                reason = f"record: not a post object (a JSON {type(tweet).__name__})"
-                self.quarantine("tweet", [reason], doc.source, tweet)
-                continue
-            self.rows.append(self.builder.row(tweet, users, doc.source))
-            self.records.append((doc.source, tweet))
-        if len(self.rows) >= CHUNK_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
+            reason = f"api_error: {title}: {detail}"
+            out.early_lines.append(_quarantine_line("api_error", [reason], doc.source, error))
+        out.tweets_in += len(posts)
+        if typed:
+            chunk.add_typed(doc.source, posts, _users_by_id(users), doc.body)
             return
-        rows, records = self.rows, self.records
-        self.rows, self.records = [], []
-        if self.id_index is not None:
-            keep = self.seen.first_seen([r[self.id_index] for r in rows])
+        objects = []
+        for item in posts:
+            if isinstance(item, dict):
+                objects.append(item)
+                continue
+            out.not_objects += 1
+            out.checks["record:not_an_object"] = out.checks.get("record:not_an_object", 0) + 1
+            reason = f"record: not a post object (a JSON {type(item).__name__})"
+            out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item))
+        chunk.add_dicts(doc.source, objects, _users_by_id(users))
+
+    def _gate(self, chunk: _Chunk, out: _UnitResult) -> None:
+        names = self.columns.names
+        columns = self.columns.build(chunk)
+        positions = list(range(len(chunk)))
+        if "tweet_id" in names:
+            keep = _first_in_unit(columns[names.index("tweet_id")])
             if not all(keep):
-                self.report.duplicates += keep.count(False)
-                rows = [r for r, k in zip(rows, keep, strict=True) if k]
-                records = [r for r, k in zip(records, keep, strict=True) if k]
-        by_row, every_row = _gate_reasons(self.schema, self._frame(rows))
-        for position, (row, (source, tweet)) in enumerate(zip(rows, records, strict=True)):
-            reasons = every_row + by_row.get(position, [])
-            if reasons:
-                self.report.quarantined += 1
-                for reason in reasons:
-                    self.report._count(_check_key(reason))
-                self.quarantine("tweet", reasons, source, tweet)
-            else:
-                self.report.curated += 1
-                self.writer.writerow(
-                    [row[i] for i in self.output_index] if self.builder.unproduced else row
-                )
-
-    def _frame(self, rows: list[Row]) -> pd.DataFrame:
-        import pandas as pd
-
-        columns = list(zip(*rows, strict=True))
-        frame = pd.DataFrame(
-            {
-                name: pd.Series(values, dtype="str")
-                for name, values in zip(self.builder.columns, columns, strict=True)
-            }
+                out.duplicates += keep.count(False)
+                columns = [list(compress(c, keep)) for c in columns]
+                positions = list(compress(positions, keep))
+        out.ids = (
+            columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
         )
-        for name in self.spec.column_names:
-            if name not in self.filled and name in frame and frame[name].notna().any():
-                self.filled.add(name)
-        return frame
+        out.filled = {n for n, c in zip(names, columns, strict=True) if c.count(None) < len(c)}
+        by_row, every_row = _gate_reasons(self.schema, _frame(names, columns))
+        sink = _LineSink()
+        csv.writer(sink, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(
+            zip(*columns, strict=True)
+        )
+        out.lines = sink.lines
+        out.passed = [True] * len(positions)
+        out.reasons = [[] for _ in positions]
+        if not by_row and not every_row:
+            return
+        parsed: dict[int, Any] = {}
+        for i, position in enumerate(positions):
+            reasons = every_row + by_row.get(i, [])
+            if reasons:
+                record = chunk.record(position, parsed)
+                out.passed[i] = False
+                out.reasons[i] = [_check_key(r) for r in reasons]
+                out.lines[i] = _quarantine_line("tweet", reasons, chunk.sources[position], record)
+
+
+def _first_in_unit(ids: list[str | None]) -> list[bool]:
+    seen: set[str] = set()
+    keep = []
+    for tid in ids:
+        keep.append(tid is None or tid not in seen)
+        if tid is not None:
+            seen.add(tid)
+    return keep
+
+
+def _frame(names: list[str], columns: list[Column]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {name: pd.Series(values, dtype="str") for name, values in zip(names, columns, strict=True)}
+    )
+
+
+def _quarantine_line(kind: str, reasons: list[str], source: str, record: Any) -> str:
+    return _dump_line({"kind": kind, "reason": reasons, "source": source, "record": record})
+
+
+class _Run:
+    """The caller's side of a run: the outputs, the ids already taken and the report."""
+
+    def __init__(self, spec: ContractSpec, csv_out: IO[str], quarantine_out: IO[str]) -> None:
+        self.spec = spec
+        self.report = TransformReport(contract=f"{spec.name} {spec.version}")
+        self.columns = _Columns(spec)
+        self.csv_out = csv_out
+        self.quarantine_out = quarantine_out
+        csv.writer(csv_out, lineterminator="\r\n").writerow(spec.column_names)
+        self.seen = _SeenIds()
+        self.filled: set[str] = set()
+
+    def merge(self, unit: _UnitResult) -> None:
+        """Take a unit's result in input order; repeats of ids from earlier units are dropped."""
+        report = self.report
+        report.pages += unit.pages
+        report.pages_quarantined += unit.pages_quarantined
+        report.tweets_in += unit.tweets_in
+        report.api_errors += unit.api_errors
+        report.quarantined += unit.not_objects
+        report.duplicates += unit.duplicates
+        for key, n in unit.checks.items():
+            report._count(key, n)
+        self.quarantine_out.writelines(unit.early_lines)
+        self.filled |= unit.filled
+        keep = self.seen.first_seen(unit.ids)
+        if all(keep) and all(unit.passed):
+            self.csv_out.writelines(unit.lines)
+            report.curated += len(unit.lines)
+            return
+        for kept, passed, line, reasons in zip(
+            keep, unit.passed, unit.lines, unit.reasons, strict=True
+        ):
+            if not kept:
+                report.duplicates += 1
+            elif passed:
+                self.csv_out.write(line)
+                report.curated += 1
+            else:
+                self.quarantine_out.write(line)
+                report.quarantined += 1
+                for key in reasons:
+                    report._count(key)
 
     def finish(self) -> TransformReport:
-        self.flush()
         report = self.report
-        for name in self.builder.unproduced:
+        for name in self.columns.unproduced:
             report.fatal.append(
                 f"{name}: contract column has no source the transform can read "
                 f"(transformSourceObjects {list(self.spec.column(name).sources)})"
             )
         if report.tweets_in - report.duplicates > 0:
             for col in self.spec.columns:
-                if (
-                    col.required
-                    and col.name in self.builder.columns
-                    and col.name not in self.filled
-                ):
+                if col.required and col.name in self.columns.names and col.name not in self.filled:
                     sources = ", ".join(col.sources) or col.name
                     report.fatal.append(
                         f"{col.name}: required column missing entirely (no post carried {sources})"
@@ -705,12 +920,66 @@ class _Run:
         return report
 
 
+def _units(pages: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    """Group pages into units of about UNIT_BYTES (one unit is one Pandera call)."""
+    unit: list[tuple[str, bytes]] = []
+    size = 0
+    for source, body in pages:
+        unit.append((source, body))
+        size += len(body)
+        if size >= UNIT_BYTES:
+            yield unit
+            unit, size = [], 0
+    if unit:
+        yield unit
+
+
+_WORKER: _Unit | None = None
+
+
+def _start_worker(spec: ContractSpec) -> None:
+    global _WORKER
+    _WORKER = _Unit(spec)
+
+
+def _work(pages: list[tuple[str, bytes]]) -> _UnitResult:
+    assert _WORKER is not None
+    return _WORKER.process(pages)
+
+
+def _results_in_parallel(
+    spec: ContractSpec, units: Iterator[list[tuple[str, bytes]]], workers: int
+) -> Iterator[_UnitResult]:
+    """Process units in worker processes, yielding results in input order; at most two units
+    per worker are in flight, so memory stays flat however long the input."""
+    import multiprocessing
+    import threading
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    # fork shares the imported modules (pandas, pandera) with the workers for free; with other
+    # threads running, forking is unsafe and spawn is used instead.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    if method not in multiprocessing.get_all_start_methods():
+        method = "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(workers, context, _start_worker, (spec,)) as pool:
+        pending: deque[Future[_UnitResult]] = deque()
+        for unit in units:
+            pending.append(pool.submit(_work, unit))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def transform_pages(
     pages: Iterable[tuple[str, bytes]],
     csv_out: IO[str],
     quarantine_out: IO[str],
     contract: ContractSpec | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> TransformReport:
     """Transform raw response bodies into curated CSV rows and quarantine lines, streaming.
 
@@ -721,19 +990,27 @@ def transform_pages(
         quarantine_out: text stream for the quarantine JSON lines.
         contract: the curated contract (default: the bundled one).
         progress: show a progress bar (pages) on stderr.
+        workers: worker processes for parsing and the gate; 1 (the default) runs everything in
+            this process. The output is the same byte for byte whatever the number.
 
     Returns:
         The report; ``report.passed`` says whether the gate passed. The caller decides what to do
         with the CSV on a breach (``report.raise_for_gate`` raises).
     """
-    run = _Run(contract or load_contract(CURATED_CONTRACT), csv_out, quarantine_out)
+    spec = contract or load_contract(CURATED_CONTRACT)
+    run = _Run(spec, csv_out, quarantine_out)
     if progress:
         from tqdm import tqdm
 
         pages = tqdm(pages, unit="page", file=sys.stderr)
-    for source, body in pages:
-        for doc in _parse_body(source, body):
-            run.page(doc)
+    units = _units(pages)
+    if workers > 1:
+        results: Iterable[_UnitResult] = _results_in_parallel(spec, units, workers)
+    else:
+        unit = _Unit(spec)
+        results = map(unit.process, units)
+    for result in results:
+        run.merge(result)
     return run.finish()
 
 
@@ -790,6 +1067,7 @@ def transform_files(
     out_dir: Path,
     contract_path: Path | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
@@ -803,6 +1081,7 @@ def transform_files(
         out_dir: output directory (created).
         contract_path: curated contract (default: the bundled one).
         progress: show a progress bar on stderr.
+        workers: worker processes (see :func:`transform_pages`).
 
     Returns:
         The report.
@@ -820,7 +1099,7 @@ def transform_files(
         partial.open("w", encoding="utf-8", newline="") as csv_out,
         (out_dir / "quarantine.jsonl").open("w", encoding="utf-8", newline="\n") as q_out,
     ):
-        report = transform_pages(_file_pages(files), csv_out, q_out, spec, progress)
+        report = transform_pages(_file_pages(files), csv_out, q_out, spec, progress, workers)
     if report.passed:
         os.replace(partial, final)
     else:
@@ -832,11 +1111,22 @@ def transform_files(
     return report
 
 
+def _workers(requested: int | None) -> int:
+    from etl.cli import UsageError
+
+    if requested is None:
+        return min(os.cpu_count() or 1, 8)
+    if requested < 1:
+        raise UsageError(f"--workers must be at least 1, not {requested}")
+    return requested
+
+
 def run_transform_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe transform INPUT... --out DIR [--contract FILE]``.
+    """``tweetpipe transform INPUT... --out DIR [--contract FILE] [--workers N]``.
 
     Args:
-        args: parsed arguments with ``inputs``, ``out`` and ``contract``.
+        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (default:
+            one worker process per CPU, at most 8).
 
     Returns:
         0 when the gate passes, 1 on a gate breach (the message names the failed checks).
@@ -859,6 +1149,7 @@ def run_transform_cli(args: argparse.Namespace) -> int:
                 out,
                 Path(args.contract) if args.contract else None,
                 progress=sys.stderr.isatty(),
+                workers=_workers(getattr(args, "workers", None)),
             )
         except ContractError as exc:
             raise UsageError(str(exc)) from exc

@@ -103,3 +103,39 @@ def problem(resource_id: str = "1") -> dict[str, Any]:
 def ids(start: int, n: int) -> list[str]:
     """``n`` consecutive post ids above 2**53."""
     return [str(int(BIG_ID) + start + i) for i in range(n)]
+
+
+def mixed_corpus() -> list[bytes]:
+    """Pages with every case the transform distinguishes, for equivalence tests."""
+    long_text = "long post " * 40
+    return [
+        body(page([tweet(t) for t in ids(0, 5)])),
+        body(
+            page(
+                [
+                    tweet(
+                        ids(10, 1)[0],
+                        note_tweet={"text": long_text, "entities": {"hashtags": [{"tag": "x"}]}},
+                    ),
+                    tweet(ids(11, 1)[0], text="a &amp; b", public_metrics={"like_count": "12"}),
+                    tweet(ids(12, 1)[0], created_at="2024-05-01T14:34:56+02:00", lang="??"),
+                    tweet(ids(0, 1)[0], text="duplicate"),
+                    tweet(ids(13, 1)[0], referenced_tweets=[{"type": "quoted", "id": "1"}]),
+                    tweet(ids(14, 1)[0], withheld={"copyright": False, "country_codes": ["DE"]}),
+                    tweet(ids(15, 1)[0], author_id=BOB["id"], future_field={"x": [1, 2]}),
+                ],
+                errors=[problem("7")],
+            )
+        ),
+        body(page([tweet(ids(20, 1)[0], public_metrics="drifted"), "not a post"])),
+        body(page([tweet(ids(21, 1)[0], created_at=None, possibly_sensitive="true")], users=[])),
+        body({"data": tweet(ids(22, 1)[0]), "includes": {"users": "not a list"}}),
+        b'{"data": [{"id": "1", "text": "trunc',
+        b"",
+        b"\n".join(
+            [body(page([tweet(ids(30, 1)[0])])), b"{bad", body(page([tweet(ids(31, 1)[0])]))]
+        ),
+        body(page([tweet(ids(40, 1)[0], text="lone LONE surrogate")])).replace(b"LONE", b"\\ud800"),
+        body(page(None, errors=[problem("8")])),
+        body({"title": "Too Many Requests", "status": 429}),
+    ]

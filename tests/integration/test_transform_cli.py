@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from etl import transform
 from etl.cli import main
-from tests.pages import body, ids, page, tweet
+from tests.pages import body, ids, mixed_corpus, page, tweet
 
 if TYPE_CHECKING:
     import pytest
@@ -89,3 +91,15 @@ def test_missing_input_is_a_usage_error_naming_it(
     assert code == 2
     assert f"{missing}: no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "out" / "tweets.csv").exists()
+
+
+def test_worker_processes_give_byte_identical_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transform, "UNIT_BYTES", 2000)  # several units, so workers share them
+    pages = [(f"raw/page-{i}.json", b) for i, b in enumerate(mixed_corpus() * 3)]
+    outputs = []
+    for workers in (1, 2):
+        csv_out, q_out = io.StringIO(newline=""), io.StringIO(newline="")
+        report = transform.transform_pages(pages, csv_out, q_out, workers=workers)
+        outputs.append((csv_out.getvalue(), q_out.getvalue(), report))
+    assert outputs[0] == outputs[1]
+    assert outputs[1][2].duplicates > 10

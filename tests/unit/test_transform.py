@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from etl import transform
 from etl.contracts import ColumnSpec, ContractSpec, load_contract
 from etl.transform import GateBreachError, TransformReport, transform_pages
-from tests.pages import ALICE, BIG_ID, BOB, body, ids, page, problem, tweet
+from tests.pages import ALICE, BIG_ID, BOB, body, ids, mixed_corpus, page, problem, tweet
 
 
 @pytest.fixture(scope="module")
@@ -362,11 +362,29 @@ def test_duplicate_of_a_quarantined_post_is_counted_not_curated() -> None:
 
 
 def test_duplicates_are_found_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transform, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # one page a unit
     pages = [body(page([tweet(t) for t in ids(0, 4)])), body(page([tweet(t) for t in ids(2, 4)]))]
     res = run(*pages)
     assert (res.report.curated, res.report.duplicates) == (6, 2)
     assert [r["tweet_id"] for r in res.rows] == ids(0, 6)
+
+
+def test_generic_path_gives_the_same_output_as_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = run(*mixed_corpus())
+    monkeypatch.setattr(transform._FastDecoder, "decode", lambda self, body: None)
+    generic = run(*mixed_corpus())
+    assert generic.csv_text == fast.csv_text
+    assert generic.quarantine == fast.quarantine
+    assert generic.report == fast.report
+    assert fast.report.curated > 5 and fast.report.quarantined > 2 and fast.report.duplicates == 1
+
+
+def test_non_numeric_ids_are_deduplicated_too() -> None:
+    res = run(body(page([tweet("0123"), tweet("abc"), tweet("0123"), tweet("abc")])))
+    assert (res.report.curated, res.report.quarantined, res.report.duplicates) == (1, 1, 2)
+    assert res.rows[0]["tweet_id"] == "0123"  # a string id: the leading zero stays
 
 
 def test_same_input_gives_byte_identical_csv() -> None:
