@@ -392,3 +392,37 @@ def test_cli_events_validate_against_the_openlineage_schemas(cli_runs: dict[str,
     events = [e for name in ("extract", "transform") for e in _read(cli_runs[name])]
     assert len(events) == 4
     assert [validate_event(e, OUR_FACETS) for e in events] == [[], [], [], []]
+
+
+def test_cli_extract_to_s3_names_datasets_by_bucket_and_object_path(
+    emulator_factory: Callable[..., Any],
+    moto_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from etl.cli import main
+    from etl.demo import demo_corpus
+
+    server = emulator_factory(corpus=demo_corpus(), token=CLI_TOKEN)
+    for var in [v for v in os.environ if v.startswith(("OPENLINEAGE", "AIRFLOW__OPENLINEAGE"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("X_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("X_BEARER_TOKEN", CLI_TOKEN)
+    window = ["--start", DEMO_WINDOW[0], "--end", DEMO_WINDOW[1]]
+
+    code = main(["extract", "--account", "tomas_ng", "--store", moto_server.store_url, *window])
+
+    assert code == 0
+    # An S3 store has no local folder: the events go to the working directory.
+    events_file = tmp_path / "lineage" / "events.jsonl"
+    complete = _read(events_file)[-1]
+    (raw,) = complete["outputs"]
+    assert raw["namespace"] == f"s3://{moto_server.bucket}"
+    prefix = raw["name"] + "/"
+    assert prefix.startswith("tweetpipe/raw/source=account-tomas_ng/endpoint=users_tweets/")
+    landed = [k for k in moto_server.objects() if k.startswith(prefix)]
+    assert f"{prefix}_manifest.json" in landed
+    assert raw["outputFacets"]["outputStatistics"]["fileCount"] == len(landed) - 1
+    assert CLI_TOKEN not in events_file.read_text(encoding="utf-8")
