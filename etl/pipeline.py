@@ -484,4 +484,4 @@ def _failed_tasks() -> list[str]:
     except Exception:  # noqa: BLE001 - the message is a courtesy; the failure stands anyway
         return []
     by_task = states.get(ti.run_id, {})
-    return sorted(k for k, v in by_task.items() if v in ("failed", "upstream_failed"))
+    return sorted(k for k, v in by_task.items() if v == "failed")

@@ -1,0 +1,205 @@
+"""The real DAG through ``dag.test()``: green path, rerun, breach, and the S3 backend over HTTP.
+
+One ``AIRFLOW_HOME`` (SQLite, migrated once) serves the module; each test starts its own emulator
+on loopback and points the ``x_api_default`` connection at it. The runs use the demo's corpus and
+logical date (data interval 2023-03-14), so what is asserted here is what ``tweetpipe demo`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from etl import demo
+from etl.store import LocalStore
+from tests.integration.conftest import EMULATOR_TOKEN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.integration.conftest import S3Endpoint
+
+SOURCES = ["account:ada_builds", "account:tomas_ng"]
+SLUGS = ["account-ada_builds", "account-tomas_ng"]
+PER_SOURCE = [
+    "per_source.extract",
+    "per_source.validate_raw",
+    "per_source.transform",
+    "per_source.validate_curated",
+    "per_source.publish",
+]
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("airflow")
+    lineage = root / "lineage" / "events.jsonl"
+    lineage.parent.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in demo.airflow_environment(root / "home", lineage).items():
+            mp.setenv(name, value)
+        demo.configure_airflow(demo.airflow_environment(root / "home", lineage))
+        demo.migrate_db()
+        yield root
+
+
+@pytest.fixture
+def run(
+    airflow_home: Path,
+    emulator_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., demo.RunOutcome]:
+    """Run the DAG once for the demo interval against a fresh emulator."""
+
+    def _run(store: str, sources: list[str], *, drift: str | None = None) -> demo.RunOutcome:
+        from etl.emulator import Faults
+
+        server = emulator_factory(corpus=demo.demo_corpus(), faults=Faults(drift=drift))
+        conn = demo.x_connection(server.base_url, EMULATOR_TOKEN)
+        monkeypatch.setenv("AIRFLOW_CONN_X_API_DEFAULT", conn)
+        return demo.run_dag(demo.DEMO_LOGICAL_DATE, {"store": store, "sources": sources})
+
+    return _run
+
+
+def _curated(store: LocalStore) -> dict[str, bytes]:
+    return {key: store.get(key) for key in store.list("curated/")}
+
+
+def _no_token_under(root: Path) -> list[str]:
+    secret = EMULATOR_TOKEN.encode()
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret in p.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def green(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Filled by the first green run, reused by the rerun and breach tests."""
+    return {"root": tmp_path_factory.mktemp("green-store")}
+
+
+def test_green_run_publishes_every_source(
+    run: Callable[..., demo.RunOutcome], green: dict[str, Any], airflow_home: Path
+) -> None:
+    store_dir = green["root"] / "store"
+
+    outcome = run(str(store_dir), SOURCES)
+
+    assert outcome.state == "success"
+    assert outcome.sources == SLUGS
+    for task_id in PER_SOURCE:
+        assert [outcome.task_state(task_id, i) for i in range(2)] == ["success"] * 2, task_id
+    assert outcome.task_state("build_docs") == "success"
+    # The watcher only runs when something failed.
+    assert outcome.task_state("all_sources_published") == "skipped"
+    store = LocalStore(store_dir)
+    curated = _curated(store)
+    assert sorted(curated) == sorted(
+        f"curated/source={slug}/interval=20230314T000000Z_20230315T000000Z/tweets.csv"
+        for slug in SLUGS
+    )
+    for slug, published in outcome.by_source("per_source.publish").items():
+        report = published["report"]
+        tweets = outcome.by_source("per_source.extract")[slug]["tweets"]
+        assert tweets > 0
+        # Nothing fetched is silently dropped.
+        assert tweets == report["curated"] + report["quarantined"] + report["duplicates"]
+        rows = curated[published["curated_key"]].decode().count("\r\n") - 1
+        assert rows == report["curated"]
+        assert store.exists(published["quarantine_key"])
+        checkpoint = outcome.by_source("per_source.validate_curated", "checkpoint")[slug]
+        assert checkpoint["success"] is True and checkpoint["rows"] == report["curated"]
+    assert store.exists("docs/index.html")
+    assert EMULATOR_TOKEN not in json.dumps(list(outcome.xcoms.values()))
+    green["curated"] = curated
+    green["lineage_lines"] = (airflow_home / "lineage" / "events.jsonl").read_text().splitlines()
+
+
+def test_lineage_events_name_the_tasks(green: dict[str, Any]) -> None:
+    if "lineage_lines" not in green:
+        pytest.fail("the green run did not finish; see test_green_run_publishes_every_source")
+    events = [json.loads(line) for line in green["lineage_lines"]]
+    jobs = {e["job"]["name"] for e in events if e.get("eventType") == "COMPLETE"}
+
+    assert "tweetpipe.per_source.extract" in jobs
+    assert "tweetpipe.per_source.publish" in jobs
+    assert all(EMULATOR_TOKEN not in line for line in green["lineage_lines"])
+
+
+def test_rerun_of_the_interval_is_byte_identical(
+    run: Callable[..., demo.RunOutcome], green: dict[str, Any]
+) -> None:
+    if "curated" not in green:
+        pytest.fail("the green run did not finish; see test_green_run_publishes_every_source")
+    store_dir = green["root"] / "store"
+
+    outcome = run(str(store_dir), SOURCES)
+
+    assert outcome.state == "success"
+    # The landed window is found, nothing is fetched again.
+    assert [x["status"] for x in outcome.by_source("per_source.extract").values()] == [
+        "skipped",
+        "skipped",
+    ]
+    assert all(p["unchanged"] for p in outcome.by_source("per_source.publish").values())
+    assert _curated(LocalStore(store_dir)) == green["curated"]
+    assert _no_token_under(green["root"]) == []
+
+
+def test_breach_fails_the_run_and_keeps_the_previous_curated_version(
+    run: Callable[..., demo.RunOutcome], green: dict[str, Any], tmp_path: Path
+) -> None:
+    if "curated" not in green:
+        pytest.fail("the green run did not finish; see test_green_run_publishes_every_source")
+    # The same store after a good run, with raw/ and state/ gone so the interval is fetched
+    # again, now from an API that drifted. A query that matches nothing shows the other
+    # sources still publish.
+    store_dir = tmp_path / "store"
+    shutil.copytree(green["root"] / "store", store_dir)
+    for prefix in ("raw", "state"):
+        shutil.rmtree(store_dir / prefix)
+    sources = [*SOURCES, "query:zzzznomatch"]
+
+    outcome = run(str(store_dir), sources, drift="breach")
+
+    assert outcome.state == "failed"
+    assert [outcome.task_state("per_source.validate_curated", i) for i in range(3)] == [
+        "failed",
+        "failed",
+        "success",
+    ]
+    assert [outcome.task_state("per_source.publish", i) for i in range(3)] == [
+        "upstream_failed",
+        "upstream_failed",
+        "success",
+    ]
+    assert outcome.task_state("build_docs") == "success"
+    assert outcome.task_state("all_sources_published") == "failed"
+    store = LocalStore(store_dir)
+    curated = _curated(store)
+    for key, body in green["curated"].items():
+        assert curated[key] == body, f"{key} changed after a breach"
+    assert len(curated) == len(green["curated"]) + 1  # the empty query's partition
+    for slug in SLUGS:
+        checkpoint = outcome.by_source("per_source.validate_curated", "checkpoint")[slug]
+        assert checkpoint["success"] is False and checkpoint["failed"]
+        # The failed validation is in the published Data Docs, page and index.
+        assert store.exists(f"docs/{checkpoint['docs_page']}")
+        assert checkpoint["run_name"] in store.get("docs/index.html").decode()
+        assert store.get(outcome.by_source("per_source.transform")[slug]["quarantine_key"])
+
+
+def test_s3_store_over_http(run: Callable[..., demo.RunOutcome], moto_server: S3Endpoint) -> None:
+    outcome = run(moto_server.store_url, SOURCES[:1])
+
+    assert outcome.state == "success"
+    objects = moto_server.objects()
+    published = outcome.by_source("per_source.publish")[SLUGS[0]]
+    assert f"tweetpipe/{published['curated_key']}" in objects
+    assert "tweetpipe/docs/index.html" in objects
+    assert any(k.startswith("tweetpipe/raw/source=account-ada_builds/") for k in objects)
+    assert not [k for k, body in objects.items() if EMULATOR_TOKEN.encode() in body]
+    assert published["store"] == moto_server.store_url
