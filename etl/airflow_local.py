@@ -446,36 +446,41 @@ def _marked(root: str) -> list[psutil.Process]:
     return found
 
 
-def _signal_all(procs: Iterable[psutil.Process], sig: signal.Signals) -> None:
+def _kill(procs: Iterable[psutil.Process]) -> None:
     import psutil
 
     for proc in procs:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)  # the session leaders we started lead their own group
+            os.killpg(proc.pid, signal.SIGKILL)  # a group leader takes its whole group along
         with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(sig)
+            proc.kill()
 
 
 def _stop(started: Iterable[_Started], timeout: float, root: str | None = None) -> list[int]:
     import psutil
 
-    procs: dict[int, psutil.Process] = {}
-    for proc in _live_processes(started):
-        procs[proc.pid] = proc
+    leaders = _live_processes(started)
+    procs: dict[int, psutil.Process] = {p.pid: p for p in leaders}
+    for proc in leaders:
         with contextlib.suppress(psutil.NoSuchProcess):
             procs.update({c.pid: c for c in proc.children(recursive=True)})
     if root is not None:
         procs.update({p.pid: p for p in _marked(root)})
-    _signal_all(procs.values(), signal.SIGTERM)
+    # Only the components themselves get SIGTERM, as ``airflow standalone`` does it: each shuts
+    # its own children down (the scheduler waits for its executor's workers, which a direct
+    # SIGTERM would leave it waiting for).
+    for proc in leaders:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
     _, alive = psutil.wait_procs(list(procs.values()), timeout=timeout)
     if alive:
-        _signal_all(alive, signal.SIGKILL)
+        _kill(alive)
         _, alive = psutil.wait_procs(alive, timeout=5)
     leftovers = [p.pid for p in alive]
     if root is not None:
         # Anything spawned while we were stopping (a task process mid-start) is caught here.
         late = [p for p in _marked(root) if p.pid not in procs]
-        _signal_all(late, signal.SIGKILL)
+        _kill(late)
         _, still = psutil.wait_procs(late, timeout=5)
         leftovers += [p.pid for p in still]
     return leftovers
@@ -484,8 +489,8 @@ def _stop(started: Iterable[_Started], timeout: float, root: str | None = None) 
 def stop_local_airflow(directory: Path, timeout: float = 30.0) -> list[int]:
     """Stop everything ``start_local_airflow`` started from ``directory``, by process id.
 
-    Each started process (and its process group and descendants) gets SIGTERM, then SIGKILL
-    after ``timeout``. Processes that still carry this directory's marker are killed too.
+    Each started process gets SIGTERM; whatever of it, its process group, its descendants or
+    anything else carrying this directory's marker is still alive after ``timeout`` gets SIGKILL.
 
     Args:
         directory: the directory given to ``start_local_airflow``.
