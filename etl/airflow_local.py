@@ -101,6 +101,18 @@ def free_port() -> int:
         return port
 
 
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the api-server binds: a port in TIME_WAIT after a recent stop is free to it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise LocalAirflowError(
+                f"127.0.0.1:{port} is not free ({exc.strerror}); pick another with --port"
+            ) from None
+
+
 def _layout(directory: Path) -> dict[str, Path]:
     root = directory.resolve()
     return {
@@ -354,6 +366,7 @@ def start_local_airflow(
         raise LocalAirflowError(
             f"a local Airflow already runs from {layout['root']} (pids {running}); stop it first"
         )
+    _check_port_free(port)
     for key in ("home", "store", "logs"):
         layout[key].mkdir(parents=True, exist_ok=True)
     layout["lineage"].parent.mkdir(parents=True, exist_ok=True)

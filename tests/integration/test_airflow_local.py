@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,3 +143,15 @@ def test_a_stale_pid_file_is_not_someone_elses_process(tmp_path: Path) -> None:
     assert airflow_local._already_running(tmp_path / PID_FILE_NAME) == []
     assert stop_local_airflow(tmp_path, timeout=1) == []
     assert psutil.pid_exists(os.getpid())
+
+
+def test_up_refuses_a_busy_port_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        with pytest.raises(LocalAirflowError, match=f"127.0.0.1:{port} is not free"):
+            start_local_airflow(tmp_path / "instance", port=port)
+
+    assert not (tmp_path / "instance").exists()
