@@ -82,7 +82,7 @@ DEFAULT_NAMESPACE = "tweetpipe"
 
 DEFAULT_EVENTS_FILE = "lineage/events.jsonl"
 """Where the CLI appends JSON Lines events when nothing else is configured, relative to the run's
-output directory (the demo's layout too)."""
+local output directory (the demo's layout too)."""
 
 X_API_NAMESPACE = "https://api.twitter.com"
 """Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
@@ -561,12 +561,11 @@ def lineage_client(default_file: Path | None = None) -> tuple[OpenLineageClient,
     The order: the openlineage-python client's own configuration (``OPENLINEAGE_CONFIG``, an
     ``openlineage.yml`` in the working directory or ``~/.openlineage``, ``OPENLINEAGE__TRANSPORT__*``
     variables, ``OPENLINEAGE_URL`` for Marquez); else Airflow's ``AIRFLOW__OPENLINEAGE__TRANSPORT``
-    JSON, so CLI and DAG runs land in the same place; else a JSON Lines file, appended to.
-    ``OPENLINEAGE_DISABLED=true`` turns emission off.
+    JSON, so CLI and DAG runs land in the same place; else ``default_file`` (JSON Lines, appended
+    to); else the console. ``OPENLINEAGE_DISABLED=true`` turns emission off.
 
     Args:
-        default_file: the JSON Lines file when nothing is configured (default:
-            :data:`DEFAULT_EVENTS_FILE` under the working directory).
+        default_file: the JSON Lines file when nothing is configured (see :func:`events_file`).
 
     Returns:
         The client and a short description of where events go (shown in the CLI summary).
@@ -579,10 +578,12 @@ def lineage_client(default_file: Path | None = None) -> tuple[OpenLineageClient,
         airflow_transport = os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", "").strip()
         if airflow_transport:
             transport = json.loads(airflow_transport)
-        else:
-            path = (default_file or Path(DEFAULT_EVENTS_FILE)).resolve()
+        elif default_file is not None:
+            path = default_file.resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
             transport = {"type": "file", "log_file_path": str(path), "append": True}
+        else:
+            transport = {"type": "console"}
         client = OpenLineageClient(config={"transport": transport})
     return client, _describe(client)
 
@@ -596,17 +597,18 @@ def _describe(client: OpenLineageClient) -> str:
     return f"{transport.kind} {where}".strip()
 
 
-def events_file(directory: Path | str | None) -> Path:
+def events_file(directory: Path | str | None) -> Path | None:
     """The default events file of a CLI run whose outputs go to ``directory``.
 
     Args:
-        directory: the run's output directory (``--out``, a local store); None for the working
-            directory (e.g. an S3 store).
+        directory: the run's output directory (``--out``, a local store); None when the outputs
+            are not local (an S3 store).
 
     Returns:
-        ``<directory>/lineage/events.jsonl``.
+        ``<directory>/lineage/events.jsonl``, or None: without a local output directory there is
+        no sensible place for a file, and events go to the console unless configured.
     """
-    return Path(directory or ".") / DEFAULT_EVENTS_FILE
+    return Path(directory) / DEFAULT_EVENTS_FILE if directory else None
 
 
 class LineageRun:

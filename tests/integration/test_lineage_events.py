@@ -410,13 +410,16 @@ def test_cli_extract_to_s3_names_datasets_by_bucket_and_object_path(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("X_API_BASE_URL", server.base_url)
     monkeypatch.setenv("X_BEARER_TOKEN", CLI_TOKEN)
+    # An S3 store has no local folder for a default events file: configure one, as users do.
+    events_file = tmp_path / "events.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(events_file))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
     window = ["--start", DEMO_WINDOW[0], "--end", DEMO_WINDOW[1]]
 
     code = main(["extract", "--account", "tomas_ng", "--store", moto_server.store_url, *window])
 
     assert code == 0
-    # An S3 store has no local folder: the events go to the working directory.
-    events_file = tmp_path / "lineage" / "events.jsonl"
     complete = _read(events_file)[-1]
     (raw,) = complete["outputs"]
     assert raw["namespace"] == f"s3://{moto_server.bucket}"

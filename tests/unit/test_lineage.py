@@ -317,6 +317,15 @@ def test_cli_follows_airflow_transport_and_openlineage_configuration(
     assert lineage.lineage_client()[1] == "disabled"
 
 
+def test_without_configuration_or_local_outputs_events_go_to_the_console(tmp_path: Path) -> None:
+    with lineage.lineage_run("extract", default_file=lineage.events_file(None)) as run:
+        pass
+
+    assert run.destination == "console"
+    assert list(tmp_path.iterdir()) == []  # the working directory: no file left behind
+    assert lineage.events_file(tmp_path / "out") == tmp_path / "out" / "lineage" / "events.jsonl"
+
+
 def test_unreachable_marquez_does_not_fail_the_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
