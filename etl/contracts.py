@@ -439,9 +439,12 @@ def _type_checks(col: ColumnSpec) -> list[pa.Check]:
         rx = fmt.pattern.pattern if fmt else r"[0-9]{4}-[0-9]{2}-[0-9]{2}.*"
 
         shape = re.compile(rx)
+        # The shape check pins the exact layout, so an ISO-shaped format may use pandas' ISO 8601
+        # parser (C, ~20x faster than strptime) for the calendar check.
+        parse_as = "ISO8601" if strp.startswith("%Y-%m-%d") else strp
 
         def valid_time(s: pd.Series) -> pd.Series:
-            parsed = pd.to_datetime(s, format=strp, errors="coerce", utc=True)
+            parsed = pd.to_datetime(s, format=parse_as, errors="coerce", utc=True, cache=False)
             return _fullmatches(shape, s) & pd.Series(parsed.notna(), index=s.index)
 
         return [pa.Check(valid_time, name="timestamp", error=f"timestamp {col.format or 'ISO'}")]

@@ -1,0 +1,27 @@
+"""``make bench``: every benchmark of the project, one after another, with their default sizes.
+
+Each benchmark prints its table and writes its JSON results under ``bench/out/``. Add a new one
+by appending its script to :data:`BENCHMARKS`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+BENCHMARKS = (["bench_transform.py"],)
+
+
+def main() -> int:
+    for script, *args in BENCHMARKS:
+        print(f"== {script} {' '.join(args)}", flush=True)
+        code = subprocess.call([sys.executable, str(BENCH / script), *args])
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
