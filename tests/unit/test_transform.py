@@ -476,3 +476,9 @@ def test_any_unicode_text_round_trips_through_the_csv(texts: list[str]) -> None:
     frame = pd.read_csv(io.StringIO(res.csv_text), dtype=str, keep_default_na=False)
     assert frame["text"].tolist() == expected
     assert frame["tweet_id"].tolist() == ids(0, len(texts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.text(max_size=12), max_size=4))
+def test_list_columns_are_exactly_what_json_dumps_writes(items: list[str]) -> None:
+    assert transform._json_text(items) == json.dumps(items, ensure_ascii=False)
