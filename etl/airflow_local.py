@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from etl.contracts import REPO_ROOT
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     import psutil
 
@@ -236,7 +236,7 @@ def _spawn(
 
 
 def _write_pids(pid_file: Path, started: Iterable[_Started], extra: Mapping[str, Any]) -> None:
-    body = {**extra, "processes": [s.__dict__ for s in started]}
+    body = {**extra, "processes": [asdict(s) for s in started]}
     tmp = pid_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, pid_file)
@@ -258,7 +258,8 @@ def _check_alive(started: Iterable[_Started], log_dir: Path) -> None:
     for s in started:
         try:
             proc = psutil.Process(s.pid)
-            alive = proc.create_time() == s.create_time and proc.status() != psutil.STATUS_ZOMBIE
+            same = abs(proc.create_time() - s.create_time) < 0.01
+            alive = same and proc.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             alive = False
         if not alive:
@@ -275,7 +276,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def wait_healthy(
-    url: str, timeout: float = 180.0, check: Any = None, interval: float = 1.0
+    url: str,
+    timeout: float = 180.0,
+    check: Callable[[], None] | None = None,
+    interval: float = 1.0,
 ) -> dict[str, Any]:
     """Poll ``/api/v2/monitor/health`` until every component reports healthy.
 

@@ -69,14 +69,24 @@ def _task_states(api: AirflowApi, run_id: str) -> dict[tuple[str, int], str | No
     return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in doc["task_instances"]}
 
 
+def _import_errors_once_parsed(api: AirflowApi) -> list[dict[str, Any]]:
+    """Wait (bounded) until the dag-processor has parsed the DAG file or reported it broken."""
+
+    def parsed() -> dict[str, Any] | None:
+        errors: dict[str, Any] = api.get("/importErrors")
+        if errors["total_entries"] or api.get("/dags", dag_id_pattern=DAG_ID)["total_entries"]:
+            return errors
+        return None
+
+    doc = wait_until("the DAG file to be parsed", parsed, timeout=120)
+    return list(doc["import_errors"])
+
+
 @pytest.fixture(scope="module")
 def runs(api: AirflowApi) -> dict[str, dict[str, Any]]:
     """Trigger the green and the breach run and wait (bounded) until both are finished."""
-    wait_until(
-        "the DAG to be parsed",
-        lambda: api.get("/dags", dag_id_pattern=DAG_ID)["total_entries"],
-        timeout=120,
-    )
+    errors = _import_errors_once_parsed(api)
+    assert errors == [], errors
     api.patch(f"/dags/{DAG_ID}", {"is_paused": False})
     started = time.monotonic()
     for body in RUNS.values():
@@ -123,14 +133,12 @@ def test_only_loopback_listens(airflow: RunningAirflow) -> None:
 
 
 def test_dag_has_no_import_errors(api: AirflowApi) -> None:
-    wait_until(
-        "the DAG to be parsed",
-        lambda: api.get("/dags", dag_id_pattern=DAG_ID)["total_entries"],
-        timeout=120,
-    )
+    errors = _import_errors_once_parsed(api)
 
-    assert api.get("/importErrors")["total_entries"] == 0
-    assert api.get(f"/dags/{DAG_ID}")["is_stale"] is False
+    assert errors == []
+    dag = api.get(f"/dags/{DAG_ID}")
+    assert dag["is_stale"] is False
+    assert dag["fileloc"] == str(ROOT / "dags" / "tweetpipe_dag.py")
 
 
 def test_green_run_publishes_every_source(runs: dict[str, dict[str, Any]]) -> None:
