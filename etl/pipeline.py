@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,7 @@ def store_url(params: Mapping[str, Any]) -> str:
         ``s3://bucket/prefix`` or a local directory.
 
     Raises:
-        PipelineError: none of the three names a store.
+        AirflowFailException: none of the three names a store (a PipelineError, not retried).
     """
     if url := _param(params, "store") or os.environ.get(STORE_ENV, "").strip():
         return url
@@ -84,8 +84,10 @@ def store_url(params: Mapping[str, Any]) -> str:
     config = _config_path(params)
     if config.is_file() and (url := load_config(config).store_url or ""):
         return url
-    raise PipelineError(
-        f"no store: set the DAG param 'store', the {STORE_ENV} variable, or 'store:' in {config}"
+    raise _not_retried(
+        PipelineError(
+            f"no store: set the DAG param 'store', the {STORE_ENV} variable, or 'store:' in {config}"
+        )
     )
 
 
@@ -136,7 +138,7 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
         ``{"kind", "value", "slug"}`` per source, without duplicates.
 
     Raises:
-        PipelineError: a source is malformed, or there is none.
+        AirflowFailException: a source is malformed, or there is none (not retried).
     """
     from etl.config import ConfigError, dedupe_sources, load_sources
 
@@ -149,7 +151,11 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
     except ConfigError as exc:
         raise _not_retried(PipelineError(str(exc))) from exc
     if not sources:
-        raise _not_retried(PipelineError(f"no sources: none in the params nor in {params}"))
+        raise _not_retried(
+            PipelineError(
+                f"no sources: the 'sources' param is empty and so is {_config_path(params)}"
+            )
+        )
     return [{"kind": s.kind, "value": s.value, "slug": s.slug} for s in sources]
 
 
@@ -198,7 +204,9 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
         conn = BaseHook.get_connection(conn_id)
         token, base_url = conn.password or "", _base_url(conn.host, conn.port, conn.schema)
     except AirflowNotFoundException:
-        token, base_url = os.environ.get("X_BEARER_TOKEN", ""), None
+        # As the CLI does: the variables stand in for a missing connection.
+        token = os.environ.get("X_BEARER_TOKEN", "")
+        base_url = os.environ.get("X_API_BASE_URL", "").strip() or None
     if not token.strip():
         raise _not_retried(
             PipelineError(
@@ -277,8 +285,6 @@ def extract(
 
 
 def _iso(value: datetime) -> str:
-    from datetime import UTC
-
     return value.astimezone(UTC).isoformat()
 
 
@@ -318,7 +324,7 @@ def validate_raw(
         summary = validate_raw_pages(
             pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
         )
-        save_results(tmp / "gx", store)
+        save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
     return {
         **_base(landed),
@@ -392,7 +398,7 @@ def validate_curated(
             interval_end=partition.end,
             report=staged["report"],
         )
-        save_results(tmp / "gx", store)
+        save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
     report = staged["report"]
     if not report.get("passed", False):

@@ -78,12 +78,14 @@ class StagedCandidate:
         quarantine_key: the rejected rows.
         sha256: hex digest of the candidate; :func:`publish` refuses any other bytes.
         size: candidate length in bytes.
+        quarantine_size: length of the rejected rows' file in bytes.
     """
 
     staging_key: str
     quarantine_key: str
     sha256: str
     size: int
+    quarantine_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (for XCom)."""
@@ -173,6 +175,7 @@ def stage(
         quarantine_key=partition.quarantine_key,
         sha256=_sha256_file(csv_path),
         size=csv_path.stat().st_size,
+        quarantine_size=quarantine_path.stat().st_size,
     )
 
 

@@ -86,6 +86,7 @@ def test_stage_writes_candidate_and_quarantine_but_not_curated(
     assert store.get(part.quarantine_key) == b'{"reason": "bad id"}\n'
     assert staged.sha256 == sha256_hex(CSV_V1)
     assert staged.size == len(CSV_V1)
+    assert staged.quarantine_size == len(b'{"reason": "bad id"}\n')
     assert store.list("curated/") == []
 
 
