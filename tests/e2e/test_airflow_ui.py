@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 import psutil
 import pytest
+import requests
 
 from tests.e2e.conftest import ROOT, AirflowApi, RunningAirflow, save_screenshot, wait_until
 
@@ -119,6 +120,15 @@ def test_up_prints_url_and_login_but_not_the_token(airflow: RunningAirflow) -> N
     assert airflow.url in out
     assert f"login:     {airflow.username} / {airflow.password}" in out
     assert _emulator_token() not in out
+
+
+def test_health_reports_every_component(airflow: RunningAirflow) -> None:
+    resp = requests.get(f"{airflow.url}/api/v2/monitor/health", timeout=15)
+
+    assert resp.status_code == 200
+    health = resp.json()
+    for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
+        assert health[component]["status"] == "healthy", health
 
 
 def test_only_loopback_listens(airflow: RunningAirflow) -> None:
