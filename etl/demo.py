@@ -128,12 +128,14 @@ class TaskOutcome:
         map_index: -1 for an unmapped task.
         label: the rendered map index (the source's slug), or None.
         state: ``success``, ``failed``, ``upstream_failed``, ``skipped``...
+        tries: how many times it ran (1 when it was not retried).
     """
 
     task_id: str
     map_index: int
     label: str | None
     state: str
+    tries: int = 1
 
 
 @dataclass
@@ -211,7 +213,9 @@ def run_dag(
     with create_session() as session:
         tis = dr.get_task_instances(session=session)
         tasks = [
-            TaskOutcome(ti.task_id, ti.map_index, ti.rendered_map_index, str(ti.state))
+            TaskOutcome(
+                ti.task_id, ti.map_index, ti.rendered_map_index, str(ti.state), ti.try_number
+            )
             for ti in sorted(tis, key=lambda ti: (ti.task_id, ti.map_index))
         ]
         rows = session.scalars(select(XComModel).where(XComModel.run_id == dr.run_id)).all()

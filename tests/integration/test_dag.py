@@ -55,13 +55,16 @@ def run(
 ) -> Callable[..., demo.RunOutcome]:
     """Run the DAG once for the demo interval against a fresh emulator."""
 
-    def _run(store: str, sources: list[str], *, drift: str | None = None) -> demo.RunOutcome:
+    def _run(
+        store: str, sources: list[str], *, drift: str | None = None, retries: int | None = 0
+    ) -> demo.RunOutcome:
         from etl.emulator import Faults
 
         server = emulator_factory(corpus=demo.demo_corpus(), faults=Faults(drift=drift))
         conn = demo.x_connection(server.base_url, EMULATOR_TOKEN)
         monkeypatch.setenv("AIRFLOW_CONN_X_API_DEFAULT", conn)
-        return demo.run_dag(demo.DEMO_LOGICAL_DATE, {"store": store, "sources": sources})
+        conf = {"store": store, "sources": sources}
+        return demo.run_dag(demo.DEMO_LOGICAL_DATE, conf, retries=retries)
 
     return _run
 
@@ -163,7 +166,8 @@ def test_breach_fails_the_run_and_keeps_the_previous_curated_version(
         shutil.rmtree(store_dir / prefix)
     sources = [*SOURCES, "query:zzzznomatch"]
 
-    outcome = run(str(store_dir), sources, drift="breach")
+    # The DAG's own retry settings: a breach must fail at once, not be retried.
+    outcome = run(str(store_dir), sources, drift="breach", retries=None)
 
     assert outcome.state == "failed"
     assert [outcome.task_state("per_source.validate_curated", i) for i in range(3)] == [
@@ -176,6 +180,8 @@ def test_breach_fails_the_run_and_keeps_the_previous_curated_version(
         "upstream_failed",
         "success",
     ]
+    gates = [t for t in outcome.tasks if t.task_id == "per_source.validate_curated"]
+    assert [t.tries for t in gates] == [1, 1, 1]
     assert outcome.task_state("build_docs") == "success"
     assert outcome.task_state("all_sources_published") == "failed"
     store = LocalStore(store_dir)
