@@ -471,6 +471,11 @@ def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
     if len(rest) == 1 and isinstance(rest[0], str):
         key = rest[0]
         return [v.get(key) if type(v) is dict else None for v in base]
+    if len(rest) == 2 and rest[0] == 0 and isinstance(rest[1], str):  # referenced_tweets[0].id
+        key = rest[1]
+        return [
+            v[0].get(key) if type(v) is list and v and type(v[0]) is dict else None for v in base
+        ]
     return [_follow(v, rest) for v in base]
 
 
@@ -729,7 +734,7 @@ class _UnitResult:
     ids: list[str | None] = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    reasons: list[list[str]] = field(default_factory=list)
+    reasons: dict[int, list[str]] = field(default_factory=dict)  # check keys of rejected posts
     filled: set[str] = field(default_factory=set)
 
 
@@ -830,7 +835,6 @@ class _Unit:
         )
         out.lines = sink.lines
         out.passed = [True] * len(positions)
-        out.reasons = [[] for _ in positions]
         if not by_row and not every_row:
             return
         parsed: dict[int, Any] = {}
@@ -896,9 +900,7 @@ class _Run:
             self.csv_out.writelines(unit.lines)
             report.curated += len(unit.lines)
             return
-        for kept, passed, line, reasons in zip(
-            keep, unit.passed, unit.lines, unit.reasons, strict=True
-        ):
+        for i, (kept, passed, line) in enumerate(zip(keep, unit.passed, unit.lines, strict=True)):
             if not kept:
                 report.duplicates += 1
             elif passed:
@@ -907,7 +909,7 @@ class _Run:
             else:
                 self.quarantine_out.write(line)
                 report.quarantined += 1
-                for key in reasons:
+                for key in unit.reasons[i]:
                     report._count(key)
 
     def finish(self) -> TransformReport:
