@@ -423,6 +423,19 @@ def _source_lines(outcome: RunOutcome, store: Path) -> list[str]:
     return lines
 
 
+def _totals_line(outcome: RunOutcome) -> str:
+    extracted = sum(
+        int(x.get("tweets", 0)) for x in outcome.by_source("per_source.extract").values()
+    )
+    reports = [x.get("report", {}) for x in outcome.by_source("per_source.transform").values()]
+    published = len(outcome.by_source("per_source.publish"))
+    return (
+        f"  sources {len(outcome.sources)}, published {published}; tweets extracted {extracted}, "
+        f"curated {sum(int(r.get('curated', 0)) for r in reports)}, "
+        f"quarantined {sum(int(r.get('quarantined', 0)) for r in reports)}"
+    )
+
+
 def format_summary(result: DemoResult) -> str:
     """The short, human summary the demo prints.
 
@@ -437,6 +450,7 @@ def format_summary(result: DemoResult) -> str:
     lines = [
         f"tweetpipe demo: DAG run {outcome.state.upper()} "
         f"(emulator {mode}, {result.seconds:.0f} s in all, dag.test {outcome.seconds:.0f} s)",
+        _totals_line(outcome),
         *_source_lines(outcome, layout.store),
         f"  Data Docs        {_rel(layout.store / DOCS_DIR / 'index.html')}",
         f"  lineage events   {_rel(layout.lineage_file)}",

@@ -117,6 +117,8 @@ def test_green_run_publishes_every_source(
         assert checkpoint["success"] is True and checkpoint["rows"] == report["curated"]
     assert store.exists("docs/index.html")
     assert EMULATOR_TOKEN not in json.dumps(list(outcome.xcoms.values()))
+    # Neither the metadata database nor the lineage events hold the token.
+    assert _no_token_under(airflow_home) == []
     green["curated"] = curated
     green["lineage_lines"] = (airflow_home / "lineage" / "events.jsonl").read_text().splitlines()
 

@@ -116,6 +116,7 @@ def test_green_summary_names_counts_checkpoints_and_paths(tmp_path: Path) -> Non
     text = demo.format_summary(_result(tmp_path, breach=False))
 
     assert text.startswith("tweetpipe demo: DAG run SUCCESS")
+    assert "sources 1, published 1; tweets extracted 19, curated 19, quarantined 0" in text
     assert "tweets extracted 19, curated 19, quarantined 0, duplicates 0" in text
     assert "validate_raw     passed (24 expectations on 1 rows)" in text
     assert "validate_curated passed (54 expectations on 19 rows)" in text
@@ -129,6 +130,7 @@ def test_breach_summary_says_what_failed_and_where_the_evidence_is(tmp_path: Pat
     text = demo.format_summary(_result(tmp_path, breach=True))
 
     assert text.startswith("tweetpipe demo: DAG run FAILED (emulator drift mode")
+    assert "sources 1, published 0; tweets extracted 19, curated 11, quarantined 8" in text
     assert (
         "validate_curated FAILED (54 expectations on 11 rows): "
         "expect_table_row_count_to_be_between(table) [quarantined_share]"
