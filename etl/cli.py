@@ -35,7 +35,10 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--contract", metavar="FILE", help="curated contract (default: the bundled one)")
     p.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes (default: one per CPU, max 8)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per CPU, max 8, for inputs over 32 MiB; else 1)",
     )
     p.set_defaults(handler=_cmd_transform)
 

@@ -1083,7 +1083,7 @@ def transform_files(
     out_dir: Path,
     contract_path: Path | None = None,
     progress: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
@@ -1097,7 +1097,9 @@ def transform_files(
         out_dir: output directory (created).
         contract_path: curated contract (default: the bundled one).
         progress: show a progress bar on stderr.
-        workers: worker processes (see :func:`transform_pages`).
+        workers: worker processes (see :func:`transform_pages`); None picks one per CPU (at most
+            8) for inputs of several units, and 1 for smaller ones, where starting workers costs
+            more than it saves.
 
     Returns:
         The report.
@@ -1107,6 +1109,9 @@ def transform_files(
         etl.contracts.ContractError: the contract cannot be read.
     """
     files = input_files(inputs)
+    if workers is None:
+        size = sum(f.stat().st_size for f in files)
+        workers = min(os.cpu_count() or 1, 8) if size >= 4 * UNIT_BYTES else 1
     spec = load_contract(contract_path or CURATED_CONTRACT)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "tweets.csv"
@@ -1127,12 +1132,10 @@ def transform_files(
     return report
 
 
-def _workers(requested: int | None) -> int:
+def _workers(requested: int | None) -> int | None:
     from etl.cli import UsageError
 
-    if requested is None:
-        return min(os.cpu_count() or 1, 8)
-    if requested < 1:
+    if requested is not None and requested < 1:
         raise UsageError(f"--workers must be at least 1, not {requested}")
     return requested
 
@@ -1141,8 +1144,8 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     """``tweetpipe transform INPUT... --out DIR [--contract FILE] [--workers N]``.
 
     Args:
-        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (default:
-            one worker process per CPU, at most 8).
+        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (None:
+            chosen by input size, see :func:`transform_files`).
 
     Returns:
         0 when the gate passes, 1 on a gate breach (the message names the failed checks).

@@ -103,3 +103,15 @@ def test_worker_processes_give_byte_identical_output(monkeypatch: pytest.MonkeyP
         outputs.append((csv_out.getvalue(), q_out.getvalue(), report))
     assert outputs[0] == outputs[1]
     assert outputs[1][2].duplicates > 10
+
+
+def test_workers_below_one_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "page.json"
+    src.write_bytes(body(page([tweet()])))
+
+    code = main(["transform", str(src), "--out", str(tmp_path / "out"), "--workers", "0"])
+
+    assert code == 2
+    assert "--workers must be at least 1, not 0" in capsys.readouterr().err
