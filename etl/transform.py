@@ -47,7 +47,9 @@ Decisions users rely on (each is tested):
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import keyword
 import os
@@ -956,6 +958,8 @@ _WORKER: _Unit | None = None
 def _start_worker(spec: ContractSpec) -> None:
     global _WORKER
     _WORKER = _Unit(spec)
+    gc.freeze()  # as in _few_gc_passes, for the worker's lifetime
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _work(pages: list[tuple[str, bytes]]) -> _UnitResult:
@@ -1020,14 +1024,33 @@ def transform_pages(
 
         pages = tqdm(pages, unit="page", file=sys.stderr)
     units = _units(pages)
-    if workers > 1:
-        results: Iterable[_UnitResult] = _results_in_parallel(spec, units, workers)
-    else:
-        unit = _Unit(spec)
-        results = map(unit.process, units)
-    for result in results:
-        run.merge(result)
+    with _few_gc_passes():
+        if workers > 1:
+            results: Iterable[_UnitResult] = _results_in_parallel(spec, units, workers)
+        else:
+            unit = _Unit(spec)
+            results = map(unit.process, units)
+        for result in results:
+            run.merge(result)
     return run.finish()
+
+
+@contextlib.contextmanager
+def _few_gc_passes() -> Iterator[None]:
+    """Fewer cyclic garbage collections while the transform runs.
+
+    It allocates millions of short-lived, acyclic objects (freed by reference counting anyway);
+    at the default threshold the collector would rescan them every 700 allocations and cost
+    about 15% of the run. Objects that exist before the run are frozen out of the scans.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 # --- files and the CLI ---------------------------------------------------------------------------
