@@ -38,7 +38,7 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes (default: one per CPU, max 8, for inputs over 32 MiB; else 1)",
+        help="worker processes for parsing and the gate (default: 1); output is identical",
     )
     p.set_defaults(handler=_cmd_transform)
 
