@@ -267,8 +267,8 @@ def load_contract(path: Path | str = CURATED_CONTRACT) -> ContractSpec:
 
 
 # --- the Pandera gate ------------------------------------------------------------------------
-# Every column of the gated frame is text: the frame is the CSV exactly as it will be published,
-# so what passes the gate is what consumers read. Logical types become checks on that text.
+# The gated frame is the CSV as it will be published, so what passes the gate is what consumers
+# read: integer columns are Int64, everything else text whose logical type is a check.
 
 _FORMAT_TOKENS = re.compile(r"yyyy|MM|dd|HH|mm|ss|SSS|[A-Za-z]|.", re.DOTALL)
 _FORMAT_PARTS = {
@@ -423,8 +423,6 @@ def _type_checks(col: ColumnSpec) -> list[pa.Check]:
     import pandera.pandas as pa
 
     kind = col.logical_type
-    if kind == "integer":
-        return [_fullmatch_check(r"-?[0-9]+", name="integer", error="integer")]
     if kind == "number":
         return [
             pa.Check(
@@ -501,15 +499,16 @@ def _value_checks(col: ColumnSpec) -> list[pa.Check]:
 def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
     """Build the Pandera gate for a contract.
 
-    The frame it validates holds the CSV text as it will be published: every column is a string
-    column (pandas ``str``), empty cells are missing values. From each column's spec:
-    ``required`` makes it non-nullable, ``unique`` unique, the logical type a check on the text
-    (``integer`` digits, ``number``, ``boolean`` ``true``/``false``, ``timestamp`` in the
-    contract's ``format``, ``array`` a JSON array whose items have the items' logical type,
-    ``object`` a JSON object), and ``pattern`` (full match), ``minimum``/``maximum``,
-    ``minLength``/``maxLength`` and ``validValues`` a check each. Every column must be present
-    and every value must be encodable as UTF-8 (the CSV's encoding). Dataset-level
-    ``duplicateValues`` rules over several columns become a unique constraint on the frame.
+    The frame it validates is the CSV as it will be published, empty cells being missing values.
+    ``integer`` columns are nullable ``Int64`` (the contract's int64), coerced from whatever the
+    frame holds: a value that is not a 64-bit integer fails the coercion, row by row. Every other
+    column is text (pandas ``str``) and its logical type is a check on the text: ``number``,
+    ``boolean`` ``true``/``false``, ``timestamp`` in the contract's ``format``, ``array`` a JSON
+    array whose items have the items' logical type, ``object`` a JSON object; text must be
+    encodable as UTF-8 (the CSV's encoding). From each column's spec besides: ``required`` makes
+    it non-nullable, ``unique`` unique, and ``pattern`` (full match), ``minimum``/``maximum``,
+    ``minLength``/``maxLength`` and ``validValues`` a check each. Every column must be present.
+    Dataset-level ``duplicateValues`` rules over several columns become a unique constraint.
 
     Args:
         spec: the contract.
@@ -519,24 +518,30 @@ def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
     """
     import pandera.pandas as pa
 
-    columns = {
-        col.name: pa.Column(
-            str,
-            checks=[
-                pa.Check(_encodable, name="utf8", error="utf8 (no lone surrogates)"),
-                *_type_checks(col),
-                *_value_checks(col),
-            ],
-            nullable=not col.required,
-            unique=col.unique,
-            required=True,
-            description=col.description or None,
-        )
-        for col in spec.columns
-    }
+    columns = {col.name: _column_schema(col) for col in spec.columns}
     unique: list[str] | None = None
     for rule in spec.quality:
         props = list(rule.arguments.get("properties") or [])
         if rule.metric == "duplicateValues" and len(props) > 1:
             unique = props
     return pa.DataFrameSchema(columns, unique=unique, name=spec.name, ordered=False)
+
+
+def _column_schema(col: ColumnSpec) -> pa.Column:
+    import pandas as pd
+    import pandera.pandas as pa
+
+    common: dict[str, Any] = {
+        "nullable": not col.required,
+        "unique": col.unique,
+        "required": True,
+        "description": col.description or None,
+    }
+    if col.logical_type == "integer":
+        return pa.Column(pd.Int64Dtype(), checks=_value_checks(col), coerce=True, **common)
+    checks = [
+        pa.Check(_encodable, name="utf8", error="utf8 (no lone surrogates)"),
+        *_type_checks(col),
+        *_value_checks(col),
+    ]
+    return pa.Column(str, checks=checks, **common)

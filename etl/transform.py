@@ -85,7 +85,7 @@ INPUT_SUFFIXES = (".json", *JSONL_SUFFIXES)
 _RESPONSE_KEYS = frozenset(("data", "includes", "meta", "errors"))
 _SHOWN = 80  # characters of an offending value quoted in a reason
 
-Column = list[str | None]
+Column = list[Any]  # CSV cells: text or None (empty); ints in integer columns on the fast path
 
 
 class GateBreachError(Exception):
@@ -361,7 +361,7 @@ def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], str | No
     if kind == "string" and types <= {str, _NONE}:
         return values
     if kind == "integer" and types <= {int, _NONE}:
-        return list(map(str, values)) if _NONE not in types else list(map(_as_integer, values))
+        return values  # ints go to the gate as Int64 and to the CSV as csv writes them
     if kind == "boolean" and types <= {bool, _NONE}:
         return list(map(_BOOLEAN_TEXT.get, values))
     return list(map(convert, values))
@@ -568,6 +568,7 @@ class _Columns:
 
     def __init__(self, spec: ContractSpec) -> None:
         self.names: list[str] = []
+        self.kinds: list[str] = []
         self.unproduced: list[str] = []
         self.builders: list[Callable[[_Chunk], Column]] = []
         keys: set[str] = {"author_id"}
@@ -583,6 +584,7 @@ class _Columns:
                     continue
                 keys.update(needs_set)
             self.names.append(col.name)
+            self.kinds.append(col.logical_type)
             self.builders.append(build)
         self.keys = tuple(sorted(keys))
 
@@ -674,6 +676,11 @@ def _gate_reasons(
             every_row.append(f"{name}: {check}")
         else:
             by_row.setdefault(int(index), []).append(f"{name}: {check} ({_shown(case)})")
+    for reasons in by_row.values():
+        # A value that fails the dtype coercion fails the dtype check too: one reason is enough.
+        coerced = {r.split(": coerce_", 1)[0] for r in reasons if ": coerce_dtype(" in r}
+        if coerced:
+            reasons[:] = [r for r in reasons if r.split(": dtype(", 1)[0] not in coerced]
     return by_row, every_row
 
 
@@ -830,7 +837,8 @@ class _Unit:
             columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
         )
         out.filled = {n for n, c in zip(names, columns, strict=True) if c.count(None) < len(c)}
-        by_row, every_row = _gate_reasons(self.schema, _frame(names, columns))
+        frame = _frame(names, self.columns.kinds, columns)
+        by_row, every_row = _gate_reasons(self.schema, frame)
         sink = _LineSink()
         csv.writer(sink, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(
             zip(*columns, strict=True)
@@ -859,11 +867,22 @@ def _first_in_unit(ids: list[str | None]) -> list[bool]:
     return keep
 
 
-def _frame(names: list[str], columns: list[Column]) -> pd.DataFrame:
+def _frame(names: list[str], kinds: list[str], columns: list[Column]) -> pd.DataFrame:
     import pandas as pd
 
+    def series(kind: str, values: Column) -> pd.Series:
+        if kind != "integer":
+            return pd.Series(values, dtype="str")
+        if set(map(type, values)) <= {int, _NONE}:
+            with contextlib.suppress(TypeError, OverflowError):  # beyond int64: coercion judges
+                return pd.Series(pd.array(values, dtype="Int64"))
+        return pd.Series(values, dtype=object)  # text of odd values: the gate's coercion judges it
+
     return pd.DataFrame(
-        {name: pd.Series(values, dtype="str") for name, values in zip(names, columns, strict=True)}
+        {
+            name: series(kind, values)
+            for name, kind, values in zip(names, kinds, columns, strict=True)
+        }
     )
 
 

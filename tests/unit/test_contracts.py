@@ -101,10 +101,19 @@ def test_lazy_validation_reports_every_failure_not_the_first() -> None:
         ("id", "field_uniqueness", 3),
         ("id", "not_nullable", 2),
         ("id", "pattern", 1),
-        ("n", "integer", 2),
+        ("n", "coerce_dtype('Int64')", 2),
+        ("n", "dtype('Int64')", 2),
         ("n", "maximum", 3),
         ("n", "minimum", 1),
     ]
+
+
+def test_integer_columns_are_int64_and_reject_what_int64_cannot_hold(contract: ContractSpec) -> None:
+    assert str(pandera_schema(contract).columns["like_count"].dtype) == "Int64"
+    spec = _spec(ColumnSpec("n", "integer", minimum=0))
+    big = str(2**63)  # one past the largest int64
+    got = _failures(spec, {"n": ["0", str(2**63 - 1), big, None]})
+    assert [g for g in got if g[1].startswith("coerce")] == [("n", "coerce_dtype('Int64')", 2)]
 
 
 def test_pattern_must_match_in_full_even_before_a_trailing_newline() -> None:

@@ -149,8 +149,15 @@ def test_type_drift_numeric_string_counts_and_string_flags_are_accepted() -> Non
 def test_wrong_typed_count_is_quarantined_with_the_value_in_the_reason() -> None:
     res = run(body(page([tweet(public_metrics={"like_count": "lots"})])))
     assert res.report.quarantined == 1
-    assert res.quarantine[0]["reason"] == ["like_count: integer ('\"lots\"')"]
-    assert res.report.check_failures == {"like_count:integer": 1}
+    # The gate's Int64 coercion rejects it; the dtype failure that follows is not repeated.
+    assert res.quarantine[0]["reason"] == ["like_count: coerce_dtype('Int64') ('\"lots\"')"]
+    assert res.report.check_failures == {"like_count:coerce_dtype('Int64')": 1}
+
+
+def test_count_beyond_int64_is_quarantined() -> None:
+    res = run(body(page([tweet(public_metrics={"impression_count": 2**63})])))
+    assert res.report.quarantined == 1
+    assert res.quarantine[0]["reason"][0].startswith("impression_count: coerce_dtype('Int64')")
 
 
 # --- authors, lists, references, lineage ----------------------------------------------------------
