@@ -38,7 +38,8 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes for parsing and the gate (default: 1); output is identical",
+        help="worker processes (default: one per CPU, max 4, for inputs over 32 MiB, else 1); "
+        "the output is the same",
     )
     p.set_defaults(handler=_cmd_transform)
 

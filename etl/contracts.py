@@ -341,8 +341,12 @@ def _by_unique(series: pd.Series, test: Callable[[str], bool]) -> pd.Series:
     """Apply a per-value test once per distinct value: list columns repeat ``[]`` a lot."""
     import pandas as pd
 
-    verdicts = {value: test(value) for value in set(_values(series))}
-    return pd.Series([verdicts[v] for v in _values(series)], index=series.index, dtype=bool)
+    values = _values(series)
+    distinct = set(values)
+    if len(distinct) * 2 > len(values):  # mostly distinct (ids): the lookup would not pay
+        return pd.Series([test(v) for v in values], index=series.index, dtype=bool)
+    verdicts = {value: test(value) for value in distinct}
+    return pd.Series([verdicts[v] for v in values], index=series.index, dtype=bool)
 
 
 def _encodable(series: pd.Series) -> pd.Series:
@@ -372,6 +376,15 @@ _JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 _JSON_STRING_ARRAY = re.compile(
     rf"{_JSON_WS}\[{_JSON_WS}(?:{_JSON_STRING}(?:{_JSON_WS},{_JSON_WS}{_JSON_STRING})*{_JSON_WS})?\]{_JSON_WS}"
 )
+# An array of objects whose keys and values are all strings ({"type": ..., "id": ...}): matching
+# it proves the text is a JSON array of objects; anything else is left to json.loads.
+_JSON_PAIR = rf"{_JSON_STRING}{_JSON_WS}:{_JSON_WS}{_JSON_STRING}"
+_JSON_FLAT_OBJECT = (
+    rf"\{{{_JSON_WS}(?:{_JSON_PAIR}(?:{_JSON_WS},{_JSON_WS}{_JSON_PAIR})*{_JSON_WS})?\}}"
+)
+_JSON_FLAT_OBJECT_ARRAY = re.compile(
+    rf"{_JSON_WS}\[{_JSON_WS}(?:{_JSON_FLAT_OBJECT}(?:{_JSON_WS},{_JSON_WS}{_JSON_FLAT_OBJECT})*{_JSON_WS})?\]{_JSON_WS}"
+)
 _ITEM_TESTS: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -386,6 +399,8 @@ def _json_array_of(items_type: str | None) -> Callable[[str], bool]:
     item_test = _ITEM_TESTS.get(items_type or "", lambda v: True)
 
     def is_array(text: str) -> bool:
+        if items_type == "object" and _JSON_FLAT_OBJECT_ARRAY.fullmatch(text):
+            return True
         try:
             value = json.loads(text)
         except ValueError:

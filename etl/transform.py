@@ -21,10 +21,12 @@ Decisions users rely on (each is tested):
 * ``text`` is ``note_tweet.text`` when present, else ``text``, with exactly ``&amp; &lt; &gt;``
   unescaped in one pass: those are the only entities X escapes, so anything else (``&copy;``,
   ``&#39;``) is what the author typed and stays as is (``html.unescape`` would change it).
-* Values are written as text. Ids stay exact strings; an id that arrives as a JSON integer keeps
-  its digits (JSON integers never pass through float). Counts accept integers and numeric strings
-  (seen as type drift); a count the API did not send is empty, not 0. Anything of the wrong type
-  is kept as its JSON text, so the gate rejects it with the value in the reason and nothing is lost.
+* Ids stay exact strings; an id that arrives as a JSON integer keeps its digits (JSON integers
+  never pass through float; one sent as a float is rejected, not rounded). Counts are integers
+  (Int64 in the gate, as the contract's int64 says); numeric strings are accepted as type drift; a
+  count the API did not send is empty, not 0. Anything else of the wrong type is kept as its JSON
+  text, so the gate rejects it with the value in the reason and nothing is lost. Unknown and new
+  fields are never read, never checked, and never make a post or page fail.
 * ``created_at`` is normalised to the contract's format in UTC; a time without a zone is ambiguous
   and is rejected, not guessed.
 * List columns are JSON arrays (``[]`` when the API sent none), written with ``ensure_ascii=False``.
@@ -35,7 +37,8 @@ Decisions users rely on (each is tested):
   duplicates`` always holds.
 * Quarantine lines are JSON objects ``{"kind", "reason", "source", "record"}``: ``kind`` is
   ``tweet`` (rejected by the gate; ``record`` is the post's JSON as received), ``page`` (a body that
-  is empty, not UTF-8, not JSON or not a response; ``record`` is the body as text) or
+  is empty, not UTF-8, not JSON or not a response; ``record`` is the body as text, or the JSON
+  value when it parsed) or
   ``api_error`` (a Problem from a response's partial ``errors`` array, counted in ``api_errors``).
   A string holding a lone surrogate (JSON can carry ``"\\ud800"``) cannot be written as UTF-8:
   its post is quarantined by the gate's ``utf8`` check and its quarantine line is ASCII-escaped.
@@ -1125,7 +1128,7 @@ def transform_files(
     out_dir: Path,
     contract_path: Path | None = None,
     progress: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
@@ -1139,7 +1142,9 @@ def transform_files(
         out_dir: output directory (created).
         contract_path: curated contract (default: the bundled one).
         progress: show a progress bar on stderr.
-        workers: worker processes (see :func:`transform_pages`).
+        workers: worker processes (see :func:`transform_pages`); None: one per CPU (at most 4)
+            when the input holds at least four units, else 1 (starting workers costs more than
+            it saves on small inputs).
 
     Returns:
         The report.
@@ -1149,6 +1154,9 @@ def transform_files(
         etl.contracts.ContractError: the contract cannot be read.
     """
     files = input_files(inputs)
+    if workers is None:
+        big = sum(f.stat().st_size for f in files) >= 4 * UNIT_BYTES
+        workers = min(os.cpu_count() or 1, 4) if big else 1
     spec = load_contract(contract_path or CURATED_CONTRACT)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "tweets.csv"
@@ -1169,14 +1177,10 @@ def transform_files(
     return report
 
 
-def _workers(requested: int | None) -> int:
+def _workers(requested: int | None) -> int | None:
     from etl.cli import UsageError
 
-    if requested is None:
-        # One process: on the 2-core machines measured (bench/), worker processes cost more in
-        # hand-over than they saved; on bigger machines --workers N pays off.
-        return 1
-    if requested < 1:
+    if requested is not None and requested < 1:
         raise UsageError(f"--workers must be at least 1, not {requested}")
     return requested
 
@@ -1185,7 +1189,8 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     """``tweetpipe transform INPUT... --out DIR [--contract FILE] [--workers N]``.
 
     Args:
-        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (None: 1).
+        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (None: by
+            input size, see :func:`transform_files`).
 
     Returns:
         0 when the gate passes, 1 on a gate breach (the message names the failed checks).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl.contracts import (
     CURATED_CONTRACT,
@@ -17,6 +20,7 @@ from etl.contracts import (
     ContractError,
     ContractSpec,
     TimestampFormat,
+    _json_array_of,
     load_contract,
     pandera_schema,
 )
@@ -108,7 +112,9 @@ def test_lazy_validation_reports_every_failure_not_the_first() -> None:
     ]
 
 
-def test_integer_columns_are_int64_and_reject_what_int64_cannot_hold(contract: ContractSpec) -> None:
+def test_integer_columns_are_int64_and_reject_what_int64_cannot_hold(
+    contract: ContractSpec,
+) -> None:
     assert str(pandera_schema(contract).columns["like_count"].dtype) == "Int64"
     spec = _spec(ColumnSpec("n", "integer", minimum=0))
     big = str(2**63)  # one past the largest int64
@@ -187,3 +193,25 @@ def test_timestamp_format_translation() -> None:
 def test_unsupported_timestamp_token_is_a_contract_error() -> None:
     with pytest.raises(ContractError, match="unsupported token 'E'"):
         TimestampFormat.parse("EEE yyyy")
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, spaced=st.booleans())
+def test_json_array_checks_agree_with_json_loads(value: object, spaced: bool) -> None:
+    # The checks' regular-expression fast paths must say exactly what json.loads would.
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": ") if spaced else (",", ":"))
+    is_list = isinstance(value, list)
+    assert _json_array_of("string")(text) is (is_list and all(isinstance(v, str) for v in value))
+    assert _json_array_of("object")(text) is (is_list and all(isinstance(v, dict) for v in value))
+    if is_list:  # an array cut before its closing bracket is no array at all
+        assert not _json_array_of("object")(text[:-1])
+        assert not _json_array_of("string")(text[:-1])
