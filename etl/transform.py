@@ -163,6 +163,7 @@ class _Doc:
     problem: str | None = None
     text: str = ""
     body: bytes = b""
+    typed: bool = False  # value is a page struct from the fast path, not parsed JSON
 
 
 def _decode(body: bytes) -> str:
@@ -180,8 +181,10 @@ class _FastDecoder:
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(sorted(keys))
+        # Struct fields must be identifiers; a contract reading any other key uses json only.
         usable = all(k.isidentifier() and not keyword.iskeyword(k) for k in self.keys)
-        self.post = msgspec.defstruct("Post", [(k, Any, None) for k in self.keys])
+        fields = self.keys if usable else ()
+        self.post = msgspec.defstruct("Post", [(k, Any, None) for k in fields])
         includes = msgspec.defstruct("Includes", [("users", list[Any] | None, None)])
         unset = msgspec.UnsetType
         page = msgspec.defstruct(
@@ -206,11 +209,11 @@ class _FastDecoder:
             return None
 
 
-def _parse_body(source: str, body: bytes, fast: _FastDecoder) -> Iterator[_Doc]:
-    """One body: a JSON document, or JSON Lines with one response per line."""
+def _parse_body(source: str, body: bytes, fast: _FastDecoder, lines: bool = True) -> Iterator[_Doc]:
+    """One body: a JSON document, or (``lines``) JSON Lines with one response per line."""
     typed = fast.decode(body)
     if typed is not None:
-        yield _Doc(source, value=typed, body=body)
+        yield _Doc(source, value=typed, body=body, typed=True)
         return
     if not body.strip():
         yield _Doc(source, problem="empty body", text=_decode(body))
@@ -225,28 +228,35 @@ def _parse_body(source: str, body: bytes, fast: _FastDecoder) -> Iterator[_Doc]:
         yield _Doc(source, value=json.loads(text))
         return
     except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
+        if exc.msg != "Extra data" or not lines:
             yield _Doc(source, problem=f"invalid JSON: {exc}", text=text)
             return
     # JSON strings cannot hold a raw newline, so "\n" splits JSON Lines safely (splitlines would
     # also split on U+2028, which JSON strings may hold).
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
-            yield from _parse_body(f"{source}:{number}", line.encode("utf-8"), fast)
+            yield from _parse_body(f"{source}:{number}", line.encode("utf-8"), fast, lines=False)
+
+
+_JSON_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+def _json_kind(value: Any) -> str:
+    return _JSON_KINDS.get(type(value), "number")
 
 
 def _response_problem(value: Any) -> str | None:
     if not isinstance(value, dict):
-        return f"not an X API v2 response: a JSON {type(value).__name__}, not an object"
+        return f"not an X API v2 response: a JSON {_json_kind(value)}, not an object"
     if not value.keys() & _RESPONSE_KEYS:
         hint = f" (a Problem: {value.get('title')})" if "title" in value else ""
         return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
     data = value.get("data")
     if data is not None and not isinstance(data, list | dict):
-        return f"not an X API v2 response: data is a {type(data).__name__}"
+        return f"not an X API v2 response: data is a JSON {_json_kind(data)}"
     errors = value.get("errors")
     if errors is not None and not isinstance(errors, list):
-        return f"not an X API v2 response: errors is a {type(errors).__name__}"
+        return f"not an X API v2 response: errors is a JSON {_json_kind(errors)}"
     return None
 
 
@@ -785,7 +795,7 @@ class _Unit:
 
     def _page(self, doc: _Doc, chunk: _Chunk, out: _UnitResult) -> None:
         out.pages += 1
-        typed = doc.problem is None and not isinstance(doc.value, dict | list | str | int | float)
+        typed = doc.typed
         problem = doc.problem or (
             _typed_problem(doc.value) if typed else _response_problem(doc.value)
         )
@@ -822,7 +832,7 @@ class _Unit:
                 continue
             out.not_objects += 1
             out.checks["record:not_an_object"] = out.checks.get("record:not_an_object", 0) + 1
-            reason = f"record: not a post object (a JSON {type(item).__name__})"
+            reason = f"record: not a post object (a JSON {_json_kind(item)})"
             out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item))
         chunk.add_dicts(doc.source, objects, _users_by_id(users))
 

@@ -289,6 +289,7 @@ def test_a_non_object_post_is_quarantined() -> None:
     res = run(body(page(["not a post", tweet()])))
     assert (res.report.tweets_in, res.report.quarantined) == (2, 1)
     assert res.quarantine[0]["record"] == "not a post"
+    assert res.quarantine[0]["reason"] == ["record: not a post object (a JSON string)"]
 
 
 @pytest.mark.parametrize(
@@ -296,9 +297,11 @@ def test_a_non_object_post_is_quarantined() -> None:
     [
         (b"", "empty body"),
         (b'{"data": [{"id": "1", "text": "trunc', "invalid JSON"),
-        (b"[1, 2]", "not an X API v2 response: a JSON list"),
+        (b"[1, 2]", "not an X API v2 response: a JSON array"),
         (b'{"title": "Too Many Requests", "status": 429}', "not an X API v2 response"),
-        (b'{"data": "oops"}', "not an X API v2 response: data is a str"),
+        (b'{"data": "oops"}', "not an X API v2 response: data is a JSON string"),
+        (b"null", "not an X API v2 response: a JSON null"),
+        (b"true", "not an X API v2 response: a JSON boolean"),
         (b'{"data": []}\xff', "not UTF-8"),
     ],
 )
@@ -324,6 +327,13 @@ def test_jsonl_body_one_response_per_line_with_a_bad_line() -> None:
     assert (res.report.pages, res.report.pages_quarantined, res.report.curated) == (3, 1, 2)
     assert res.quarantine[0]["source"] == "raw/source=alice/page-00001.json:2"
     assert res.rows[0]["source_page"] == "raw/source=alice/page-00001.json:1"
+
+
+def test_jsonl_line_holding_two_documents_is_quarantined() -> None:
+    two = body(page([tweet()])) + b" " + body(page([tweet(ids(1, 1)[0])]))
+    res = run(b"\n".join([two, body(page([tweet(ids(2, 1)[0])]))]))
+    assert (res.report.pages, res.report.pages_quarantined, res.report.curated) == (2, 1, 1)
+    assert res.quarantine[0]["reason"][0].startswith("invalid JSON: Extra data")
 
 
 def test_tweet_lookup_response_with_a_single_post() -> None:
