@@ -73,6 +73,7 @@ from etl.contracts import CURATED_CONTRACT, ContractSpec, TimestampFormat, load_
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable, Iterator
+    from concurrent.futures import Future
 
     import pandas as pd
     import pandera.pandas as pa
@@ -779,6 +780,7 @@ class _Unit:
     def __init__(self, spec: ContractSpec) -> None:
         from etl.contracts import pandera_schema
 
+        self.spec = spec
         self.schema = pandera_schema(spec)
         self.columns = _Columns(spec)
         self.fast = _FastDecoder(self.columns.keys)
@@ -984,19 +986,46 @@ def _units(pages: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes
         yield unit
 
 
-_WORKER: _Unit | None = None
+_WORKER: _Unit | None = None  # a worker process's unit processor, for the last contract seen
+_POOL: tuple[int, Any] | None = None  # (workers, executor) started ahead by the CLI
 
 
-def _start_worker(spec: ContractSpec) -> None:
-    global _WORKER
-    _WORKER = _Unit(spec)
+def _warm_worker() -> None:
+    """A worker's start: the pandas/pandera import is most of it, so it runs before any work."""
+    import pandera.pandas  # noqa: F401
+
     gc.freeze()  # as in _few_gc_passes, for the worker's lifetime
     gc.set_threshold(50_000, 20, 100)
 
 
-def _work(pages: list[tuple[str, bytes]]) -> _UnitResult:
-    assert _WORKER is not None
+def _work(spec: ContractSpec, pages: list[tuple[str, bytes]]) -> _UnitResult:
+    global _WORKER
+    if _WORKER is None or _WORKER.spec != spec:
+        _WORKER = _Unit(spec)
     return _WORKER.process(pages)
+
+
+def _new_pool(workers: int) -> Any:
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork shares the modules imported so far with the workers for free; with other threads
+    # running, forking is unsafe and spawn is used instead.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    if method not in multiprocessing.get_all_start_methods():
+        method = "spawn"
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context(method), _warm_worker)
+    pool.submit(int)  # start the workers now: they import pandas while the caller goes on
+    return pool
+
+
+def _start_workers_early(workers: int) -> None:
+    """Start the worker processes before the rest of the run's set-up (imports, lineage), so
+    their own start-up overlaps it; :func:`transform_pages` uses them if the count matches."""
+    global _POOL
+    if workers > 1 and _POOL is None:
+        _POOL = (workers, _new_pool(workers))
 
 
 def _results_in_parallel(
@@ -1004,21 +1033,17 @@ def _results_in_parallel(
 ) -> Iterator[_UnitResult]:
     """Process units in worker processes, yielding results in input order; at most two units
     per worker are in flight, so memory stays flat however long the input."""
-    import multiprocessing
-    import threading
     from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
 
-    # fork shares the imported modules (pandas, pandera) with the workers for free; with other
-    # threads running, forking is unsafe and spawn is used instead.
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    if method not in multiprocessing.get_all_start_methods():
-        method = "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(workers, context, _start_worker, (spec,)) as pool:
+    global _POOL
+    if _POOL is not None and _POOL[0] == workers:
+        pool, _POOL = _POOL[1], None
+    else:
+        pool = _new_pool(workers)
+    with pool:
         pending: deque[Future[_UnitResult]] = deque()
         for unit in units:
-            pending.append(pool.submit(_work, unit))
+            pending.append(pool.submit(_work, spec, unit))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -1165,8 +1190,7 @@ def transform_files(
     """
     files = input_files(inputs)
     if workers is None:
-        big = sum(f.stat().st_size for f in files) >= 4 * UNIT_BYTES
-        workers = min(os.cpu_count() or 1, 4) if big else 1
+        workers = _auto_workers(files)
     spec = load_contract(contract_path or CURATED_CONTRACT)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "tweets.csv"
@@ -1185,6 +1209,11 @@ def transform_files(
         json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return report
+
+
+def _auto_workers(files: list[Path]) -> int:
+    big = sum(f.stat().st_size for f in files) >= 4 * UNIT_BYTES
+    return min(os.cpu_count() or 1, 4) if big else 1
 
 
 def _workers(requested: int | None) -> int | None:
@@ -1212,6 +1241,14 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     from etl.contracts import ContractError
 
     out = Path(args.out)
+    paths = [Path(p) for p in args.inputs]
+    workers = _workers(getattr(args, "workers", None))
+    if workers is None:
+        try:
+            workers = _auto_workers(input_files(paths))
+        except UsageError:
+            workers = 1  # transform_files reports the missing input below
+    _start_workers_early(workers)
     # Lineage (etl.lineage): the same job and datasets the DAG's transform task reports.
     from etl.lineage import cli_transform_inputs, cli_transform_outputs, events_file, lineage_run
 
@@ -1219,11 +1256,11 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     with lineage_run("transform", inputs, default_file=events_file(out)) as lineage:
         try:
             report = transform_files(
-                [Path(p) for p in args.inputs],
+                paths,
                 out,
                 Path(args.contract) if args.contract else None,
                 progress=sys.stderr.isatty(),
-                workers=_workers(getattr(args, "workers", None)),
+                workers=workers,
             )
         except ContractError as exc:
             raise UsageError(str(exc)) from exc
