@@ -8,6 +8,11 @@ results of every run (:func:`build_docs_from_store`), lets GX rebuild the whole 
 uploads the site under ``docs/`` (:func:`publish_docs`). The published site therefore lists every
 validation, failed ones included, and carries its own evidence as JSON beside the pages.
 
+GX's index fills its table of validations with jQuery and bootstrap-table loaded from CDNs, so
+offline (CI, air-gapped users) that table stays empty. :func:`add_runs_section` therefore writes
+the same runs into ``index.html`` as plain HTML, built from the result JSON files; a few lines of
+inline script hide it again when GX's own table did render.
+
 Site layout (local directory and store prefix alike)::
 
     index.html                                   every validation and suite
@@ -18,10 +23,16 @@ Site layout (local directory and store prefix alike)::
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import mimetypes
 import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from etl.suites import EXPECTATIONS_DIR, load_suite_file
 
@@ -39,7 +50,15 @@ DOCS_PREFIX = "docs/"
 RESULTS_DIR = "results"
 SITE_NAME = "tweetpipe"
 
+RUNS_SECTION_ID = "tweetpipe-runs"
+
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
+_RUNS_START = f"<!-- {RUNS_SECTION_ID}: start -->"
+_RUNS_END = f"<!-- {RUNS_SECTION_ID}: end -->"
+_RUNS_BLOCK = re.compile(re.escape(_RUNS_START) + ".*?" + re.escape(_RUNS_END) + "\n?", re.S)
+# GX's first index section; the runs go right above it, in the page's main column.
+_GX_FIRST_SECTION = re.compile(r'<div id="section-1"')
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
 
 
 def import_gx() -> Any:
@@ -192,6 +211,7 @@ def build_docs_from_store(
             store.download(key, work_dir / key[len(prefix) :])
     context = open_context(work_dir, suite_files(expectations_dir))
     context.build_data_docs(site_names=[SITE_NAME])
+    add_runs_section(work_dir)
     return work_dir
 
 
@@ -223,3 +243,188 @@ def suite_kwargs(doc: dict[str, Any]) -> dict[str, Any]:
         "expectations": [dict(e) for e in doc["expectations"]],
         "meta": doc.get("meta") or {},
     }
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """One validation of a Data Docs site, as read from its result JSON.
+
+    Attributes:
+        suite: the expectation suite's name.
+        data_asset: ``<data source> / <data asset>`` the batch came from.
+        run_name: the run's name (the Airflow run and source, for the DAG's gates).
+        run_time: when the run started (UTC).
+        success: whether every expectation passed (GX's verdict, warnings included).
+        evaluated: how many expectations ran.
+        unsuccessful: how many of them failed.
+        page: the validation page's path in the site, or None when GX wrote none.
+    """
+
+    suite: str
+    data_asset: str
+    run_name: str
+    run_time: datetime
+    success: bool
+    evaluated: int
+    unsuccessful: int
+    page: str | None
+
+
+def validation_runs(site_dir: Path) -> list[ValidationRun]:
+    """Every validation result under ``site_dir/results``, newest first.
+
+    Args:
+        site_dir: a Data Docs site directory (see the module's layout).
+
+    Returns:
+        The runs, by run time descending (then by result path).
+
+    Raises:
+        ValueError: a result file is not a GX validation result; the message names the file.
+    """
+    files = [p for p in _site_files(site_dir, RESULTS_DIR) if p.suffix == ".json"]
+    runs = [_read_run(site_dir, path) for path in files]
+    # Stable sort: equal run times keep the path order.
+    return sorted(runs, key=lambda r: r.run_time, reverse=True)
+
+
+def _read_run(site_dir: Path, path: Path) -> ValidationRun:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        meta = doc["meta"]
+        run_id = meta["run_id"]
+        run_time = datetime.fromisoformat(run_id["run_time"])
+        stats = doc.get("statistics") or {}
+        batch = meta.get("active_batch_definition") or {}
+        success = doc["success"]
+        asset = " / ".join(
+            str(batch[k]) for k in ("datasource_name", "data_asset_name") if batch.get(k)
+        )
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise ValueError(f"validation result {path}: not a GX validation result ({exc})") from exc
+    relative = path.relative_to(site_dir / RESULTS_DIR)
+    page = "validations/" + relative.with_suffix(".html").as_posix()
+    return ValidationRun(
+        suite=str(doc.get("suite_name") or relative.parts[0]),
+        data_asset=asset,
+        run_name=str(run_id.get("run_name") or ""),
+        run_time=_as_utc(run_time),
+        success=success is True,
+        evaluated=int(stats.get("evaluated_expectations") or 0),
+        unsuccessful=int(stats.get("unsuccessful_expectations") or 0),
+        page=page if (site_dir / page).is_file() else None,
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # GX writes aware times; a naive one can only be UTC (GX takes run times from utcnow).
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def add_runs_section(site_dir: Path) -> int:
+    """Write every validation run into the site's ``index.html`` as a static HTML table.
+
+    The table (``<section id="tweetpipe-runs">``) needs neither JavaScript nor network: suite,
+    data asset, run name, run time, status and the link to each validation page, newest first,
+    failed runs marked. Running it again replaces the section, so a rebuilt site has one.
+
+    Args:
+        site_dir: a Data Docs site directory GX has built (``index.html`` at its root).
+
+    Returns:
+        How many runs the table lists.
+
+    Raises:
+        FileNotFoundError: the site has no ``index.html``.
+        ValueError: a result file is not a GX validation result (the message names it).
+    """
+    index = site_dir / "index.html"
+    if not index.is_file():
+        raise FileNotFoundError(f"no Data Docs index at {index}: build the site first")
+    runs = validation_runs(site_dir)
+    page = _RUNS_BLOCK.sub("", index.read_text(encoding="utf-8"))
+    block = _runs_block(runs)
+    anchor = _GX_FIRST_SECTION.search(page)
+    if anchor:
+        at = anchor.start()
+    else:
+        body = _BODY_OPEN.search(page)
+        at = body.end() if body else 0
+    index.write_text(page[:at] + block + page[at:], encoding="utf-8")
+    return len(runs)
+
+
+_RUNS_STYLE = """<style>
+#tweetpipe-runs { font-family: system-ui, sans-serif; margin: 0 0 2rem; }
+#tweetpipe-runs table { border-collapse: collapse; width: 100%; }
+#tweetpipe-runs th, #tweetpipe-runs td {
+  border: 1px solid #c8c8c8; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top;
+}
+#tweetpipe-runs thead th { background: #f0f0f0; }
+#tweetpipe-runs tr.failed td { background: #fde7e9; }
+#tweetpipe-runs tr.failed .status { color: #a4001d; font-weight: bold; }
+#tweetpipe-runs tr.passed .status { color: #17692a; }
+</style>"""
+
+# Runs once the page's own scripts have: when jQuery and bootstrap-table came from the CDNs and
+# GX's table has rows, that table shows the same runs, with search and filters.
+_RUNS_SCRIPT = """<script>
+(function () {
+  var section = document.currentScript.parentNode;
+  document.addEventListener("DOMContentLoaded", function () {
+    var jq = window.jQuery;
+    var gxRows = document.querySelector(
+      ".ge-index-page-validation-results-table tbody tr[data-index]");
+    if (jq && jq.fn && jq.fn.bootstrapTable && gxRows) {
+      section.style.display = "none";
+    }
+  });
+})();
+</script>"""
+
+
+def _runs_block(runs: list[ValidationRun]) -> str:
+    failed = sum(not r.success for r in runs)
+    title = f"Validation runs: {len(runs)}, {failed} failed"
+    if runs:
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "Run time (UTC)",
+                "Suite",
+                "Data asset",
+                "Run",
+                "Status",
+                "Failed expectations",
+            )
+        )
+        rows = "\n".join(_run_row(r) for r in runs)
+        body = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
+    else:
+        body = "<p>No validation runs yet.</p>"
+    return (
+        f'{_RUNS_START}\n<section id="{RUNS_SECTION_ID}" aria-labelledby="{RUNS_SECTION_ID}-title">'
+        f'\n{_RUNS_STYLE}\n<h2 id="{RUNS_SECTION_ID}-title">{html.escape(title)}</h2>\n{body}\n'
+        f"{_RUNS_SCRIPT}\n</section>\n{_RUNS_END}\n"
+    )
+
+
+def _run_row(run: ValidationRun) -> str:
+    esc = html.escape
+    name = esc(run.run_name)
+    if run.page:
+        name = f'<a href="{esc(quote(run.page))}">{name}</a>'
+    status = "&#10003; Passed" if run.success else "&#10007; Failed"
+    cells = (
+        f'<time datetime="{run.run_time.isoformat()}">'
+        f"{run.run_time.strftime('%Y-%m-%d %H:%M:%S')}</time>",
+        esc(run.suite),
+        esc(run.data_asset),
+        name,
+        status,
+        f"{run.unsuccessful} of {run.evaluated}",
+    )
+    tds = "".join(
+        f'<td class="status">{c}</td>' if i == 4 else f"<td>{c}</td>" for i, c in enumerate(cells)
+    )
+    return f'<tr class="{"passed" if run.success else "failed"}">{tds}</tr>'

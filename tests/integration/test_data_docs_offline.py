@@ -1,0 +1,288 @@
+"""The published Data Docs index lists every validation run without JavaScript or network.
+
+One site for the module: a passing and a failing checkpoint on the curated CSV, their results
+saved to a local store, the site rebuilt from the store and published, as the DAG's docs task does.
+Then the published ``index.html`` is read as HTML and shown in headless Chromium with every
+non-``file://`` request refused (GX's jQuery, Bootstrap and bootstrap-table CDNs included).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from etl.data_docs import RUNS_SECTION_ID, add_runs_section, validation_runs
+from etl.quality import (
+    CheckpointSummary,
+    build_docs_from_store,
+    publish_docs,
+    save_results,
+    validate_curated_bytes,
+)
+from etl.store import LocalStore
+from tests.integration.test_checkpoints import END, START, _breach_bad_id, _csv, _report, _row
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from playwright.sync_api import Browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BAD_ID = "17900000x0000000003"
+
+
+class _Site:
+    def __init__(self, root: Path, passed: CheckpointSummary, failed: CheckpointSummary) -> None:
+        self.root = root
+        self.passed = passed
+        self.failed = failed
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.html"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> _Site:
+    tmp = tmp_path_factory.mktemp("docs-offline")
+    local = tmp / "gx"
+    common: dict[str, Any] = {"docs_dir": local, "interval_start": START, "interval_end": END}
+    passed = validate_curated_bytes(
+        _csv([_row(i) for i in range(12)]), run_name="green", report=_report(12), **common
+    )
+    body, _ = _breach_bad_id()
+    failed = validate_curated_bytes(body, run_name="breach", report=_report(10), **common)
+    assert passed.success and not failed.success  # the premise of every test below
+    store = LocalStore(tmp / "store")
+    save_results(local, store)
+    built = build_docs_from_store(store, tmp / "build")
+    publish_docs(built, store)
+    # What a user opens: the published copy, under the store's docs/ prefix.
+    return _Site(tmp / "store" / "docs", passed, failed)
+
+
+class _RunsTable(HTMLParser):
+    """The rows of the static runs section: each row's class, cell texts and link."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.in_cell = False
+        self.rows: list[dict[str, Any]] = []
+        self.scripts = 0
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "section" and found.get("id") == RUNS_SECTION_ID:
+            self.depth = 1
+        elif self.depth:
+            self.depth += tag not in ("meta", "link", "img", "br")
+            self.srcs += [v or "" for k, v in attrs if k in ("src", "href") and tag != "a"]
+            if tag == "tr" and found.get("class"):
+                self.rows.append({"class": found["class"], "cells": [], "href": None})
+            elif tag == "td" and self.rows:
+                self.rows[-1]["cells"].append("")
+                self.in_cell = True
+            elif tag == "a" and self.rows:
+                self.rows[-1]["href"] = found.get("href")
+            self.scripts += tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag not in ("meta", "link", "img", "br"):
+            self.depth -= 1
+        self.in_cell = self.in_cell and tag != "td"
+
+    def handle_data(self, data: str) -> None:
+        if self.in_cell:
+            self.rows[-1]["cells"][-1] += data
+
+
+def _runs_table(page: str) -> _RunsTable:
+    parser = _RunsTable()
+    parser.feed(page)
+    return parser
+
+
+def test_index_lists_both_runs_newest_first_with_status_and_link(site: _Site) -> None:
+    page = site.index.read_text(encoding="utf-8")
+    table = _runs_table(page)
+
+    assert [r["class"] for r in table.rows] == ["failed", "passed"]  # the breach ran last
+    failed, passed = table.rows
+    assert failed["cells"][1:] == [
+        "tweets_curated",
+        "tweetpipe / tweets_curated",
+        "breach",
+        "\u2717 Failed",
+        "1 of 54",
+    ]
+    assert passed["cells"][3:5] == ["green", "\u2713 Passed"]
+    assert failed["cells"][0] > passed["cells"][0]  # "YYYY-MM-DD HH:MM:SS" sorts as text
+    assert failed["href"] == site.failed.docs_page
+    assert passed["href"] == site.passed.docs_page
+    assert (site.root / failed["href"]).is_file() and (site.root / passed["href"]).is_file()
+    # Server-rendered into the main column, above GX's own (script-filled) table.
+    assert page.index(f'id="{RUNS_SECTION_ID}"') < page.index('id="section-1"')
+    # Nothing of ours loads from anywhere; the one script only hides the section.
+    assert table.srcs == [] and table.scripts == 1
+
+
+def test_runs_come_from_the_result_files(site: _Site) -> None:
+    runs = validation_runs(site.root)
+
+    assert [(r.run_name, r.success, r.unsuccessful) for r in runs] == [
+        ("breach", False, 1),
+        ("green", True, 0),
+    ]
+    assert runs[0].run_time > runs[1].run_time
+    assert runs[0].run_time.utcoffset() is not None
+
+
+def test_adding_again_keeps_one_section(site: _Site, tmp_path: Path) -> None:
+    copy = tmp_path / "site"
+    shutil.copytree(site.root, copy)
+    before = (copy / "index.html").read_text(encoding="utf-8")
+
+    assert add_runs_section(copy) == 2
+    after = (copy / "index.html").read_text(encoding="utf-8")
+
+    assert after == before
+    assert after.count(f'<section id="{RUNS_SECTION_ID}"') == 1
+
+
+def test_every_text_is_escaped(site: _Site, tmp_path: Path) -> None:
+    copy = tmp_path / "site"
+    shutil.copytree(site.root, copy)
+    result = next((copy / "results").rglob("*.json"))
+    doc = json.loads(result.read_text(encoding="utf-8"))
+    hostile = '<img src=x onerror="alert(1)">&amp;'
+    doc["suite_name"] = hostile
+    doc["meta"]["run_id"]["run_name"] = hostile
+    doc["meta"]["active_batch_definition"]["data_asset_name"] = hostile
+    result.write_text(json.dumps(doc), encoding="utf-8")
+
+    add_runs_section(copy)
+    page = (copy / "index.html").read_text(encoding="utf-8")
+    section = page[page.index(f'<section id="{RUNS_SECTION_ID}"') : page.index("</section>")]
+
+    assert hostile not in section
+    assert section.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;amp;") == 3
+    # Read back as HTML, the cells say exactly what the result file says.
+    (row,) = [r for r in _runs_table(page).rows if r["cells"][1] == hostile]
+    assert row["cells"][2:4] == [f"tweetpipe / {hostile}", hostile]
+
+
+def test_a_broken_result_file_is_named(site: _Site, tmp_path: Path) -> None:
+    copy = tmp_path / "site"
+    shutil.copytree(site.root, copy)
+    broken = copy / "results" / "tweets_curated" / "x" / "20240501T000000.000000Z" / "b.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"meta": {}}', encoding="utf-8")
+    before = (copy / "index.html").read_bytes()
+
+    with pytest.raises(ValueError, match=re.escape(str(broken))):
+        add_runs_section(copy)
+    assert (copy / "index.html").read_bytes() == before  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (Debian package chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=60_000
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _offline(refused: list[str]) -> Any:
+    def route(route: Any) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    return route
+
+
+def test_offline_browser_shows_the_runs_and_follows_the_failed_link(
+    site: _Site, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    refused: list[str] = []
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.route("**/*", _offline(refused))
+    try:
+        page = context.new_page()
+        page.goto(site.index.as_uri(), timeout=30_000)
+        section = page.locator(f"#{RUNS_SECTION_ID}")
+        expect(section).to_be_visible(timeout=10_000)
+        failed_row = section.locator("tr.failed")
+        expect(failed_row).to_have_count(1)
+        expect(failed_row.locator("td.status")).to_have_text("\u2717 Failed")
+        expect(section.locator("tr.passed td.status")).to_have_text("\u2713 Passed")
+        # Failed runs stand out even to a glance: a tinted row.
+        tint = failed_row.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor")
+        assert tint not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
+
+        failed_row.get_by_role("link", name="breach").click()
+        page.wait_for_url(f"**/{site.failed.docs_page}", timeout=30_000)
+        text = " ".join(page.inner_text("body").split())
+    finally:
+        context.close()
+
+    assert refused, "GX's CDN requests should have been made and refused"
+    assert "Status: Failed" in text
+    assert "breach" in text and BAD_ID in text and "tweet_id" in text
+
+
+def test_the_section_steps_aside_when_gx_table_rendered(site: _Site, browser: Browser) -> None:
+    context = browser.new_context()
+    context.route("**/*", _offline([]))
+    # Stand-ins for what the CDNs would bring: jQuery with bootstrap-table, and GX's filled table.
+    context.add_init_script(
+        """
+        window.jQuery = {fn: {bootstrapTable: function () {}}};
+        document.addEventListener("DOMContentLoaded", function () {
+          var table = document.querySelector(".ge-index-page-validation-results-table");
+          table.insertAdjacentHTML("beforeend", '<tbody><tr data-index="0"><td>x</td></tr></tbody>');
+        }, {capture: true});
+        """
+    )
+    try:
+        page = context.new_page()
+        page.goto(site.index.as_uri(), timeout=30_000)
+        page.wait_for_load_state("load")
+        section = page.locator(f"#{RUNS_SECTION_ID}")
+        present = section.count()
+        visible = section.is_visible()
+    finally:
+        context.close()
+
+    assert present == 1
+    assert visible is False
