@@ -39,7 +39,7 @@ import yaml
 
 from etl.contract_lint import CONTRACT_GLOB, SEMVER
 from etl.contract_tree import allowed_values
-from etl.contracts import CONTRACTS_DIR
+from etl.contracts import CONTRACTS_DIR, QUALITY_OPERATORS
 
 if TYPE_CHECKING:
     import argparse
@@ -74,16 +74,6 @@ _BOUND_OPTIONS = {
     "item count": ("minItems", None, "maxItems", None),
     "property count": ("minProperties", None, "maxProperties", None),
 }
-_OPERATORS = (
-    "mustBe",
-    "mustNotBe",
-    "mustBeGreaterThan",
-    "mustBeGreaterOrEqualTo",
-    "mustBeLessThan",
-    "mustBeLessOrEqualTo",
-    "mustBeBetween",
-    "mustNotBeBetween",
-)
 
 
 class DiffInputError(ValueError):
@@ -856,7 +846,7 @@ def _rule_changes(
             where, f"{what} severity", _enforced(new), old.get("severity"), new.get("severity")
         )
     # a severity change that keeps the rule (not) failing runs is bookkeeping
-    handled = _RULE_CHECK_KEYS | {"name", *_OPERATORS}
+    handled = _RULE_CHECK_KEYS | {"name", *QUALITY_OPERATORS}
     if _enforced(old) != _enforced(new):
         handled.add("severity")
     for key in _keys(old, new, skip=handled):
@@ -894,7 +884,7 @@ def _enforced(rule: dict[str, Any]) -> bool:
 
 
 def _threshold(rule: dict[str, Any]) -> _Shown:
-    return _Shown({k: rule[k] for k in _OPERATORS if k in rule})
+    return _Shown({k: rule[k] for k in QUALITY_OPERATORS if k in rule})
 
 
 def _rule_interval(rule: dict[str, Any]) -> _Interval | None:

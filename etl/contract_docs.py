@@ -20,6 +20,7 @@ import yaml
 
 from etl.contract_lint import LintUsageError, contract_files
 from etl.contract_tree import allowed_values, iter_properties, schema_objects
+from etl.contracts import QUALITY_OPERATORS
 
 if TYPE_CHECKING:
     import argparse
@@ -31,16 +32,6 @@ DOCS_PREFIX = "docs/contracts/"
 _HISTORY_LIMIT = 200
 _GIT_TIMEOUT_S = 60
 _SEP = "\x1f"
-_OPERATORS = (
-    "mustBe",
-    "mustNotBe",
-    "mustBeGreaterThan",
-    "mustBeGreaterOrEqualTo",
-    "mustBeLessThan",
-    "mustBeLessOrEqualTo",
-    "mustBeBetween",
-    "mustNotBeBetween",
-)
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 STYLE = """\
@@ -475,7 +466,7 @@ def _options(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rule_row(where: str, rule: dict[str, Any]) -> list[str]:
-    ops = [f"{_e(op)} {_code(rule[op])}" for op in _OPERATORS if op in rule]
+    ops = [f"{_e(op)} {_code(rule[op])}" for op in QUALITY_OPERATORS if op in rule]
     metric = rule.get("metric") or rule.get("type", "")
     check = f"{_e(metric)} " + ", ".join(ops)
     if rule.get("unit"):

@@ -27,7 +27,8 @@ CONTRACTS_DIR = REPO_ROOT / "contracts"
 CURATED_CONTRACT = CONTRACTS_DIR / "tweets_curated.odcs.yaml"
 RAW_PAGE_CONTRACT = CONTRACTS_DIR / "x_api_v2_tweets_page.odcs.yaml"
 
-_OPERATORS = (
+# The ODCS comparison keys of a quality rule, in the standard's order.
+QUALITY_OPERATORS = (
     "mustBe",
     "mustNotBe",
     "mustBeGreaterThan",
@@ -163,7 +164,7 @@ class ContractSpec:
 def _rule(entry: dict[str, Any], where: str) -> QualityRule | None:
     if entry.get("type", "library") != "library" or "metric" not in entry:
         return None
-    ops = [k for k in _OPERATORS if k in entry]
+    ops = [k for k in QUALITY_OPERATORS if k in entry]
     if len(ops) != 1:
         raise ContractError(f"{where}: quality rule {entry.get('name')!r} needs one operator")
     return QualityRule(
