@@ -58,6 +58,8 @@ _RUNS_END = f"<!-- {RUNS_SECTION_ID}: end -->"
 _RUNS_BLOCK = re.compile(re.escape(_RUNS_START) + ".*?" + re.escape(_RUNS_END) + "\n?", re.S)
 # GX's first index section; the runs go right above it, in the page's main column.
 _GX_FIRST_SECTION = re.compile(r'<div id="section-1"')
+# RFC 3986 allows these in a path; run names such as ``…__source=x`` keep their readable form.
+_PATH_SAFE = "/!$&'()*+,;=:@"
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
 
 
@@ -413,7 +415,7 @@ def _run_row(run: ValidationRun) -> str:
     esc = html.escape
     name = esc(run.run_name)
     if run.page:
-        name = f'<a href="{esc(quote(run.page))}">{name}</a>'
+        name = f'<a href="{esc(quote(run.page, safe=_PATH_SAFE))}">{name}</a>'
     status = "&#10003; Passed" if run.success else "&#10007; Failed"
     cells = (
         f'<time datetime="{run.run_time.isoformat()}">'
