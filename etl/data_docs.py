@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from etl.suites import EXPECTATIONS_DIR, load_suite_file
+from etl.suites import CRITICAL, EXPECTATIONS_DIR, load_suite_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -259,6 +259,8 @@ class ValidationRun:
         success: whether every expectation passed (GX's verdict, warnings included).
         evaluated: how many expectations ran.
         unsuccessful: how many of them failed.
+        critical_failures: how many of the failed ones are ``critical`` (GX's default severity);
+            only these fail the pipeline's gate.
         page: the validation page's path in the site, or None when GX wrote none.
     """
 
@@ -269,7 +271,16 @@ class ValidationRun:
     success: bool
     evaluated: int
     unsuccessful: int
+    critical_failures: int
     page: str | None
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``warning`` (only non-critical expectations failed) or ``failed``."""
+        if self.success:
+            return "passed"
+        # GX failing a validation with no failed expectation listed can only be an error.
+        return "warning" if self.unsuccessful and not self.critical_failures else "failed"
 
 
 def validation_runs(site_dir: Path) -> list[ValidationRun]:
@@ -299,6 +310,11 @@ def _read_run(site_dir: Path, path: Path) -> ValidationRun:
         stats = doc.get("statistics") or {}
         batch = meta.get("active_batch_definition") or {}
         success = doc["success"]
+        critical = sum(
+            (r.get("expectation_config") or {}).get("severity", CRITICAL) == CRITICAL
+            for r in doc.get("results") or []
+            if r.get("success") is not True
+        )
         asset = " / ".join(
             str(batch[k]) for k in ("datasource_name", "data_asset_name") if batch.get(k)
         )
@@ -314,6 +330,7 @@ def _read_run(site_dir: Path, path: Path) -> ValidationRun:
         success=success is True,
         evaluated=int(stats.get("evaluated_expectations") or 0),
         unsuccessful=int(stats.get("unsuccessful_expectations") or 0),
+        critical_failures=critical,
         page=page if (site_dir / page).is_file() else None,
     )
 
@@ -328,7 +345,8 @@ def add_runs_section(site_dir: Path) -> int:
 
     The table (``<section id="tweetpipe-runs">``) needs neither JavaScript nor network: suite,
     data asset, run name, run time, status and the link to each validation page, newest first,
-    failed runs marked. Running it again replaces the section, so a rebuilt site has one.
+    failed runs marked (and runs whose failed expectations are all warnings, which GX calls
+    failed but the gates let pass, marked as such). Running it again replaces the section, so a rebuilt site has one.
 
     Args:
         site_dir: a Data Docs site directory GX has built (``index.html`` at its root).
@@ -365,6 +383,8 @@ _RUNS_STYLE = """<style>
 #tweetpipe-runs thead th { background: #f0f0f0; }
 #tweetpipe-runs tr.failed td { background: #fde7e9; }
 #tweetpipe-runs tr.failed .status { color: #a4001d; font-weight: bold; }
+#tweetpipe-runs tr.warning td { background: #fff6d6; }
+#tweetpipe-runs tr.warning .status { color: #7a5200; }
 #tweetpipe-runs tr.passed .status { color: #17692a; }
 </style>"""
 
@@ -386,8 +406,11 @@ _RUNS_SCRIPT = """<script>
 
 
 def _runs_block(runs: list[ValidationRun]) -> str:
-    failed = sum(not r.success for r in runs)
+    failed = sum(r.status == "failed" for r in runs)
+    warned = sum(r.status == "warning" for r in runs)
     title = f"Validation runs: {len(runs)}, {failed} failed"
+    if warned:
+        title += f", {warned} with failed warnings only"
     if runs:
         head = "".join(
             f"<th>{h}</th>"
@@ -411,12 +434,19 @@ def _runs_block(runs: list[ValidationRun]) -> str:
     )
 
 
+_STATUS_TEXT = {
+    "passed": "&#10003; Passed",
+    "warning": "&#9888; Warnings only",
+    "failed": "&#10007; Failed",
+}
+
+
 def _run_row(run: ValidationRun) -> str:
     esc = html.escape
     name = esc(run.run_name)
     if run.page:
         name = f'<a href="{esc(quote(run.page, safe=_PATH_SAFE))}">{name}</a>'
-    status = "&#10003; Passed" if run.success else "&#10007; Failed"
+    status = _STATUS_TEXT[run.status]
     cells = (
         f'<time datetime="{run.run_time.isoformat()}">'
         f"{run.run_time.strftime('%Y-%m-%d %H:%M:%S')}</time>",
@@ -429,4 +459,4 @@ def _run_row(run: ValidationRun) -> str:
     tds = "".join(
         f'<td class="status">{c}</td>' if i == 4 else f"<td>{c}</td>" for i, c in enumerate(cells)
     )
-    return f'<tr class="{"passed" if run.success else "failed"}">{tds}</tr>'
+    return f'<tr class="{run.status}">{tds}</tr>'

@@ -296,7 +296,8 @@ def test_data_docs_show_the_failed_expectation(
     finally:
         context.close()
 
-    # One row per gate that ran, in either run; the failed gates' rows say so.
+    # One row per gate that ran, in either run; the failed gates' rows say so (a gate that failed
+    # only warning expectations passed, and its row says "Warnings only").
     assert len(statuses) == sum(gates[k] for k in ("success", "failed")), statuses
     assert sum(s.endswith("Failed") for s in statuses) == gates["failed"], statuses
     assert "Status: Failed" in text

@@ -196,6 +196,26 @@ def test_every_text_is_escaped(site: _Site, tmp_path: Path) -> None:
     assert row["cells"][2:4] == [f"tweetpipe / {hostile}", hostile]
 
 
+def test_a_run_failing_only_warnings_is_marked_apart(site: _Site, tmp_path: Path) -> None:
+    copy = tmp_path / "site"
+    shutil.copytree(site.root, copy)
+    (result,) = (copy / "results").glob("tweets_curated/green/*/*.json")
+    doc = json.loads(result.read_text(encoding="utf-8"))
+    # GX fails a validation on any failed expectation; the gates only on a critical one.
+    doc["success"] = False
+    doc["statistics"]["unsuccessful_expectations"] = 1
+    doc["results"][0]["success"] = False
+    doc["results"][0]["expectation_config"]["severity"] = "warning"
+    result.write_text(json.dumps(doc), encoding="utf-8")
+
+    add_runs_section(copy)
+    table = _runs_table((copy / "index.html").read_text(encoding="utf-8"))
+
+    assert [r["class"] for r in table.rows] == ["failed", "warning"]
+    assert table.rows[1]["cells"][4] == "\u26a0 Warnings only"
+    assert table.rows[1]["cells"][5] == "1 of 54"
+
+
 def test_a_broken_result_file_is_named(site: _Site, tmp_path: Path) -> None:
     copy = tmp_path / "site"
     shutil.copytree(site.root, copy)
