@@ -25,20 +25,8 @@ from etl.airflow_local import PID_FILE_NAME, free_port, stop_local_airflow
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # With this set (to anything but 0), the UI tests also write the README's screenshots.
 UPDATE_SCREENSHOTS_ENV = "TWEETPIPE_UPDATE_SCREENSHOTS"
 README_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -155,23 +143,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow
 @pytest.fixture(scope="module")
 def api(airflow: RunningAirflow) -> AirflowApi:
     return AirflowApi(airflow.url, airflow.username, airflow.password)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (Debian package chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=60_000
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

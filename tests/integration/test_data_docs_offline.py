@@ -13,7 +13,6 @@ import re
 import shutil
 from datetime import datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,21 +29,10 @@ from etl.store import LocalStore
 from tests.integration.test_checkpoints import END, START, _breach_bad_id, _csv, _report, _row
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from pathlib import Path
 
     from playwright.sync_api import Browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BAD_ID = "17900000x0000000003"
 # Shaped like the DAG's run names (``<run id>__<source>``); "=" must survive in the link.
 BREACH = "breach__source=ada"
@@ -227,22 +215,6 @@ def test_a_broken_result_file_is_named(site: _Site, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=re.escape(str(broken))):
         add_runs_section(copy)
     assert (copy / "index.html").read_bytes() == before  # nothing half-written
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (Debian package chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=60_000
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _offline(refused: list[str]) -> Any:
