@@ -7,6 +7,7 @@ docs all read :class:`ContractSpec`, never the YAML on their own.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -245,6 +246,11 @@ def parse_contract(doc: dict[str, Any], path: Path) -> ContractSpec:
     )
 
 
+# libyaml's safe loader when PyYAML was built with it: the same documents, about 8x faster than
+# the pure-Python one (a CLI run reads two or three contracts before any work starts).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_contract(path: Path | str = CURATED_CONTRACT) -> ContractSpec:
     """Read a contract file.
 
@@ -259,7 +265,7 @@ def load_contract(path: Path | str = CURATED_CONTRACT) -> ContractSpec:
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ContractError(f"{path}: cannot read contract: {exc}") from exc
     if not isinstance(doc, dict):
@@ -418,12 +424,46 @@ def _json_object(text: str) -> bool:
         return False
 
 
+# A pattern made only of these never matches a line feed: no ".", "\s", negated class, control
+# character or flag; escapes are \d, \w or a punctuation character standing for itself.
+_NEWLINE_FREE = re.compile(r"(?:[A-Za-z0-9_{},|()\[\]*+?: \-]|\\[dw]|\\[!-/:-@\[-`{-~])*")
+
+
+@functools.cache
+def _column_regex(regex: re.Pattern[str]) -> re.Pattern[str] | None:
+    """A regex that fullmatches the values joined by line feeds exactly when each value
+    fullmatches ``regex``; None when the pattern could match a line feed, which would let a match
+    straddle two values."""
+    body = regex.pattern.removeprefix("^").removesuffix("$")
+    if regex.flags != re.UNICODE or "(?" in body.replace("(?:", ""):
+        return None
+    if not _NEWLINE_FREE.fullmatch(body):
+        return None
+    return re.compile(f"(?:{body})(?:\n(?:{body}))*")
+
+
+def _all_match(column: re.Pattern[str], separator: str, values: list[Any]) -> bool:
+    """Whether ``column`` fullmatches the values joined by ``separator``, which no value holds.
+    False when some value is not text: the caller then judges value by value."""
+    try:
+        joined = separator.join(values)
+    except TypeError:
+        return False
+    return joined.count(separator) == len(values) - 1 and column.fullmatch(joined) is not None
+
+
 def _fullmatches(regex: re.Pattern[str], series: pd.Series) -> pd.Series:
     import pandas as pd
 
+    values = _values(series)
+    column = _column_regex(regex)
+    # Almost every column is valid: one match over the whole column proves it, at a fraction of
+    # a match per value. A value holding a line feed, or any failure, goes value by value.
+    if column is not None and values and _all_match(column, "\n", values):
+        return pd.Series(True, index=series.index, dtype=bool)
     # A plain loop over the values: twice as fast as Series.str.fullmatch on python strings.
     match = regex.fullmatch
-    hits = [match(v) is not None for v in _values(series)]
+    hits = [match(v) is not None for v in values]
     return pd.Series(hits, index=series.index, dtype=bool)
 
 
@@ -465,8 +505,28 @@ def _type_checks(col: ColumnSpec) -> list[pa.Check]:
     if kind in ("array", "object"):
         is_json = _json_array_of(col.items_type) if kind == "array" else _json_object
         name = f"json_{kind}" + (f" of {col.items_type}" if col.items_type else "")
+        if col.items_type == "string":
+            return [pa.Check(lambda s: _string_arrays(s, is_json), name="json_array", error=name)]
         return [pa.Check(lambda s: _by_unique(s, is_json), name=f"json_{kind}", error=name)]
     return []
+
+
+# Arrays of word strings written the way json.dumps writes them (``[]``, ``["a", "b"]``), one
+# after another, separated by NUL: a strict subset of the JSON grammar (no value can hold a NUL
+# outside a string, and none of these strings holds one), simple enough to match in one pass.
+_PLAIN_STRING_ARRAY = r'\[(?:"\w*"(?:, "\w*")*)?\]'
+_PLAIN_STRING_ARRAYS = re.compile(rf"{_PLAIN_STRING_ARRAY}(?:\x00{_PLAIN_STRING_ARRAY})*")
+
+
+def _string_arrays(series: pd.Series, is_json: Callable[[str], bool]) -> pd.Series:
+    import pandas as pd
+
+    # Ids, tags and names are almost always plain words: one match over the whole column proves
+    # every value valid; otherwise each distinct value is parsed by the full grammar.
+    values = _values(series)
+    if values and _all_match(_PLAIN_STRING_ARRAYS, "\x00", values):
+        return pd.Series(True, index=series.index, dtype=bool)
+    return _by_unique(series, is_json)
 
 
 def _value_checks(col: ColumnSpec) -> list[pa.Check]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,10 @@ from etl.contracts import (
     ContractError,
     ContractSpec,
     TimestampFormat,
+    _column_regex,
+    _fullmatches,
     _json_array_of,
+    _string_arrays,
     load_contract,
     pandera_schema,
 )
@@ -128,6 +132,58 @@ def test_pattern_must_match_in_full_even_before_a_trailing_newline() -> None:
         ("id", "pattern", 1),
         ("id", "pattern", 2),
     ]
+
+
+_PATTERNS = [
+    "^[0-9]{1,19}$",
+    "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+    "[0-9]{2}\\-[a-z]|x",
+    "a.b",
+    "\\s*",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pattern=st.sampled_from(_PATTERNS),
+    values=st.lists(st.text(st.sampled_from("0123ab-x\n\r. "), max_size=5), max_size=6),
+)
+def test_pattern_check_of_a_column_agrees_with_matching_each_value(
+    pattern: str, values: list[str]
+) -> None:
+    # The whole-column match (values joined by line feeds) must give the per-value verdicts.
+    regex = re.compile(pattern)
+    got = _fullmatches(regex, pd.Series(values, dtype="str")).tolist()
+    assert got == [regex.fullmatch(v) is not None for v in values]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.text(st.sampled_from('[]", a\\\x00é'), max_size=8), max_size=5))
+def test_string_array_check_of_a_column_agrees_with_parsing_each_value(values: list[str]) -> None:
+    is_json = _json_array_of("string")
+    got = _string_arrays(pd.Series(values, dtype="str"), is_json).tolist()
+    assert got == [is_json(v) for v in values]
+
+
+def test_string_array_check_accepts_plain_columns_and_rejects_a_smuggled_nul() -> None:
+    is_json = _json_array_of("string")
+    column = pd.Series(["[]", '["a", "b_1"]', '["é"]'], dtype="str")
+    assert _string_arrays(column, is_json).all()
+    # '[]\x00[]' would read as two arrays if the NUL were taken for the separator.
+    assert _string_arrays(pd.Series(["[]\x00[]", "[]"], dtype="str"), is_json).tolist() == [
+        False,
+        True,
+    ]
+
+
+def test_a_pattern_that_can_match_a_line_feed_is_matched_value_by_value() -> None:
+    assert _column_regex(re.compile("a.b")) is None
+    assert _column_regex(re.compile("[^a]")) is None
+    assert _column_regex(re.compile("(?s)x")) is None
+    assert _column_regex(re.compile("^[0-9]{1,19}$")) is not None
+    # "1\n2" joined with its neighbour would look like two valid values; it is one invalid one.
+    got = _fullmatches(re.compile("^[0-9]+$"), pd.Series(["1\n2", "3"], dtype="str")).tolist()
+    assert got == [False, True]
 
 
 def test_boolean_timestamp_and_allowed_values() -> None:

@@ -499,3 +499,31 @@ def test_any_unicode_text_round_trips_through_the_csv(texts: list[str]) -> None:
 @given(items=st.lists(st.text(max_size=12), max_size=4))
 def test_list_columns_are_exactly_what_json_dumps_writes(items: list[str]) -> None:
     assert transform._json_text(items) == json.dumps(items, ensure_ascii=False)
+
+
+_CELL = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(st.sampled_from(',"\r\n\x00 a\u2028\ud800é'), max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 5).flatmap(
+        lambda n: st.lists(st.lists(_CELL, min_size=n, max_size=n), min_size=1, max_size=4)
+    )
+)
+def test_csv_lines_are_exactly_what_csv_writer_writes(rows: list[list[Any]]) -> None:
+    # rows here are columns: each inner list is one column, all of the same length
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(zip(*rows, strict=True))
+    assert "".join(transform._csv_lines(rows)) == out.getvalue()
+
+
+def test_csv_lines_fall_back_to_csv_writer_for_other_types() -> None:
+    columns: list[list[Any]] = [["a,b", 1.5], [True, None]]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(zip(*columns, strict=True))
+    assert transform._csv_lines(columns) == ['"a,b",True\r\n', "1.5,\r\n"]
+    assert "".join(transform._csv_lines(columns)) == out.getvalue()
