@@ -72,7 +72,7 @@ from etl.contracts import CURATED_CONTRACT, ContractSpec, TimestampFormat, load_
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from concurrent.futures import Future
 
     import pandas as pd
@@ -634,6 +634,19 @@ class _Columns:
 
 
 # --- duplicates ----------------------------------------------------------------------------------
+# Decimal ids of up to 19 digits without a leading zero (they fit in a uint64), one a line.
+_DECIMAL_IDS = re.compile(r"(?:0|[1-9][0-9]{0,18})(?:\n(?:0|[1-9][0-9]{0,18}))*")
+
+
+def _all_decimal_ids(ids: list[str | None]) -> bool:
+    """Whether every id is a decimal id (see :class:`_SeenIds`), checked in one pass."""
+    try:
+        joined = "\n".join(cast("list[str]", ids))
+    except TypeError:  # a missing id
+        return False
+    return joined.count("\n") == len(ids) - 1 and _DECIMAL_IDS.fullmatch(joined) is not None
+
+
 class _SeenIds:
     """Tweet ids already taken in this run.
 
@@ -648,6 +661,10 @@ class _SeenIds:
     def first_seen(self, ids: list[str | None]) -> list[bool]:
         """Mark which ids are new (first occurrence, also within ``ids``) and remember them."""
         keep = [True] * len(ids)
+        if _all_decimal_ids(ids):  # the usual case: one match over all ids, no loop
+            decimal = list(map(int, cast("list[str]", ids)))
+            self._take(np.array(decimal, dtype=np.uint64), range(len(ids)), keep)
+            return keep
         positions: list[int] = []
         numbers: list[int] = []
         for i, tid in enumerate(ids):
@@ -664,7 +681,7 @@ class _SeenIds:
             self._take(np.array(numbers, dtype=np.uint64), positions, keep)
         return keep
 
-    def _take(self, values: np.ndarray, positions: list[int], keep: list[bool]) -> None:
+    def _take(self, values: np.ndarray, positions: Sequence[int], keep: list[bool]) -> None:
         unique, first = np.unique(values, return_index=True)
         drop = np.ones(len(values), dtype=bool)
         drop[first] = False

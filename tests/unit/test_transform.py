@@ -527,3 +527,25 @@ def test_csv_lines_fall_back_to_csv_writer_for_other_types() -> None:
     csv.writer(out, lineterminator="\r\n").writerows(zip(*columns, strict=True))
     assert transform._csv_lines(columns) == ['"a,b",True\r\n', "1.5,\r\n"]
     assert "".join(transform._csv_lines(columns)) == out.getvalue()
+
+
+_ID = st.one_of(
+    st.none(), st.sampled_from(["0", "1", "7", "01", "18446744073709551615", "1\n2", "x"])
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(_ID, max_size=6), max_size=3))
+def test_seen_ids_keep_exactly_the_first_occurrence_of_each_id(
+    batches: list[list[str | None]],
+) -> None:
+    # All-decimal batches take the one-pass path, the others the loop: both must agree with a set.
+    seen = transform._SeenIds()
+    taken: set[str] = set()
+    for batch in batches:
+        expected = []
+        for tid in batch:
+            expected.append(tid is None or tid not in taken)
+            if tid is not None:
+                taken.add(tid)
+        assert seen.first_seen(batch) == expected
