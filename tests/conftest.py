@@ -40,9 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, kind))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    """Headless Debian Chromium driven by Playwright (no browser download).
+
+    Module-scoped on purpose: Playwright's driver process and event loop must not outlive the
+    module, or later tests that fork worker processes (the transform's) hang.
+    """
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.is_file():
