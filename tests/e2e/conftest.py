@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 # With this set (to anything but 0), the UI tests also write the README's screenshots.
 UPDATE_SCREENSHOTS_ENV = "TWEETPIPE_UPDATE_SCREENSHOTS"
-README_SCREENSHOTS = ROOT / "docs" / "screenshots"
+README_SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
 START_TIMEOUT = 240.0
 
 
@@ -151,7 +151,7 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def save_screenshot(png: bytes, name: str, screenshot_dir: Path) -> Path:
-    """Write a screenshot to the test's directory, and to docs/screenshots when asked to."""
+    """Write a screenshot to the test's directory, and to the README's folder when asked to."""
     path = screenshot_dir / name
     path.write_bytes(png)
     if os.environ.get(UPDATE_SCREENSHOTS_ENV, "0") not in ("", "0"):
