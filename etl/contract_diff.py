@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from etl._git import git_output
 from etl.contract_lint import CONTRACT_GLOB, SEMVER
 from etl.contract_tree import allowed_values
 from etl.contracts import CONTRACTS_DIR, QUALITY_OPERATORS
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 FORMATS = ("text", "json", "markdown")
-_GIT_TIMEOUT_S = 60
 
 # Contract keys consumers and lineage find the data by; any other top-level key is metadata.
 _CONTRACT_BREAKING_KEYS = {"id": "the contract id", "name": "the dataset name"}
@@ -292,7 +291,7 @@ def diff_against_ref(ref: str, directory: Path = CONTRACTS_DIR) -> DiffReport:
         raise DiffInputError(f"{directory}: no such contracts directory")
     top = Path(_git(directory, "rev-parse", "--show-toplevel").strip())
     rel_dir = directory.relative_to(top.resolve()).as_posix()
-    if _git_ok(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+    if git_output(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
         raise DiffInputError(f"{ref!r} is not a git revision in {top}")
     prefix = "" if rel_dir == "." else f"{rel_dir}/"
     listed = _git(top, "ls-tree", "--name-only", ref, "--", prefix or ".").splitlines()
@@ -386,23 +385,8 @@ def _parse(text: str, source: str) -> dict[str, Any]:
     return doc
 
 
-def _git_ok(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DiffInputError(f"git {' '.join(args)} failed: {exc}") from exc
-    return done.stdout if done.returncode == 0 else None
-
-
 def _git(cwd: Path, *args: str) -> str:
-    out = _git_ok(cwd, *args)
+    out = git_output(cwd, *args)
     if out is None:
         raise DiffInputError(f"git {' '.join(args)} failed in {cwd} (is it a git working tree?)")
     return out

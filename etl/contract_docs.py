@@ -11,13 +11,13 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from etl._git import git_output
 from etl.contract_lint import LintUsageError, contract_files
 from etl.contract_tree import allowed_values, iter_properties, schema_objects
 from etl.contracts import QUALITY_OPERATORS
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 DOCS_PREFIX = "docs/contracts/"
 _HISTORY_LIMIT = 200
-_GIT_TIMEOUT_S = 60
 _SEP = "\x1f"
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -94,12 +93,12 @@ def version_history(path: Path) -> list[HistoryEntry] | None:
         The history, or None when the file is not in a git working tree.
     """
     path = path.resolve()
-    top_out = _git(path.parent, "rev-parse", "--show-toplevel")
+    top_out = git_output(path.parent, "rev-parse", "--show-toplevel")
     if top_out is None:
         return None
     top = Path(top_out.strip()).resolve()
     rel = path.relative_to(top).as_posix()
-    log = _git(
+    log = git_output(
         top,
         "log",
         "--follow",
@@ -114,7 +113,7 @@ def version_history(path: Path) -> list[HistoryEntry] | None:
         for sha, short, day, subject, name in _parse_log(log or "")
     ]
     current = path.read_text(encoding="utf-8")
-    if _git(top, "show", f"HEAD:{rel}") != current:
+    if git_output(top, "show", f"HEAD:{rel}") != current:
         entries.insert(0, HistoryEntry("working tree", "", _version_of(current), "uncommitted"))
     return entries
 
@@ -213,21 +212,6 @@ def _load_page(path: Path) -> _Page:
     return _Page(file_name, path, doc, tuple(history) if history is not None else None)
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def _parse_log(log: str) -> list[tuple[str, str, str, str, str]]:
     """(sha, short sha, date, subject, path at that commit) from ``git log --name-only``."""
     commits: list[tuple[str, str, str, str, str]] = []
@@ -243,7 +227,7 @@ def _parse_log(log: str) -> list[tuple[str, str, str, str, str]]:
 
 
 def _version_at(top: Path, sha: str, name: str) -> str:
-    text = _git(top, "show", f"{sha}:{name}")
+    text = git_output(top, "show", f"{sha}:{name}")
     return _version_of(text) if text is not None else "?"
 
 
