@@ -1,11 +1,13 @@
 """Benchmark ``tweetpipe transform`` against the naive baseline on the same generated input.
 
 For each size the input is generated once (``bench/generate.py``, fixed seed) and reused. Each
-command runs as a child process: wall time is measured around it, CPU time is the child's user +
-system time (its worker processes included) from ``os.wait4``, and peak RSS is the largest sum of
-the resident memory of the child and its worker processes, sampled every 20 ms with psutil. Runs
-alternate between the tools so machine load hits all of them, and the median of ``--repeat`` runs
-is kept. Before measuring, each tool runs once on a small input so Python's bytecode cache is
+command runs as a child process. Timed runs measure wall time around it and CPU time as the
+child's user + system time (its worker processes included) from ``os.wait4``; nothing else runs
+meanwhile. Peak RSS comes from separate runs, one per tool and size, that sample the resident
+memory of the child and its worker processes every 20 ms with psutil: the sampling costs CPU,
+which on a small machine would slow a tool using every core more than one using a single core,
+so it stays out of the timings. Timed runs alternate between the tools so machine load hits all
+of them, and the median of ``--repeat`` runs is kept. Before measuring, each tool runs once on a small input so Python's bytecode cache is
 warm for both (as on any machine after the first run). ``tweetpipe`` runs as a user runs it
 (default workers: one per CPU for inputs this large) and, for reference, with ``--workers 1``. The naive baseline holds
 everything in memory, so by default it runs only up to ``--naive-max`` posts.
@@ -46,19 +48,23 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def _run(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd``: wall and CPU seconds, and peak RSS (MiB) of it and its workers together."""
+def _run(cmd: list[str], watch: bool = False) -> dict[str, float]:
+    """Run ``cmd``: wall and CPU seconds; with ``watch``, also the peak RSS (MiB) of it and its
+    workers together."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    watched = psutil.Process(proc.pid)
     peak = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak = max(peak, _tree_rss(watched))
-        time.sleep(0.02)
+    if watch:
+        watched = psutil.Process(proc.pid)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _tree_rss(watched))
+            time.sleep(0.02)
+    else:
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -109,15 +115,17 @@ def bench_size(size: int, seed: int, repeat: int, naive: bool) -> dict[str, dict
             runs[name].append(_run(cmd))
             m = runs[name][-1]
             print(
-                f"{size:>9} {name:<22} {m['wall_s']:7.2f} s wall {m['cpu_s']:7.2f} s cpu "
-                f"{m['peak_rss_mib']:7.0f} MiB",
+                f"{size:>9} {name:<22} {m['wall_s']:7.2f} s wall {m['cpu_s']:7.2f} s cpu",
                 file=sys.stderr,
             )
+    peaks = {name: _run(cmd, watch=True)["peak_rss_mib"] for name, cmd in tools.items()}
+    for name, peak in peaks.items():
+        print(f"{size:>9} {name:<22} {peak:7.0f} MiB peak RSS", file=sys.stderr)
     return {
         name: {
             "wall_s": statistics.median(m["wall_s"] for m in samples),
             "cpu_s": statistics.median(m["cpu_s"] for m in samples),
-            "peak_rss_mib": max(m["peak_rss_mib"] for m in samples),
+            "peak_rss_mib": peaks[name],
             "input_mib": data.stat().st_size / 2**20,
         }
         for name, samples in runs.items()
