@@ -394,11 +394,15 @@ def redact(text: str) -> str:
     return text
 
 
-def error_facet(error: BaseException | str) -> error_message_run.ErrorMessageRunFacet:
+def error_facet(
+    error: BaseException | str, stack_trace: str | None = None
+) -> error_message_run.ErrorMessageRunFacet:
     """The ``errorMessage`` run facet of a failed step.
 
     Args:
         error: the exception that failed the step, or a message.
+        stack_trace: the trace to report with a message (an exception brings its own), e.g. one
+            formatted in another process.
 
     Returns:
         The facet with the message and, for an exception, its stack trace, secrets scrubbed.
@@ -410,7 +414,9 @@ def error_facet(error: BaseException | str) -> error_message_run.ErrorMessageRun
             message=redact(message), programmingLanguage="python", stackTrace=redact(trace)
         )
     return error_message_run.ErrorMessageRunFacet(
-        message=redact(error), programmingLanguage="python"
+        message=redact(error),
+        programmingLanguage="python",
+        stackTrace=redact(stack_trace) if stack_trace else None,
     )
 
 
@@ -628,6 +634,7 @@ class LineageRun:
         self.lineage = lineage
         self.destination = destination
         self.error: BaseException | str | None = None
+        self.stack_trace: str | None = None
 
     def add(self, lineage: StepLineage) -> None:
         """Add what the step learned (outputs, statistics, quality results).
@@ -637,13 +644,15 @@ class LineageRun:
         """
         self.lineage = self.lineage.merge(lineage)
 
-    def fail(self, error: BaseException | str) -> None:
+    def fail(self, error: BaseException | str, stack_trace: str | None = None) -> None:
         """Mark the run failed although the step returned normally.
 
         Args:
             error: the breach or failure, for the ``errorMessage`` facet.
+            stack_trace: with a message, the trace to report (see :func:`error_facet`).
         """
         self.error = error
+        self.stack_trace = stack_trace
 
 
 def _event(
@@ -714,7 +723,7 @@ def lineage_run(
         raise
     else:
         if run.error is not None:
-            failed = {"errorMessage": error_facet(run.error)}
+            failed = {"errorMessage": error_facet(run.error, run.stack_trace)}
             _emit(client, _event(RunState.FAIL, run, nominal, failed))
         else:
             _emit(client, _event(RunState.COMPLETE, run, nominal))

@@ -1068,11 +1068,11 @@ def _units(pages: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes
 
 
 _WORKER: _Unit | None = None  # a worker process's unit processor, for the last contract seen
-_POOL: tuple[int, Any] | None = None  # (workers, executor) started ahead by the CLI
 
 
 def _warm_worker() -> None:
-    """A worker's start: the pandas/pandera import is most of it, so it runs before any work."""
+    """A worker's start: with fork it shares the modules this process imported; a spawned
+    worker imports pandas and pandera here, before any work."""
     import pandera.pandas  # noqa: F401
 
     gc.freeze()  # as in _few_gc_passes, for the worker's lifetime
@@ -1091,22 +1091,15 @@ def _new_pool(workers: int) -> Any:
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork shares the modules imported so far with the workers for free; with other threads
-    # running, forking is unsafe and spawn is used instead.
+    # Imported once here, pandas and pandera come with every forked worker for free (each would
+    # otherwise spend a third of a second of CPU importing its own).
+    import pandera.pandas  # noqa: F401
+
+    # With other threads running, forking is unsafe and spawn is used instead.
     method = "fork" if threading.active_count() == 1 else "spawn"
     if method not in multiprocessing.get_all_start_methods():
         method = "spawn"
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context(method), _warm_worker)
-    pool.submit(int)  # start the workers now: they import pandas while the caller goes on
-    return pool
-
-
-def _start_workers_early(workers: int) -> None:
-    """Start the worker processes before the rest of the run's set-up (imports, lineage), so
-    their own start-up overlaps it; :func:`transform_pages` uses them if the count matches."""
-    global _POOL
-    if workers > 1 and _POOL is None:
-        _POOL = (workers, _new_pool(workers))
+    return ProcessPoolExecutor(workers, multiprocessing.get_context(method), _warm_worker)
 
 
 def _results_in_parallel(
@@ -1116,12 +1109,7 @@ def _results_in_parallel(
     per worker are in flight, so memory stays flat however long the input."""
     from collections import deque
 
-    global _POOL
-    if _POOL is not None and _POOL[0] == workers:
-        pool, _POOL = _POOL[1], None
-    else:
-        pool = _new_pool(workers)
-    with pool:
+    with _new_pool(workers) as pool:
         pending: deque[Future[_UnitResult]] = deque()
         for unit in units:
             pending.append(pool.submit(_work, spec, unit))
@@ -1329,12 +1317,12 @@ def run_transform_cli(args: argparse.Namespace) -> int:
             workers = _auto_workers(input_files(paths))
         except UsageError:
             workers = 1  # transform_files reports the missing input below
-    _start_workers_early(workers)
-    # Lineage (etl.lineage): the same job and datasets the DAG's transform task reports.
-    from etl.lineage import cli_transform_inputs, cli_transform_outputs, events_file, lineage_run
+    # Lineage: the same job and datasets the DAG's transform task reports, emitted by a process
+    # beside this one (etl.lineage_beside) while this one works.
+    from etl.lineage_beside import lineage_run_beside
 
-    inputs = cli_transform_inputs(args.inputs)
-    with lineage_run("transform", inputs, default_file=events_file(out)) as lineage:
+    inputs = ("cli_transform_inputs", (args.inputs,))
+    with lineage_run_beside("transform", inputs, out_dir=out) as lineage:
         try:
             report = transform_files(
                 paths,
@@ -1346,7 +1334,7 @@ def run_transform_cli(args: argparse.Namespace) -> int:
         except ContractError as exc:
             raise UsageError(str(exc)) from exc
         written = (out / "tweets.csv", out / "quarantine.jsonl")
-        lineage.add(cli_transform_outputs(args.inputs, *written, report.to_dict()))
+        lineage.add("cli_transform_outputs", args.inputs, *written, report.to_dict())
         if not report.passed:
             lineage.fail("; ".join(report.fatal))
     summary = (
