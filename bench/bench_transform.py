@@ -1,16 +1,21 @@
 """Benchmark ``tweetpipe transform`` against the naive baseline on the same generated input.
 
-For each size the input is generated once (``bench/generate.py``, fixed seed) and reused. Each
-command runs as a child process. Timed runs measure wall time around it and CPU time as the
+For each size the input is generated once (``bench/generate.py``, fixed seed) and reused. Both
+tools run in an environment like a user's, built from ``uv.lock`` without the dev group
+(``bench/out/venv``): in the dev environment pandera also imports hypothesis's strategies on its
+first validation, which an installed ``tweetpipe`` does not have.
+
+Each command runs as a child process. Timed runs measure wall time around it and CPU time as the
 child's user + system time (its worker processes included) from ``os.wait4``; nothing else runs
 meanwhile. Peak RSS comes from separate runs, one per tool and size, that sample the resident
 memory of the child and its worker processes every 20 ms with psutil: the sampling costs CPU,
 which on a small machine would slow a tool using every core more than one using a single core,
 so it stays out of the timings. Timed runs alternate between the tools so machine load hits all
-of them, and the median of ``--repeat`` runs is kept. Before measuring, each tool runs once on a small input so Python's bytecode cache is
-warm for both (as on any machine after the first run). ``tweetpipe`` runs as a user runs it
-(default workers: one per CPU for inputs this large) and, for reference, with ``--workers 1``. The naive baseline holds
-everything in memory, so by default it runs only up to ``--naive-max`` posts.
+of them, and the median of ``--repeat`` runs is kept. Before measuring, each tool runs once on a
+small input so Python's bytecode cache is warm for both (as on any machine after the first run).
+``tweetpipe`` runs as a user runs it (default workers: one per CPU for inputs this large) and,
+for reference, with ``--workers 1``. The naive baseline holds everything in memory, so by
+default it runs only up to ``--naive-max`` posts.
 
     python bench/bench_transform.py --sizes 100000 1000000 --repeat 3
 
@@ -22,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,14 +81,30 @@ def _run(cmd: list[str], watch: bool = False) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": peak / 2**20}
 
 
+@functools.cache
+def user_env() -> Path:
+    """The ``bin`` directory of an environment with the locked runtime dependencies only."""
+    venv = OUT / "venv"
+    uv = os.environ.get("UV") or shutil.which("uv")
+    command = [uv] if uv else [sys.executable, "-m", "uv"]
+    subprocess.run(
+        [*command, "sync", "--frozen", "--no-dev", "--quiet"],
+        cwd=BENCH.parent,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
+        check=True,
+    )
+    return venv / "bin"
+
+
 def _commands(data: Path, size: int) -> dict[str, list[str]]:
     work = OUT / "work" / str(size)
-    tweetpipe = [str(Path(sys.executable).with_name("tweetpipe")), "transform", str(data)]
+    bin_dir = user_env()
+    tweetpipe = [str(bin_dir / "tweetpipe"), "transform", str(data)]
     return {
         "tweetpipe": [*tweetpipe, "--out", str(work / "default")],
         "tweetpipe --workers 1": [*tweetpipe, "--out", str(work / "one"), "--workers", "1"],
         "naive": [
-            sys.executable,
+            str(bin_dir / "python"),
             str(BENCH / "naive_transform.py"),
             str(data),
             str(work / "naive.csv"),
