@@ -647,6 +647,11 @@ def _all_decimal_ids(ids: list[str | None]) -> bool:
     return joined.count("\n") == len(ids) - 1 and _DECIMAL_IDS.fullmatch(joined) is not None
 
 
+def _id_numbers(ids: list[str | None]) -> np.ndarray:
+    """Decimal ids (see :func:`_all_decimal_ids`) as uint64 numbers."""
+    return np.array(list(map(int, cast("list[str]", ids))), dtype=np.uint64)
+
+
 class _SeenIds:
     """Tweet ids already taken in this run.
 
@@ -658,12 +663,15 @@ class _SeenIds:
         self._sorted = np.empty(0, dtype=np.uint64)
         self._other: set[str] = set()
 
-    def first_seen(self, ids: list[str | None]) -> list[bool]:
-        """Mark which ids are new (first occurrence, also within ``ids``) and remember them."""
+    def first_seen(self, ids: list[str | None] | np.ndarray) -> list[bool]:
+        """Mark which ids are new (first occurrence, also within ``ids``) and remember them.
+        ``ids`` may be decimal ids already as numbers (see :func:`_id_numbers`)."""
         keep = [True] * len(ids)
+        if isinstance(ids, np.ndarray):
+            self._take(ids, range(len(ids)), keep)
+            return keep
         if _all_decimal_ids(ids):  # the usual case: one match over all ids, no loop
-            decimal = list(map(int, cast("list[str]", ids)))
-            self._take(np.array(decimal, dtype=np.uint64), range(len(ids)), keep)
+            self._take(_id_numbers(ids), range(len(ids)), keep)
             return keep
         positions: list[int] = []
         numbers: list[int] = []
@@ -788,7 +796,13 @@ def _dump_line(obj: dict[str, Any]) -> str:
 @dataclass
 class _UnitResult:
     """What one unit of pages gave: counters, quarantine lines found while reading, and per
-    post (first occurrences within the unit, in input order) its id, verdict and output line."""
+    post (first occurrences within the unit, in input order) its id and verdict; the CSV rows
+    of the posts that passed as one UTF-8 block with each row's size, and the quarantine line
+    of each post that did not.
+
+    Ids that are all decimal travel as a uint64 array and rows as bytes: a worker's result then
+    crosses to the caller, and into the CSV, without a Python object per row.
+    """
 
     pages: int = 0
     pages_quarantined: int = 0
@@ -798,9 +812,11 @@ class _UnitResult:
     duplicates: int = 0
     checks: dict[str, int] = field(default_factory=dict)
     early_lines: list[str] = field(default_factory=list)
-    ids: list[str | None] = field(default_factory=list)
+    ids: list[str | None] | np.ndarray = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
+    csv: bytes = b""
+    csv_sizes: list[int] = field(default_factory=list)  # bytes of each row in csv
+    rejected: dict[int, str] = field(default_factory=dict)  # quarantine line of a failed post
     reasons: dict[int, list[str]] = field(default_factory=dict)  # check keys of rejected posts
     filled: set[str] = field(default_factory=set)
 
@@ -892,27 +908,30 @@ class _Unit:
                 out.duplicates += keep.count(False)
                 columns = [list(compress(c, keep)) for c in columns]
                 positions = list(compress(positions, keep))
-        out.ids = (
-            columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
-        )
+        ids = columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
+        out.ids = _id_numbers(ids) if _all_decimal_ids(ids) else ids
         # The first value almost always settles it; list.count(None) would compare every value.
         out.filled = {
             n for n, c in zip(names, columns, strict=True) if any(v is not None for v in c)
         }
         frame = _frame(names, self.columns.kinds, columns)
         by_row, every_row = _gate_reasons(self.schema, frame)
-        out.lines = _csv_lines(columns)
+        lines = _csv_lines(columns)
         out.passed = [True] * len(positions)
-        if not by_row and not every_row:
-            return
-        parsed: dict[int, Any] = {}
-        for i, position in enumerate(positions):
-            reasons = every_row + by_row.get(i, [])
-            if reasons:
-                record = chunk.record(position, parsed)
-                out.passed[i] = False
-                out.reasons[i] = [_check_key(r) for r in reasons]
-                out.lines[i] = _quarantine_line("tweet", reasons, chunk.sources[position], record)
+        if by_row or every_row:
+            parsed: dict[int, Any] = {}
+            for i, position in enumerate(positions):
+                reasons = every_row + by_row.get(i, [])
+                if reasons:
+                    record = chunk.record(position, parsed)
+                    out.passed[i] = False
+                    out.reasons[i] = [_check_key(r) for r in reasons]
+                    source = chunk.sources[position]
+                    out.rejected[i] = _quarantine_line("tweet", reasons, source, record)
+            lines = list(compress(lines, out.passed))
+        # Rows that passed are valid UTF-8 (the gate checks it); an ASCII row's size is its length.
+        out.csv = "".join(lines).encode("utf-8")
+        out.csv_sizes = [len(x) if x.isascii() else len(x.encode("utf-8")) for x in lines]
 
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what makes csv's QUOTE_MINIMAL quote a field
@@ -996,6 +1015,10 @@ class _Run:
         self.csv_out = csv_out
         self.quarantine_out = quarantine_out
         csv.writer(csv_out, lineterminator="\r\n").writerow(spec.column_names)
+        # Rows arrive as UTF-8 bytes: a file's binary layer takes them as they are.
+        self.csv_bytes: IO[bytes] | None = getattr(csv_out, "buffer", None)
+        if self.csv_bytes is not None:
+            csv_out.flush()
         self.seen = _SeenIds()
         self.filled: set[str] = set()
 
@@ -1013,21 +1036,34 @@ class _Run:
         self.quarantine_out.writelines(unit.early_lines)
         self.filled |= unit.filled
         keep = self.seen.first_seen(unit.ids)
-        if all(keep) and all(unit.passed):
-            self.csv_out.writelines(unit.lines)
-            report.curated += len(unit.lines)
+        if all(keep) and not unit.rejected:
+            self._write_csv(unit.csv)
+            report.curated += len(unit.passed)
             return
-        for i, (kept, passed, line) in enumerate(zip(keep, unit.passed, unit.lines, strict=True)):
+        rows: list[bytes] = []
+        start = 0
+        sizes = iter(unit.csv_sizes)
+        for i, (kept, passed) in enumerate(zip(keep, unit.passed, strict=True)):
+            if passed:
+                end = start + next(sizes)
+                row, start = unit.csv[start:end], end
             if not kept:
                 report.duplicates += 1
             elif passed:
-                self.csv_out.write(line)
+                rows.append(row)
                 report.curated += 1
             else:
-                self.quarantine_out.write(line)
+                self.quarantine_out.write(unit.rejected[i])
                 report.quarantined += 1
                 for key in unit.reasons[i]:
                     report._count(key)
+        self._write_csv(b"".join(rows))
+
+    def _write_csv(self, rows: bytes) -> None:
+        if self.csv_bytes is not None:
+            self.csv_bytes.write(rows)
+        else:
+            self.csv_out.write(rows.decode("utf-8"))
 
     def finish(self) -> TransformReport:
         report = self.report

@@ -105,6 +105,53 @@ def test_worker_processes_give_byte_identical_output(monkeypatch: pytest.MonkeyP
     assert outputs[1][2].duplicates > 10
 
 
+def test_files_get_the_same_bytes_as_text_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Into a file, rows go to its binary layer: duplicates across units and quarantined posts
+    # (rows picked one by one out of a unit's block) must come out as through a text stream.
+    monkeypatch.setattr(transform, "UNIT_BYTES", 2000)
+    pages = [(f"raw/page-{i}.json", b) for i, b in enumerate(mixed_corpus() * 3)]
+    text_csv, text_q = io.StringIO(newline=""), io.StringIO(newline="")
+    transform.transform_pages(pages, text_csv, text_q, workers=1)
+    for workers in (1, 2):
+        csv_path, q_path = tmp_path / f"{workers}.csv", tmp_path / f"{workers}.jsonl"
+        with (
+            csv_path.open("w", encoding="utf-8", newline="") as csv_out,
+            q_path.open("w", encoding="utf-8", newline="\n") as q_out,
+        ):
+            report = transform.transform_pages(pages, csv_out, q_out, workers=workers)
+
+        assert csv_path.read_bytes() == text_csv.getvalue().encode("utf-8")
+        assert q_path.read_text(encoding="utf-8") == text_q.getvalue()
+        assert report.duplicates > 10 and report.quarantined > 5
+
+
+def test_rows_after_a_non_ascii_row_are_cut_at_the_right_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A unit with a repeat and a rejected post is written row by row out of its UTF-8 block.
+    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # one page a unit
+    a, b, c, d, e = ids(0, 5)
+    texts = {a: "first 😀", b: "plain", c: 'naïve ✓ مرحبا, "quoted"\nline', e: "after ✓"}
+    pages = [
+        ("p1", body(page([tweet(a, text=texts[a]), tweet(b, text=texts[b])]))),
+        ("p2", body(page([tweet(c, text=texts[c]), tweet(a), tweet(d, lang="??")]))),
+        ("p3", body(page([tweet(e, text=texts[e])]))),
+    ]
+    csv_path = tmp_path / "tweets.csv"
+    with (
+        csv_path.open("w", encoding="utf-8", newline="") as csv_out,
+        (tmp_path / "q.jsonl").open("w", encoding="utf-8") as q_out,
+    ):
+        report = transform.transform_pages(pages, csv_out, q_out, workers=1)
+
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert (report.curated, report.duplicates, report.quarantined) == (4, 1, 1)
+    assert {r["tweet_id"]: r["text"] for r in rows} == texts
+
+
 def test_workers_below_one_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
