@@ -452,6 +452,24 @@ def _all_match(column: re.Pattern[str], separator: str, values: list[Any]) -> bo
     return joined.count(separator) == len(values) - 1 and column.fullmatch(joined) is not None
 
 
+def every_value_matches(regex: re.Pattern[str], values: list[Any]) -> bool:
+    """Whether every value is text that ``regex`` fully matches, tested in one match over the
+    whole column where the pattern allows it (see :func:`_column_regex`).
+
+    Args:
+        regex: the pattern.
+        values: the column's values.
+
+    Returns:
+        True when all match; False when some value does not, or is not text.
+    """
+    column = _column_regex(regex)
+    if column is not None and values and _all_match(column, "\n", values):
+        return True
+    match = regex.fullmatch
+    return all(type(v) is str and match(v) is not None for v in values)
+
+
 def _fullmatches(regex: re.Pattern[str], series: pd.Series) -> pd.Series:
     import pandas as pd
 

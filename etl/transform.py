@@ -68,7 +68,13 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import msgspec
 import numpy as np
 
-from etl.contracts import CURATED_CONTRACT, ContractSpec, TimestampFormat, load_contract
+from etl.contracts import (
+    CURATED_CONTRACT,
+    ContractSpec,
+    TimestampFormat,
+    every_value_matches,
+    load_contract,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -342,6 +348,8 @@ def _as_object(value: Any) -> str | None:
 
 
 def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], str | None]:
+    """One value to the contract's format."""
+
     def as_timestamp(value: Any) -> str | None:
         if not isinstance(value, str):
             return _as_string(value)
@@ -502,8 +510,10 @@ def _path_column(col: ColumnSpec) -> tuple[set[str], Callable[[_Chunk], Column]]
     if not paths or any(p is None for p in paths):
         raise KeyError(col.name)
     steps = [p for p in paths if p is not None]
+    fmt = None
     if col.logical_type in ("timestamp", "date"):
-        convert = _timestamp_converter(TimestampFormat.parse(col.format) if col.format else None)
+        fmt = TimestampFormat.parse(col.format) if col.format else None
+        convert = _timestamp_converter(fmt)
     else:
         convert = _CONVERTERS.get(col.logical_type, _as_string)
     kind = col.logical_type
@@ -515,6 +525,8 @@ def _path_column(col: ColumnSpec) -> tuple[set[str], Callable[[_Chunk], Column]]
                 v if v is not None else w
                 for v, w in zip(values, _path_values(chunk, more), strict=True)
             ]
+        if fmt is not None and every_value_matches(fmt.pattern, values):
+            return values  # the API's own format: nothing to convert
         return _convert_all(values, kind, convert)
 
     return {str(s[0]) for s in steps}, build
@@ -544,8 +556,8 @@ def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable
                     lists.append([i.get(key) if type(i) is dict else i for i in items])
                 else:
                     lists.append([_entity_value(i, key, fallback) for i in items])
-            else:
-                column.append(_entity_list(entities, kind, key, fallback))
+            else:  # none, or not a list: kept as sent, the gate judges it
+                column.append(_json_text(items) if items else "[]")
         for position, text in zip(where, _json_texts(lists), strict=True):
             column[position] = text
         return column
@@ -559,16 +571,7 @@ def _json_texts(lists: list[list[Any]]) -> list[str]:
     flat = [v for values in lists for v in values]
     if set(map(type, flat)) <= {str} and not _NEEDS_ESCAPE.search("".join(flat)):
         return ['["' + '", "'.join(values) + '"]' if values else "[]" for values in lists]
-    return [_json_text(values) for values in lists]
-
-
-def _entity_list(entities: Any, kind: str, key: str, fallback: str | None) -> str:
-    items = entities.get(kind) if type(entities) is dict else None
-    if not items:
-        return "[]"
-    if not isinstance(items, list):
-        return _json_text(items)
-    return _json_text([_entity_value(item, key, fallback) for item in items])
+    return [_json_text(values) if values else "[]" for values in lists]
 
 
 def _entity_value(item: Any, key: str, fallback: str | None) -> Any:

@@ -271,3 +271,15 @@ def test_json_array_checks_agree_with_json_loads(value: object, spaced: bool) ->
     if is_list:  # an array cut before its closing bracket is no array at all
         assert not _json_array_of("object")(text[:-1])
         assert not _json_array_of("string")(text[:-1])
+
+
+def test_every_value_matches_judges_each_value_not_the_joined_text() -> None:
+    from etl.contracts import every_value_matches
+
+    stamp = re.compile(r"[0-9]{4}-[0-9]{2}")
+    assert every_value_matches(stamp, ["2024-05", "1999-12"])
+    assert not every_value_matches(stamp, ["2024-05", "2024-5"])
+    assert not every_value_matches(stamp, ["2024-05", None])
+    # Joined by line feeds, "2024-05\n1999-12" must not pass as one value holding a line feed.
+    assert not every_value_matches(stamp, ["2024-05\n1999-12"])
+    assert not every_value_matches(re.compile(r"(?s).+"), ["a", 3])
