@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -101,7 +102,13 @@ def lineage_run_beside(step: str, inputs: Call, *, out_dir: Path | None) -> Iter
         name="tweetpipe-lineage",
         daemon=True,
     )
-    child.start()
+    # Ctrl-C is for the step's process, which then reports the interruption: the child starts
+    # with SIGINT blocked (a signal arriving meanwhile waits for this process) and ignores it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        child.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     outcome_in.close()
     reply_out.close()
     try:
@@ -142,6 +149,8 @@ def _child(
 ) -> None:
     from etl import lineage
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     sentinels = [outcome_in] + ([parent.sentinel] if parent is not None else [])
     events = lineage.events_file(out_dir)

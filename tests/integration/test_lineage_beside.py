@@ -197,3 +197,34 @@ def test_with_threads_running_lineage_is_emitted_in_this_process(tmp_path: Path)
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
     assert [o["name"].rsplit("/", 1)[-1] for o in complete["outputs"]] == ["q.jsonl"]
     assert run.destination.startswith("file ")
+
+
+_INTERRUPTED = """
+    import os, signal, sys, time
+    from pathlib import Path
+    from etl.lineage_beside import lineage_run_beside
+    try:
+        with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])):
+            os.killpg(0, signal.SIGINT)  # Ctrl-C reaches the whole process group
+            time.sleep(30)
+    except KeyboardInterrupt:
+        print("interrupted")
+"""
+
+
+def test_ctrl_c_stops_the_step_and_the_run_is_reported_failed_once(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_INTERRUPTED), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=ENV,
+        start_new_session=True,  # its own process group, so the signal stays inside it
+    )
+
+    assert proc.stdout.strip() == "interrupted"
+    assert "Traceback" not in proc.stderr  # the lineage process did not die of it
+    start, fail = _events(tmp_path)
+    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+    assert "KeyboardInterrupt" in fail["run"]["facets"]["errorMessage"]["stackTrace"]
