@@ -174,6 +174,21 @@ def test_a_step_process_killed_midway_leaves_a_fail_event_and_no_process(tmp_pat
     assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
     message = fail["run"]["facets"]["errorMessage"]["message"]
     assert message == "the run's process ended without reporting an outcome"
+    deadline = time.monotonic() + 30
+    while _processes_naming(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_naming(tmp_path) == []  # the lineage process exited too
+
+
+def _processes_naming(path: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if str(path) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc.info["pid"])
+    return found
 
 
 def test_with_threads_running_lineage_is_emitted_in_this_process(tmp_path: Path) -> None:
