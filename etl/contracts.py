@@ -463,21 +463,26 @@ def every_value_matches(regex: re.Pattern[str], values: list[Any]) -> bool:
     Returns:
         True when all match; False when some value does not, or is not text.
     """
-    column = _column_regex(regex)
-    if column is not None and values and _all_match(column, "\n", values):
+    if _column_matches(regex, values):
         return True
     match = regex.fullmatch
     return all(type(v) is str and match(v) is not None for v in values)
+
+
+def _column_matches(regex: re.Pattern[str], values: list[Any]) -> bool:
+    """The fast path: one match over the values joined by line feeds proves that each value
+    matches; False says only that the values must be judged one by one."""
+    column = _column_regex(regex)
+    return column is not None and bool(values) and _all_match(column, "\n", values)
 
 
 def _fullmatches(regex: re.Pattern[str], series: pd.Series) -> pd.Series:
     import pandas as pd
 
     values = _values(series)
-    column = _column_regex(regex)
     # Almost every column is valid: one match over the whole column proves it, at a fraction of
     # a match per value. A value holding a line feed, or any failure, goes value by value.
-    if column is not None and values and _all_match(column, "\n", values):
+    if _column_matches(regex, values):
         return pd.Series(True, index=series.index, dtype=bool)
     # A plain loop over the values: twice as fast as Series.str.fullmatch on python strings.
     match = regex.fullmatch

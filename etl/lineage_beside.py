@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
     from multiprocessing.connection import Connection
     from pathlib import Path
     from types import ModuleType
@@ -153,8 +154,7 @@ def _child(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     sentinels = [outcome_in] + ([parent.sentinel] if parent is not None else [])
-    events = lineage.events_file(out_dir)
-    with lineage.lineage_run(step, _built(lineage, inputs), default_file=events) as real:
+    with _lineage_run(lineage, step, inputs, out_dir) as real:
         # The step's process may die without a word (killed): the run then failed.
         told = BesideRun(error="the run's process ended without reporting an outcome")
         if outcome_in in multiprocessing.connection.wait(sentinels):
@@ -164,6 +164,16 @@ def _child(
     reply_out.send(real.destination)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _lineage_run(
+    lineage: ModuleType, step: str, inputs: Call, out_dir: Path | None
+) -> AbstractContextManager[LineageRun]:
+    events = lineage.events_file(out_dir)
+    run: AbstractContextManager[LineageRun] = lineage.lineage_run(
+        step, _built(lineage, inputs), default_file=events
+    )
+    return run
 
 
 def _built(lineage: ModuleType, call: Call) -> Any:
@@ -184,8 +194,7 @@ def _in_this_process(
 ) -> Iterator[None]:
     from etl import lineage
 
-    events = lineage.events_file(out_dir)
-    with lineage.lineage_run(step, _built(lineage, inputs), default_file=events) as real:
+    with _lineage_run(lineage, step, inputs, out_dir) as real:
         run.destination = real.destination
         try:
             yield

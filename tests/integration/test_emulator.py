@@ -1,7 +1,7 @@
 """The X API v2 emulator over real HTTP on loopback: requests and tweepy against it.
 
-Shape checks here stand alone; where ../shared/reference is present the responses are also
-validated against the OpenAPI document's schemas.
+Shape checks here stand alone, and the responses are also validated against the OpenAPI
+document's schemas in ../shared/reference (beside the repository, as in CI).
 """
 
 from __future__ import annotations
@@ -669,11 +669,11 @@ def test_cli_bad_fault_is_a_usage_error() -> None:
     assert "'explode=1'" in err
 
 
-# --- the OpenAPI document (when ../shared/reference is present) ---------------------------------
+# --- the OpenAPI document (../shared/reference, beside the repository) ---------------------------
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
     if not OPENAPI.is_file():
-        pytest.skip(f"X API OpenAPI document not found at {OPENAPI} (../shared/reference absent)")
+        pytest.fail(f"X API OpenAPI document missing: {OPENAPI} (../shared beside the repository)")
     return json.loads(OPENAPI.read_text())
 
 

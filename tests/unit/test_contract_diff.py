@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from etl.contract_diff import (
     diff_files,
     render,
 )
+from tests.git_repo import git
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -358,24 +358,15 @@ def test_a_file_that_is_not_a_contract_is_a_usage_error(tmp_path: Path) -> None:
 
 
 # --- --base against a git repository -------------------------------------------------------------
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid",
-         "-c", "commit.gpgsign=false", *args],
-        cwd=repo, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     (root / "contracts").mkdir(parents=True)
-    _git(root, "init", "-q")
+    git(root, "init", "-q")
     _write(root / "contracts" / "orders.odcs.yaml", BASE)
     (root / "contracts" / "notes.txt").write_text("not a contract\n", encoding="utf-8")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "orders 1.2.0")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "orders 1.2.0")
     return root
 
 
@@ -394,7 +385,7 @@ def test_base_compares_the_working_tree_with_a_revision(repo: Path) -> None:
 def test_base_sees_committed_history(repo: Path) -> None:
     contracts = repo / "contracts"
     _write(contracts / "orders.odcs.yaml", _new(lambda d: _remove(d, "note"), version="2.0.0"))
-    _git(repo, "commit", "-q", "-am", "orders 2.0.0: note removed")
+    git(repo, "commit", "-q", "-am", "orders 2.0.0: note removed")
     assert diff_against_ref("HEAD", contracts).contracts[0].changes == ()
     report = diff_against_ref("HEAD~1", contracts)
     assert report.ok

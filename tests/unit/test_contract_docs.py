@@ -4,7 +4,6 @@ version history, and come out the same every time."""
 from __future__ import annotations
 
 import copy
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import yaml
 from etl.cli import main
 from etl.contract_docs import DOCS_PREFIX, build_site, version_history
 from etl.contracts import CONTRACTS_DIR
+from tests.git_repo import git
 
 if TYPE_CHECKING:
     import pytest
@@ -50,15 +50,6 @@ def _write(path: Path, doc: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
-
-
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid",
-         "-c", "commit.gpgsign=false", *args],
-        cwd=repo, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout
 
 
 def _versioned(version: str, **changes: Any) -> dict[str, Any]:
@@ -138,17 +129,17 @@ def test_the_repository_contracts_render(tmp_path: Path) -> None:
     assert "tweet_id" in curated and "quarantined_share" in curated
 
 
-def test_version_history_follows_git(tmp_path: Path) -> None:
+def test_version_history_followsgit(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     contract = _write(repo / "contracts" / "orders.odcs.yaml", _versioned("1.0.0"))
-    _git(repo, "init", "-q")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "orders 1.0.0")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "orders 1.0.0")
     _write(contract, _versioned("1.1.0"))
-    _git(repo, "commit", "-q", "-am", "orders 1.1.0: <coupon> column")
+    git(repo, "commit", "-q", "-am", "orders 1.1.0: <coupon> column")
     # a rename is followed: the history keeps the commits under the old name
-    _git(repo, "mv", "contracts/orders.odcs.yaml", "contracts/shop_orders.odcs.yaml")
-    _git(repo, "commit", "-q", "-m", "rename")
+    git(repo, "mv", "contracts/orders.odcs.yaml", "contracts/shop_orders.odcs.yaml")
+    git(repo, "commit", "-q", "-m", "rename")
     moved = repo / "contracts" / "shop_orders.odcs.yaml"
     _write(moved, _versioned("2.0.0"))  # not committed
 
