@@ -71,6 +71,29 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return run_extract_cli(args)
 
 
+def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("state", help="inspect or repair state/ (watermarks) in a store")
+    verbs = p.add_subparsers(dest="state_verb", required=True)
+    reset = verbs.add_parser(
+        "reset",
+        help="clear a source's watermark (or rewind it with --to), so incremental runs go on",
+    )
+    reset.add_argument(
+        "--source", required=True, metavar="SOURCE", help="account:NAME, @NAME or query:TEXT"
+    )
+    reset.add_argument(
+        "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
+    )
+    reset.add_argument("--to", metavar="ID", help="rewind to this post id instead of clearing")
+    reset.set_defaults(handler=_cmd_state_reset)
+
+
+def _cmd_state_reset(args: argparse.Namespace) -> int:
+    from etl.land import run_state_reset_cli
+
+    return run_state_reset_cli(args)
+
+
 def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("emulator", help="run the bundled X API v2 emulator on 127.0.0.1")
     p.add_argument("--port", type=int, default=8089)
@@ -187,6 +210,7 @@ def _cmd_contracts_docs(args: argparse.Namespace) -> int:
 _ADDERS = (
     _add_transform,
     _add_extract,
+    _add_state,
     _add_emulator,
     _add_expectations,
     _add_demo,

@@ -19,7 +19,7 @@ import yaml
 
 SourceKind = Literal["account", "query"]
 
-_USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")  # matched in full: "$" takes a trailing "\n"
 _MAX_QUERY_LENGTH = 512  # recent search accepts queries of up to 512 characters
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -42,7 +42,7 @@ class Source:
 
     def __post_init__(self) -> None:
         if self.kind == "account":
-            if not _USERNAME.match(self.value):
+            if _USERNAME.fullmatch(self.value) is None:
                 raise ConfigError(
                     f"account {self.value!r} is not a valid X username "
                     "(1-15 letters, digits or underscores, without '@')"
@@ -69,8 +69,34 @@ class Source:
         digest = hashlib.sha256(self.value.encode()).hexdigest()[:10]
         return f"query-{readable}-{digest}" if readable else f"query-{digest}"
 
+    @property
+    def spec(self) -> str:
+        """The source as the command line and the DAG's params spell it (``account:NAME``,
+        ``query:TEXT``); :func:`parse_source` reads it back."""
+        return f"{self.kind}:{self.value}"
+
     def __str__(self) -> str:
         return f"@{self.value}" if self.kind == "account" else f"query {self.value!r}"
+
+
+def parse_source(text: str) -> Source:
+    """A source from its spelling: ``account:NAME``, ``@NAME`` or ``query:TEXT``.
+
+    Args:
+        text: the spelling (a DAG param, a ``--source`` flag).
+
+    Returns:
+        The source.
+
+    Raises:
+        ConfigError: neither spelling, or an invalid username or query (the message names it).
+    """
+    kind, sep, value = text.partition(":")
+    if sep and kind.strip() in ("account", "query"):
+        return Source(kind.strip(), value.strip())  # type: ignore[arg-type]
+    if text.startswith("@"):
+        return Source("account", text[1:].strip())
+    raise ConfigError(f"source {text!r} is neither 'account:NAME', '@NAME' nor 'query:TEXT'")
 
 
 @dataclass(frozen=True)

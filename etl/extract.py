@@ -12,7 +12,13 @@ A 200 whose body is not a JSON object (cut short in transit, say) is a transport
 page: its bytes are kept under the window's ``_rejected/`` (content-addressed) and listed in the
 manifest, and the request is retried. Only JSON objects become pages, so every page can be parsed
 and nothing received is lost. A window with pages but no manifest (an earlier call failed midway)
-resumes after its last landed page instead of fetching it again.
+resumes after its last landed page instead of fetching it again; for an incremental window that
+holds across runs too (:func:`etl.land.incremental_window` records the open window).
+
+The watermark only advances to ids that are valid by the API's schema and plausible by their
+Snowflake time (:func:`etl.ids.watermark_problem`): a post with any other id is landed like every
+post, it just does not count. A stored watermark that is unusable, or that the API refuses as
+``since_id``, fails the source with the ``tweetpipe state reset`` command that clears it.
 
 The bearer token is a parameter of :func:`make_client` and lives only inside the tweepy client: it
 is redacted from tweepy's debug log, and no message, manifest or landed object carries it.
@@ -25,11 +31,12 @@ import logging
 import os
 import random
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -45,8 +52,11 @@ from etl.config import (
     load_sources,
     parse_time,
 )
+from etl.ids import parse_id, watermark_problem
 from etl.land import (
+    WatermarkError,
     advance_watermark,
+    incremental_window,
     land_page,
     land_rejected,
     landed_pages,
@@ -56,6 +66,7 @@ from etl.land import (
     read_watermark,
     rejected_key,
     user_key,
+    watermark_key,
     window_label,
     window_prefix,
     write_manifest,
@@ -252,6 +263,24 @@ class _RateLimited:
     reset: int | None
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """An answer retrying cannot fix (a 4xx other than 429), as data.
+
+    Attributes:
+        status: the HTTP status.
+        reason: status and the Problem's title/detail, redacted.
+        parameters: the request parameters the API's errors name (e.g. ``since_id``).
+    """
+
+    status: int
+    reason: str
+    parameters: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 def _redact(text: str, secret: str) -> str:
     if secret:
         text = text.replace(secret, _REDACTED)
@@ -308,6 +337,27 @@ def _problem_text(response: requests.Response) -> str:
     return text
 
 
+_PARAMETER = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+_MAX_ERRORS_READ = 100
+
+
+def _named_parameters(response: requests.Response) -> frozenset[str]:
+    """The request parameters an error answer's ``errors[].parameters`` names."""
+    try:
+        doc = json.loads(response.content)
+    except ValueError:
+        return frozenset()
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(errors, list):
+        return frozenset()
+    named: set[str] = set()
+    for error in errors[:_MAX_ERRORS_READ]:
+        parameters = error.get("parameters") if isinstance(error, dict) else None
+        if isinstance(parameters, dict):
+            named.update(k for k in parameters if isinstance(k, str) and _PARAMETER.fullmatch(k))
+    return frozenset(named)
+
+
 def _parse_body(body: bytes) -> dict[str, Any] | str:
     """The body as a JSON object, or why it is not one."""
     try:
@@ -352,7 +402,7 @@ class XClient:
         call: Callable[[], requests.Response],
         run: _Run,
         keep_rejected: Callable[[bytes, str], dict[str, Any]],
-    ) -> _Fetched | str:
+    ) -> _Fetched | _Refused | str:
         """Send one request until it yields a JSON object; return it, or why it failed for good."""
         tries = 0
         rate_limited = 0
@@ -363,7 +413,7 @@ class XClient:
             outcome = self._attempt(endpoint, call, run)
             if isinstance(outcome, _Fetched):
                 return replace(outcome, attempts=tries + 1, rejected=tuple(rejected))
-            if isinstance(outcome, str):
+            if isinstance(outcome, str | _Refused):
                 return outcome
             if isinstance(outcome, _RateLimited):
                 rate_limited += 1
@@ -385,7 +435,7 @@ class XClient:
 
     def _attempt(
         self, endpoint: str, call: Callable[[], requests.Response], run: _Run
-    ) -> _Fetched | _Retry | _RateLimited | str:
+    ) -> _Fetched | _Retry | _RateLimited | _Refused:
         try:
             response = call()
         except tweepy.TooManyRequests as exc:
@@ -395,7 +445,11 @@ class XClient:
             self._limits[endpoint] = _RateLimit.from_headers(exc.response.headers)
             return _Retry(self.redact(_problem_text(exc.response)))
         except tweepy.HTTPException as exc:
-            return self.redact(_problem_text(exc.response))
+            return _Refused(
+                exc.response.status_code,
+                self.redact(_problem_text(exc.response)),
+                _named_parameters(exc.response),
+            )
         except requests.RequestException as exc:
             return _Retry(self.redact(f"{exc.__class__.__name__}: {exc}"))
         limits = _RateLimit.from_headers(response.headers)
@@ -557,6 +611,7 @@ class _Page:
     created: bool
     resumed: bool = False
     fetch: dict[str, Any] | None = None
+    ids_not_counted: int = 0
 
     def entry(self) -> dict[str, Any]:
         doc = {k: v for k, v in self.__dict__.items() if k != "fetch"}
@@ -566,28 +621,52 @@ class _Page:
         return doc
 
 
-def _page_facts(doc: dict[str, Any]) -> tuple[int, int, str | None, str | None]:
-    """(tweets, partial errors, newest id, next token) of a parsed page."""
+class _Facts(NamedTuple):
+    tweets: int
+    api_errors: int
+    newest_id: str | None
+    next_token: str | None
+    ids_not_counted: int
+
+
+def _page_facts(doc: dict[str, Any], now: datetime) -> _Facts:
+    """What a parsed page holds; ``newest_id`` counts only ids fit for the watermark.
+
+    A post whose id is not one (malformed, in the future, at odds with its ``created_at``) is
+    landed with its page like any other; it is counted in ``ids_not_counted`` instead.
+    """
     data = doc.get("data")
     tweets = data if isinstance(data, list) else []
     errors = doc.get("errors")
-    ids = [int(t["id"]) for t in tweets if isinstance(t, dict) and str(t.get("id", "")).isdigit()]
+    newest: int | None = None
+    not_counted = 0
+    for tweet in tweets:
+        if not isinstance(tweet, dict):
+            continue  # not a post at all: the transform quarantines it
+        post_id = tweet.get("id")
+        if watermark_problem(post_id, tweet.get("created_at"), now) is not None:
+            not_counted += 1
+            continue
+        number = parse_id(post_id)
+        if number is not None and (newest is None or number > newest):
+            newest = number
     meta = doc.get("meta")
     token = meta.get("next_token") if isinstance(meta, dict) else None
-    return (
+    return _Facts(
         len(tweets),
         len(errors) if isinstance(errors, list) else 0,
-        str(max(ids)) if ids else None,
+        str(newest) if newest is not None else None,
         str(token) if token else None,
+        not_counted,
     )
 
 
 def _newest(*ids: str | None) -> str | None:
-    present = [int(i) for i in ids if i]
+    present = [n for n in map(parse_id, ids) if n is not None]
     return str(max(present)) if present else None
 
 
-def _resume(store: Store, prefix: str) -> list[_Page]:
+def _resume(store: Store, prefix: str, now: datetime) -> list[_Page]:
     """Pages an earlier, unfinished call landed under ``prefix`` (read back, not refetched)."""
     pages = []
     token: str | None = None
@@ -596,23 +675,24 @@ def _resume(store: Store, prefix: str) -> list[_Page]:
         parsed = _parse_body(body)
         if isinstance(parsed, str) or key != page_key(prefix, number):
             raise ValueError(f"{store.url}/{key}: cannot resume from it ({parsed or 'gap'})")
-        tweets, errors, newest, next_token = _page_facts(parsed)
+        facts = _page_facts(parsed, now)
         pages.append(
             _Page(
                 number,
                 key,
                 sha256_hex(body),
                 len(body),
-                tweets,
-                errors,
-                newest,
-                next_token,
+                facts.tweets,
+                facts.api_errors,
+                facts.newest_id,
+                facts.next_token,
                 token,
                 created=False,
                 resumed=True,
+                ids_not_counted=facts.ids_not_counted,
             )
         )
-        token = next_token
+        token = facts.next_token
     return pages
 
 
@@ -656,17 +736,47 @@ class _SourceRun:
         self.run = run
         self.started = run.now()
         self.endpoint = ENDPOINT_TIMELINE if source.kind == "account" else ENDPOINT_SEARCH
-        self.since_id = None if window.bounded else read_watermark(store, source.slug)
-        self.label = window_label(window, self.since_id, self.started)
+        self.pages: list[_Page] = []
+        self.since_id: str | None = None
+        if window.bounded:
+            self.label = window_label(window, None, self.started)
+        else:
+            self.since_id = self._watermark()
+            self.label = incremental_window(
+                store, source.slug, self.endpoint, self.since_id, self.started
+            )
         self.prefix = window_prefix(source.slug, self.endpoint, self.label)
         self.manifest_key = manifest_key(self.prefix)
-        self.pages: list[_Page] = []
         self.rejected: list[str] = []
         self.user: dict[str, Any] = {}
         self.on_page: Callable[[int], None] | None = None
 
     def fail(self, reason: str) -> SourceFailed:
         return SourceFailed(self.source, reason, [p.key for p in self.pages])
+
+    def reset_command(self) -> str:
+        """The command that clears this source's watermark, ready to paste into a shell."""
+        return (
+            f"tweetpipe state reset --source {shlex.quote(self.source.spec)} "
+            f"--store {shlex.quote(self.store.url)}"
+        )
+
+    def _watermark(self) -> str | None:
+        """The stored watermark, checked before any request; unusable -> the source fails."""
+        try:
+            return read_watermark(self.store, self.source.slug, now=self.started)
+        except WatermarkError as exc:
+            raise self.fail(f"{exc}; clear it with `{self.reset_command()}`") from None
+
+    def refused_since_id(self, refused: _Refused) -> str:
+        """Why a request carrying the watermark as ``since_id`` was refused, and the way out."""
+        blamed = "since_id" in refused.parameters
+        cause = "refused" if blamed else "refused a request carrying"
+        return (
+            f"the API {cause} since_id={self.since_id}, the watermark "
+            f"{watermark_key(self.source.slug)}; if it is wrong, clear it with "
+            f"`{self.reset_command()}` (the next run starts without it)"
+        )
 
     def keep_rejected(self, what: str) -> Callable[[bytes, str], dict[str, Any]]:
         def keep(body: bytes, reason: str) -> dict[str, Any]:
@@ -694,10 +804,10 @@ class _SourceRun:
             self.keep_rejected("user-lookup"),
         )
         self.run.stats.user_lookups += self.run.stats.requests - before
-        if isinstance(fetched, str):
+        if not isinstance(fetched, _Fetched):
             raise self.fail(f"user lookup of @{username}: {fetched}")
         data = fetched.doc.get("data")
-        if not isinstance(data, dict) or not str(data.get("id", "")).isdigit():
+        if not isinstance(data, dict) or parse_id(data.get("id")) is None:
             raise self.fail(
                 f"user lookup of @{username} found no user: {_errors_text(fetched.doc)}"
             )
@@ -718,7 +828,7 @@ class _SourceRun:
         except ValueError:
             return None  # a broken cache entry is looked up again and overwritten
         data = doc.get("data") if doc else None
-        if isinstance(data, dict) and str(data.get("id", "")).isdigit():
+        if isinstance(data, dict) and parse_id(data.get("id")) is not None:
             return str(data["id"])
         return None
 
@@ -732,18 +842,27 @@ class _SourceRun:
     def land(self, fetched: _Fetched, token: str | None) -> _Page:
         number = len(self.pages) + 1
         put = land_page(self.store, page_key(self.prefix, number), fetched.body)
-        tweets, errors, newest, next_token = _page_facts(fetched.doc)
+        facts = _page_facts(fetched.doc, self.run.now())
+        if facts.ids_not_counted:
+            log.warning(
+                "%s: %d post id(s) in %s do not count for the watermark (malformed, in the "
+                "future or at odds with created_at)",
+                self.source,
+                facts.ids_not_counted,
+                put.key,
+            )
         return _Page(
             number,
             put.key,
             put.sha256,
             put.size,
-            tweets,
-            errors,
-            newest,
-            next_token,
+            facts.tweets,
+            facts.api_errors,
+            facts.newest_id,
+            facts.next_token,
             token,
             created=put.created,
+            ids_not_counted=facts.ids_not_counted,
             fetch={
                 "status": fetched.status,
                 "fetched_at": fetched.fetched_at,
@@ -775,8 +894,17 @@ def _skipped(source: Source, manifest: dict[str, Any], key: str, store: Store) -
         tweets=int(totals.get("tweets", 0)),
         api_errors=int(totals.get("api_errors", 0)),
         newest_id=manifest.get("newest_id"),
-        watermark=read_watermark(store, source.slug),
+        watermark=_watermark_or_none(store, source.slug),
     )
+
+
+def _watermark_or_none(store: Store, slug: str) -> str | None:
+    """The watermark for a report; an unusable one reads as none (the next run names it)."""
+    try:
+        return read_watermark(store, slug)
+    except WatermarkError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
@@ -791,8 +919,11 @@ def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
             job.run,
             job.keep_rejected(f"page-{len(job.pages) + 1:05d}"),
         )
-        if isinstance(fetched, str):
-            raise job.fail(f"page {len(job.pages) + 1} of {job.endpoint}: {fetched}")
+        if not isinstance(fetched, _Fetched):
+            reason = f"page {len(job.pages) + 1} of {job.endpoint}: {fetched}"
+            if isinstance(fetched, _Refused) and fetched.status == 400 and job.since_id:
+                reason += f"; {job.refused_since_id(fetched)}"
+            raise job.fail(reason)
         page = job.land(fetched, token)
         job.pages.append(page)
         log.debug("landed %s (%d posts)", page.key, page.tweets)
@@ -884,15 +1015,21 @@ def extract_source(
     target = job.resolve_user() if source.kind == "account" else source.value
     params = _request_params(source, window, job.since_id)
     try:
-        job.pages = _resume(store, job.prefix)
+        job.pages = _resume(store, job.prefix, run.now())
     except ValueError as exc:
         raise job.fail(str(exc)) from None
     _paginate(job, target, params)
     manifest = _manifest(job, params, run.now())
     write_manifest(store, job.manifest_key, manifest)
-    watermark = advance_watermark(
-        store, source.slug, manifest["newest_id"], manifest=job.manifest_key, now=run.now()
-    )
+    try:
+        watermark = advance_watermark(
+            store, source.slug, manifest["newest_id"], manifest=job.manifest_key, now=run.now()
+        )
+    except WatermarkError as exc:
+        raise job.fail(
+            f"the window is landed ({job.manifest_key}) but the watermark cannot advance: {exc}; "
+            f"clear it with `{job.reset_command()}`"
+        ) from None
     totals = manifest["totals"]
     return SourceResult(
         source=source,

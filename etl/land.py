@@ -6,27 +6,40 @@ Key layout (the same in S3 and in a local directory)::
     raw/source=<slug>/endpoint=<endpoint>/window=<label>/_manifest.json     written last
     raw/source=<slug>/endpoint=<endpoint>/window=<label>/_rejected/page-00001-<sha16>.body
     state/watermarks/<slug>.json      newest tweet id landed for the source
+    state/windows/<slug>.json         the incremental window last opened for the source
     state/users/<username>.json       the user-lookup response body (username -> id cache)
 
 ``<label>`` is ``<start>_<end>`` (compact UTC, e.g. ``20240501T000000Z_20240502T000000Z``) for a
 bounded window, so a rerun of the same interval finds its own objects; for an incremental run it is
-``since-<id>_at-<run time>`` (``since-none`` before the first watermark). Names starting with ``_``
+``since-<id>_at-<time the window was opened>`` (``since-none`` before the first watermark). The
+open incremental window is recorded in ``state/windows/``, so a run that starts from the same
+watermark while that window has no manifest (an earlier run was killed midway) resumes it instead
+of opening another one and fetching everything again. Names starting with ``_``
 are metadata, not pages (the Hadoop ``_SUCCESS`` convention): readers of raw pages take
 ``page-*.json`` only. ``_rejected/`` keeps bodies that arrived broken (a 200 whose body is not a
 JSON object, e.g. truncated in transit): they were retried, and are kept so nothing received is
 lost.
 
-Pages and manifests are written once (:meth:`etl.store.Store.put_once`); the watermark and the user
-cache are state and are overwritten.
+Pages and manifests are written once (:meth:`etl.store.Store.put_once`); the watermark, the open
+window and the user cache are state and are overwritten.
+
+A watermark only ever holds a post id that is valid by the API's schema and plausible by its
+Snowflake time (:mod:`etl.ids`): :func:`read_watermark` raises :class:`WatermarkError` for anything
+else, and :func:`reset_watermark` (``tweetpipe state reset``) is the way out.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from etl.ids import ID_TIME_TOLERANCE, parse_id, snowflake_time
+
 if TYPE_CHECKING:
+    import argparse
+
     from etl.config import Window
     from etl.store import PutResult, Store
 
@@ -37,6 +50,33 @@ MANIFEST_VERSION = 1
 _PAGE_PREFIX = "page-"
 _PAGE_SUFFIX = ".json"
 _JSON = "application/json"
+_INCREMENTAL_LABEL = re.compile(r"since-(?:none|[0-9]{1,19})_at-[0-9]{8}T[0-9]{6}Z")
+_SHOWN = 40  # characters of a hostile state value quoted in a message
+
+
+class WatermarkError(ValueError):
+    """A stored watermark cannot be used: unreadable, not a post id, or in the future.
+
+    Attributes:
+        key: the watermark's key.
+        value: what its ``newest_id`` holds (shortened), or None when the object is unreadable.
+        problem: why it cannot be used.
+    """
+
+    def __init__(self, key: str, value: str | None, problem: str) -> None:
+        self.key = key
+        self.value = value
+        self.problem = problem
+        held = "is unreadable" if value is None else f"holds newest_id {value}"
+        super().__init__(f"watermark {key} {held}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WatermarkError, (self.key, self.value, self.problem))
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def compact_time(value: datetime) -> str:
@@ -64,7 +104,11 @@ def window_label(window: Window, since_id: str | None, run_at: datetime) -> str:
     """
     if window.start is not None and window.end is not None:
         return f"{compact_time(window.start)}_{compact_time(window.end)}"
-    return f"since-{since_id or 'none'}_at-{compact_time(run_at)}"
+    return f"{_since_part(since_id)}{compact_time(run_at)}"
+
+
+def _since_part(since_id: str | None) -> str:
+    return f"since-{since_id or 'none'}_at-"
 
 
 def window_prefix(slug: str, endpoint: str, label: str) -> str:
@@ -102,6 +146,11 @@ def rejected_key(prefix: str, what: str, sha256: str) -> str:
 def watermark_key(slug: str) -> str:
     """Key of a source's watermark."""
     return f"{STATE_PREFIX}/watermarks/{slug}.json"
+
+
+def open_window_key(slug: str) -> str:
+    """Key of the record of a source's last opened incremental window."""
+    return f"{STATE_PREFIX}/windows/{slug}.json"
 
 
 def user_key(username: str) -> str:
@@ -195,21 +244,37 @@ def read_json(store: Store, key: str) -> dict[str, Any] | None:
     return doc
 
 
-def read_watermark(store: Store, slug: str) -> str | None:
-    """The newest tweet id landed for a source, or None before its first landing.
+def read_watermark(store: Store, slug: str, *, now: datetime | None = None) -> str | None:
+    """The newest tweet id landed for a source, or None before its first landing or after a reset.
 
     Args:
         store: where state lives.
         slug: the source slug.
+        now: when given, a watermark whose Snowflake time lies further in the future than
+            :data:`etl.ids.ID_TIME_TOLERANCE` is refused too.
 
     Returns:
-        A decimal id string, or None.
+        A decimal id string (1 to 19 ASCII digits), or None.
+
+    Raises:
+        WatermarkError: the stored object is not a JSON object, its ``newest_id`` is not a post
+            id, or (with ``now``) it lies in the future.
     """
-    doc = read_json(store, watermark_key(slug))
-    if doc is None:
+    key = watermark_key(slug)
+    try:
+        doc = read_json(store, key)
+    except ValueError:
+        raise WatermarkError(key, None, "not a JSON object") from None
+    value = doc.get("newest_id") if doc is not None else None
+    if value is None:
         return None
-    value = doc.get("newest_id")
-    return str(value) if value else None
+    number = parse_id(value)
+    if number is None:
+        raise WatermarkError(key, _shown(value), "not a post id (1 to 19 ASCII digits, < 2**63)")
+    if now is not None and snowflake_time(number) > now + ID_TIME_TOLERANCE:
+        minted = snowflake_time(number).isoformat(timespec="seconds")
+        raise WatermarkError(key, _shown(value), f"its Snowflake time {minted} is in the future")
+    return str(value)
 
 
 def advance_watermark(
@@ -217,7 +282,8 @@ def advance_watermark(
 ) -> str | None:
     """Move a source's watermark forward to ``newest_id``; never backwards.
 
-    Call only after the pages holding ``newest_id`` and their manifest are landed.
+    Call only after the pages holding ``newest_id`` and their manifest are landed, with an id
+    that passed :func:`etl.ids.watermark_problem`.
 
     Args:
         store: where state lives.
@@ -228,9 +294,19 @@ def advance_watermark(
 
     Returns:
         The watermark after the call.
+
+    Raises:
+        WatermarkError: the stored watermark is unusable (see :func:`read_watermark`); it is
+            left as it is, for ``tweetpipe state reset``.
+        ValueError: ``newest_id`` is not a post id, or lies in the future.
     """
-    current = read_watermark(store, slug)
-    if newest_id is None or (current is not None and int(current) >= int(newest_id)):
+    current = read_watermark(store, slug, now=now)
+    if newest_id is None:
+        return current
+    number = parse_id(newest_id)
+    if number is None or snowflake_time(number) > now + ID_TIME_TOLERANCE:
+        raise ValueError(f"{_shown(newest_id)} is not a plausible post id for a watermark")
+    if current is not None and int(current) >= number:
         return current
     doc = {
         "source": slug,
@@ -240,3 +316,132 @@ def advance_watermark(
     }
     store.put(watermark_key(slug), encode_json(doc), _JSON)
     return newest_id
+
+
+def reset_watermark(store: Store, slug: str, *, now: datetime, to: str | None = None) -> str | None:
+    """Remove a source's watermark, or rewind it to ``to``, whatever it held.
+
+    The object is overwritten, not deleted (the pipeline needs no delete permission): its
+    ``newest_id`` becomes ``to`` (None: the next incremental run starts from scratch) and
+    ``reset_from`` keeps what it held before.
+
+    Args:
+        store: where state lives.
+        slug: the source slug.
+        now: the reset time (also bounds ``to``).
+        to: a post id to rewind to, or None.
+
+    Returns:
+        The ``newest_id`` held before (shortened when it was not a post id), or None when there
+        was none or the object was unreadable.
+
+    Raises:
+        ValueError: ``to`` is not a post id, or lies in the future.
+    """
+    if to is not None:
+        number = parse_id(to)
+        if number is None:
+            raise ValueError(f"{_shown(to)} is not a post id (1 to 19 ASCII digits, < 2**63)")
+        if snowflake_time(number) > now + ID_TIME_TOLERANCE:
+            minted = snowflake_time(number).isoformat(timespec="seconds")
+            raise ValueError(f"post id {to} is in the future (its Snowflake time is {minted})")
+    try:
+        doc = read_json(store, watermark_key(slug))
+    except ValueError:
+        doc = None
+    held = doc.get("newest_id") if doc is not None else None
+    previous = None if held is None else held if parse_id(held) is not None else _shown(held)
+    record = {
+        "source": slug,
+        "newest_id": to,
+        "manifest": None,
+        "updated_at": now.astimezone(UTC).isoformat(),
+        "reset_from": previous,
+    }
+    store.put(watermark_key(slug), encode_json(record), _JSON)
+    return previous
+
+
+def incremental_window(
+    store: Store, slug: str, endpoint: str, since_id: str | None, now: datetime
+) -> str:
+    """The label of the incremental window to fill from ``since_id``.
+
+    The window an earlier run opened from the same watermark is reused while it has no manifest
+    (that run was killed or failed midway), so its landed pages are resumed, not fetched again.
+    Otherwise a new window is opened at ``now`` and recorded under ``state/windows/``.
+
+    Args:
+        store: where state lives.
+        slug: the source slug.
+        endpoint: the endpoint part of the keys.
+        since_id: the watermark the run starts from (None before the first one).
+        now: when the run started.
+
+    Returns:
+        A label ``since-<id>_at-<time>``.
+    """
+    key = open_window_key(slug)
+    try:
+        doc = read_json(store, key)
+    except ValueError:
+        doc = None  # a broken record is replaced by the new window's
+    label = _resumable_label(store, doc, slug, endpoint, since_id)
+    if label is not None:
+        return label
+    label = f"{_since_part(since_id)}{compact_time(now)}"
+    record = {
+        "source": slug,
+        "endpoint": endpoint,
+        "since_id": since_id,
+        "label": label,
+        "opened_at": now.astimezone(UTC).isoformat(),
+    }
+    store.put(key, encode_json(record), _JSON)
+    return label
+
+
+def _resumable_label(
+    store: Store, doc: dict[str, Any] | None, slug: str, endpoint: str, since_id: str | None
+) -> str | None:
+    """The recorded window's label when it starts at ``since_id`` and is unfinished."""
+    if doc is None or doc.get("endpoint") != endpoint:
+        return None
+    label = doc.get("label")
+    # The label goes into keys: only one of our own shape, never whatever the record holds.
+    if not isinstance(label, str) or _INCREMENTAL_LABEL.fullmatch(label) is None:
+        return None
+    if not label.startswith(_since_part(since_id)):
+        return None
+    finished = store.exists(manifest_key(window_prefix(slug, endpoint, label)))
+    return None if finished else label
+
+
+def run_state_reset_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe state reset``: clear (or rewind) a source's watermark.
+
+    Args:
+        args: parsed arguments (``source``, ``store``, ``to``).
+
+    Returns:
+        0 (bad input raises :class:`etl.cli.UsageError`, exit 2).
+    """
+    from etl.cli import EXIT_OK, UsageError
+    from etl.config import parse_source
+    from etl.store import open_store
+
+    now = datetime.now(UTC)
+    try:
+        source = parse_source(args.source)
+        store = open_store(args.store)
+        key = watermark_key(source.slug)
+        if args.to is None and not store.exists(key):
+            print(f"{source.spec}: no watermark in {store.url}, nothing to reset")
+            return EXIT_OK
+        previous = reset_watermark(store, source.slug, now=now, to=args.to)
+    except ValueError as exc:  # ConfigError included: bad input, named in the message
+        raise UsageError(f"{exc}") from None
+    held = "none" if previous is None else previous
+    after = f"rewound to {args.to}" if args.to else "cleared: the next run starts without one"
+    print(f"{source.spec}: watermark {store.url}/{key} (was {held}) {after}")
+    return EXIT_OK

@@ -117,14 +117,9 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
 
 
 def _source_from_text(text: str) -> Source:
-    from etl.config import ConfigError, Source
+    from etl.config import parse_source
 
-    kind, sep, value = text.partition(":")
-    if sep and kind.strip() in ("account", "query"):
-        return Source(kind.strip(), value.strip())  # type: ignore[arg-type]
-    if text.startswith("@"):
-        return Source("account", text[1:].strip())
-    raise ConfigError(f"source {text!r} is neither 'account:NAME', '@NAME' nor 'query:TEXT'")
+    return parse_source(text)
 
 
 def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:

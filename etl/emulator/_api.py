@@ -43,8 +43,11 @@ _TWEET_EXPANSIONS = frozenset(
 _USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
 _DEFAULT_USER_FIELDS = ("id", "name", "username")
-_ID_RE = re.compile(r"^[0-9]{1,19}$")
-_USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+# The OpenAPI patterns, matched in full (``$`` would let a trailing line feed through) and on
+# ASCII digits only (``str.isdigit`` takes "²", on which ``int`` raises, and "٣", read as 3).
+_ID_RE = re.compile(r"[0-9]{1,19}")
+_USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_COUNT_RE = re.compile(r"[0-9]{1,9}")
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 _DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
 
@@ -196,14 +199,14 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
 
 def _tweet_id(params: dict[str, str], name: str) -> str | None:
     raw = params.get(name)
-    if raw is not None and not _ID_RE.match(raw):
+    if raw is not None and _ID_RE.fullmatch(raw) is None:
         raise _invalid(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
     return raw
 
 
 def _max_results(params: dict[str, str], low: int, high: int, default: int) -> int:
     raw = params.get("max_results", str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if _COUNT_RE.fullmatch(raw) is None or not low <= int(raw) <= high:
         raise _invalid(
             "max_results",
             raw,
@@ -410,7 +413,7 @@ def _window(
 
 
 def _users_by_username(state: Backend, params: dict[str, str], username: str) -> dict[str, Any]:
-    if not _USERNAME_RE.match(username):
+    if _USERNAME_RE.fullmatch(username) is None:
         raise _invalid(
             "username", username, f"The `username` path parameter value [{username}] is invalid"
         )
@@ -426,7 +429,7 @@ def _users_by_username(state: Backend, params: dict[str, str], username: str) ->
 
 
 def _users_tweets(state: Backend, params: dict[str, str], user_id: str) -> dict[str, Any]:
-    if not _ID_RE.match(user_id):
+    if _ID_RE.fullmatch(user_id) is None:
         raise _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is invalid")
     excluded = set(_csv(params, "exclude", frozenset({"replies", "retweets"})) or [])
     user = state.corpus.user_by_id(user_id)
@@ -479,7 +482,7 @@ def _search_recent(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
     raw = params.get("ids", "")
     ids = raw.split(",") if raw else []
-    if not 1 <= len(ids) <= 100 or not all(_ID_RE.match(i) for i in ids):
+    if not 1 <= len(ids) <= 100 or not all(_ID_RE.fullmatch(i) for i in ids):
         raise _invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
     render = _Renderer(state, params, _TWEET_EXPANSIONS)
     found = [t for t in (state.corpus.tweet(i) for i in ids) if t is not None]

@@ -1,25 +1,44 @@
 """An in-process fake of the three X API v2 endpoints the extractor calls, for unit tests.
 
 It is a ``requests`` transport adapter: mounted on the extractor's session, tweepy's real code
-runs end to end, but no socket is opened. Synthetic data, shaped after the OpenAPI document
+runs end to end, but no socket is opened; :func:`serve_on_loopback` puts the same fake behind a
+real HTTP server on 127.0.0.1. Synthetic data, shaped after the OpenAPI document
 (``data``/``includes``/``meta``, ids as strings above 2**53, ``next_token`` absent on the last
-page). Faults are scripted per request: ``fake.script.append(...)``.
+page). Post ids are Snowflake ids minted from the post's ``created_at``, like the real ones, and
+``add_post`` can add a post with any id text at all (hostile ids). Faults are scripted per request:
+``fake.script.append(...)``. Like the API, ``since_id`` must match ``^[0-9]{1,19}$`` and, for
+recent search, be no older than seven days; otherwise the answer is a 400 naming it.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-BASE_ID = 1_790_000_000_000_000_000  # above 2**53, like real post ids
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
+TWITTER_EPOCH = datetime(2010, 11, 4, 1, 42, 54, 657000, tzinfo=UTC)
+SEARCH_SINCE_ID_DAYS = 7  # recent search refuses a since_id older than this
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def snowflake(created_at: datetime, sequence: int) -> int:
+    """A Snowflake id minted at ``created_at``; ``sequence`` (< 2**22) keeps ids apart."""
+    ms = (created_at - TWITTER_EPOCH) // timedelta(milliseconds=1)
+    return (ms << 22) | (sequence & 0x3FFFFF)
 
 
 class FakeClock:
@@ -50,10 +69,15 @@ class Fault:
 
 @dataclass
 class Post:
-    id: int
+    id: int  # orders the posts; also the id sent, unless ``id_text`` says otherwise
     author_id: str
     created_at: datetime
     text: str
+    id_text: Any = None  # sent instead of ``str(id)``: any JSON value, hostile ones too
+
+    @property
+    def sent_id(self) -> Any:
+        return str(self.id) if self.id_text is None else self.id_text
 
 
 class FakeXApi(BaseAdapter):
@@ -74,19 +98,29 @@ class FakeXApi(BaseAdapter):
         self._reset_at: dict[str, int] = {}
 
     # --- corpus -----------------------------------------------------------------------------
-    def add_posts(self, user: str, count: int, *, start: datetime = EPOCH) -> list[Post]:
-        """``count`` posts by ``user``, one a minute from ``start``; ids keep increasing."""
-        added = []
-        for i in range(count):
-            post = Post(
-                id=BASE_ID + len(self.posts) * 7 + 3,
-                author_id=self.users[user],
-                created_at=start + timedelta(minutes=i),
-                text=f"post {len(self.posts)} by {user} &amp; friends #data",
-            )
-            self.posts.append(post)
-            added.append(post)
-        return added
+    def add_posts(self, user: str, count: int, *, start: datetime | None = None) -> list[Post]:
+        """``count`` posts by ``user``, one a minute from ``start``, with Snowflake ids.
+
+        Without ``start`` they follow the newest post (from ``EPOCH`` on), so ids keep increasing.
+        """
+        if start is None:
+            latest = max((p.created_at for p in self.posts), default=EPOCH - timedelta(minutes=1))
+            start = max(EPOCH, latest + timedelta(minutes=1))
+        return [self.add_post(user, start + timedelta(minutes=i)) for i in range(count)]
+
+    def add_post(
+        self, user: str, created_at: datetime, *, id_text: Any = None, order: int | None = None
+    ) -> Post:
+        """One post; ``id_text`` sends any id at all, ``order`` places it (default: its time)."""
+        post = Post(
+            id=snowflake(created_at, len(self.posts)) if order is None else order,
+            author_id=self.users[user],
+            created_at=created_at,
+            text=f"post {len(self.posts)} by {user} &amp; friends #data",
+            id_text=id_text,
+        )
+        self.posts.append(post)
+        return post
 
     def posts_of(self, user: str) -> list[Post]:
         return [p for p in self.posts if p.author_id == self.users[user]]
@@ -173,6 +207,9 @@ class FakeXApi(BaseAdapter):
             if name not in self.users:
                 return 200, {"errors": [{"title": "Not Found Error", "detail": f"no user {name}"}]}
             return 200, {"data": {"id": self.users[name], "username": name, "name": name.title()}}
+        refused = self._refuse_since_id(params, search=path == "/2/tweets/search/recent")
+        if refused is not None:
+            return 400, refused
         if path == "/2/tweets/search/recent":
             query = params["query"]
             posts = [p for p in self.posts if query in p.text]
@@ -180,6 +217,28 @@ class FakeXApi(BaseAdapter):
         user_id = path.split("/")[3]
         posts = [p for p in self.posts if p.author_id == user_id]
         return 200, self._page(posts, params, params.get("pagination_token"))
+
+    def _refuse_since_id(self, params: dict[str, str], *, search: bool) -> dict[str, Any] | None:
+        """The API's 400 for a since_id it will not take: malformed, or too old for search."""
+        since = params.get("since_id")
+        if since is None:
+            return None
+        oldest = datetime.fromtimestamp(self.clock(), UTC) - timedelta(days=SEARCH_SINCE_ID_DAYS)
+        if _ID.fullmatch(since) is None:
+            message = f"The `since_id` query parameter value [{since}] is not valid"
+        elif search and TWITTER_EPOCH + timedelta(milliseconds=int(since) >> 22) < oldest:
+            message = (
+                f"Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after "
+                f"{oldest.strftime('%Y-%m-%dT%H:%MZ')}"
+            )
+        else:
+            return None
+        return {
+            "errors": [{"parameters": {"since_id": [since]}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        }
 
     def _page(self, posts: list[Post], params: dict[str, str], token: str | None) -> dict[str, Any]:
         posts = sorted(posts, key=lambda p: p.id, reverse=True)
@@ -194,19 +253,19 @@ class FakeXApi(BaseAdapter):
         chunk = posts[offset : offset + size]
         meta: dict[str, Any] = {"result_count": len(chunk)}
         if chunk:
-            meta["newest_id"] = str(chunk[0].id)
-            meta["oldest_id"] = str(chunk[-1].id)
+            meta["newest_id"] = chunk[0].sent_id
+            meta["oldest_id"] = chunk[-1].sent_id
         if offset + size < len(posts):
             meta["next_token"] = f"t{offset + size}"
         doc: dict[str, Any] = {"meta": meta}
         if chunk:
             doc["data"] = [
                 {
-                    "id": str(p.id),
+                    "id": p.sent_id,
                     "text": p.text,
                     "author_id": p.author_id,
                     "created_at": p.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                    "edit_history_tweet_ids": [str(p.id)],
+                    "edit_history_tweet_ids": [p.sent_id],
                 }
                 for p in chunk
             ]
@@ -222,3 +281,45 @@ class FakeXApi(BaseAdapter):
 
 def _problem(title: str) -> bytes:
     return json.dumps({"title": title, "type": "about:blank", "status": 0}).encode()
+
+
+@contextmanager
+def serve_on_loopback(api: FakeXApi) -> Iterator[str]:
+    """Serve ``api`` over real HTTP on 127.0.0.1 (a free port); yields its base URL.
+
+    Each request is handed to :meth:`FakeXApi.send`, so scripts, logs and rate limits are the
+    same as in-process; a scripted ``raise_error`` drops the connection without an answer.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:
+            request = requests.Request(
+                "GET", f"http://127.0.0.1{self.path}", headers=dict(self.headers.items())
+            ).prepare()
+            try:
+                response = api.send(request)
+            except requests.RequestException:
+                self.close_connection = True
+                return
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(response.content)))
+            self.end_headers()
+            self.wfile.write(response.content)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -136,19 +136,20 @@ def test_read_json_absent_and_not_an_object(store: LocalStore) -> None:
 # --- watermarks -----------------------------------------------------------------------------
 def test_watermark_only_moves_forward(store: LocalStore) -> None:
     slug = "account-alice"
+    now = T0 + timedelta(days=31)  # the ids below were minted on 2024-05-13
     assert read_watermark(store, slug) is None
 
-    assert advance_watermark(store, slug, "1790000000000000100", manifest="m1", now=T0) == (
+    assert advance_watermark(store, slug, "1790000000000000100", manifest="m1", now=now) == (
         "1790000000000000100"
     )
     # numeric, not text, comparison: "999" > "1790..." as strings
-    assert advance_watermark(store, slug, "999", manifest="m2", now=T0) == "1790000000000000100"
-    assert advance_watermark(store, slug, None, manifest="m3", now=T0) == "1790000000000000100"
-    assert advance_watermark(store, slug, "1790000000000000101", manifest="m4", now=T0) == (
+    assert advance_watermark(store, slug, "999", manifest="m2", now=now) == "1790000000000000100"
+    assert advance_watermark(store, slug, None, manifest="m3", now=now) == "1790000000000000100"
+    assert advance_watermark(store, slug, "1790000000000000101", manifest="m4", now=now) == (
         "1790000000000000101"
     )
     doc = json.loads(store.get(watermark_key(slug)))
-    assert doc["manifest"] == "m4" and doc["updated_at"] == "2024-05-01T00:00:00+00:00"
+    assert doc["manifest"] == "m4" and doc["updated_at"] == "2024-06-01T00:00:00+00:00"
 
 
 # --- config ---------------------------------------------------------------------------------
