@@ -250,6 +250,12 @@ class _Server(ThreadingHTTPServer):
             self._open.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (killed, timed out) is routine, not a server bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self._open_lock:
             self._open.discard(request)
