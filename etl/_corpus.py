@@ -528,11 +528,15 @@ class Corpus:
             return
         chain = [tweet["id"]]
         when = post.created
+        minted = [when]
         for _ in range(rng.choice((1, 1, 2))):
             when = when + timedelta(minutes=rng.randrange(1, 50))
             chain.append(str(self._new_id(when, used)))
+            minted.append(when)
         for n, old_id in enumerate(chain[:-1]):
+            # Each version is a post of its own: created when its id was minted.
             old = {**tweet, "id": old_id, "edit_history_tweet_ids": chain}
+            old["created_at"] = format_time(minted[n])
             old["edit_controls"] = {**tweet["edit_controls"], "edits_remaining": 5 - n}
             self._old_versions[old_id] = old
         edited = f"{post.full_text} (edited)" if len(post.full_text) < 260 else post.full_text

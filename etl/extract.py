@@ -907,6 +907,25 @@ def _watermark_or_none(store: Store, slug: str) -> str | None:
         return None
 
 
+def _advance(job: _SourceRun, newest_id: str | None) -> str | None:
+    """Advance the watermark after the manifest. An unusable one fails an incremental run (it
+    read it at the start, so it changed meanwhile); a bounded run, which does not start from it,
+    lands anyway and leaves it to the next incremental run to report, with a warning now."""
+    try:
+        return advance_watermark(
+            job.store, job.source.slug, newest_id, manifest=job.manifest_key, now=job.run.now()
+        )
+    except WatermarkError as exc:
+        reason = (
+            f"the window is landed ({job.manifest_key}) but the watermark cannot advance: {exc}; "
+            f"clear it with `{job.reset_command()}`"
+        )
+        if not job.window.bounded:
+            raise job.fail(reason) from None
+        log.warning("%s: %s", job.source, reason)
+        return None
+
+
 def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
     token = job.pages[-1].next_token if job.pages else None
     finished = bool(job.pages) and token is None
@@ -984,8 +1003,10 @@ def extract_source(
     """Extract one source over one window and land it in ``raw/``.
 
     Pages are landed as they arrive; the manifest is written after the last page, then the
-    watermark advances. A window whose manifest exists is skipped without a request; a window
-    with pages but no manifest (an earlier call failed midway) resumes after its last page.
+    watermark advances (to the newest plausible post id, :func:`etl.ids.watermark_problem`). A
+    window whose manifest exists is skipped without a request; a window with pages but no
+    manifest (an earlier call failed or was killed midway) resumes after its last page, for an
+    incremental window also in a later run from the same watermark.
 
     Args:
         client: from :func:`make_client`.
@@ -1003,6 +1024,8 @@ def extract_source(
 
     Raises:
         SourceFailed: the API refused, or kept failing after the retries; pages landed so far stay.
+            Also when the stored watermark is unusable or refused as ``since_id``: the message
+            names it and the ``tweetpipe state reset`` command that clears it.
         etl.store.ObjectExistsError: a key already holds a different body (never overwritten).
     """
     run = _Run(clock, sleep, policy, rng or random.Random())
@@ -1021,15 +1044,7 @@ def extract_source(
     _paginate(job, target, params)
     manifest = _manifest(job, params, run.now())
     write_manifest(store, job.manifest_key, manifest)
-    try:
-        watermark = advance_watermark(
-            store, source.slug, manifest["newest_id"], manifest=job.manifest_key, now=run.now()
-        )
-    except WatermarkError as exc:
-        raise job.fail(
-            f"the window is landed ({job.manifest_key}) but the watermark cannot advance: {exc}; "
-            f"clear it with `{job.reset_command()}`"
-        ) from None
+    watermark = _advance(job, manifest["newest_id"])
     totals = manifest["totals"]
     return SourceResult(
         source=source,

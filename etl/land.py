@@ -14,11 +14,10 @@ bounded window, so a rerun of the same interval finds its own objects; for an in
 ``since-<id>_at-<time the window was opened>`` (``since-none`` before the first watermark). The
 open incremental window is recorded in ``state/windows/``, so a run that starts from the same
 watermark while that window has no manifest (an earlier run was killed midway) resumes it instead
-of opening another one and fetching everything again. Names starting with ``_``
-are metadata, not pages (the Hadoop ``_SUCCESS`` convention): readers of raw pages take
-``page-*.json`` only. ``_rejected/`` keeps bodies that arrived broken (a 200 whose body is not a
-JSON object, e.g. truncated in transit): they were retried, and are kept so nothing received is
-lost.
+of opening another one and fetching everything again. Names starting with ``_`` are metadata, not
+pages (the Hadoop ``_SUCCESS`` convention): readers of raw pages take ``page-*.json`` only.
+``_rejected/`` keeps bodies that arrived broken (a 200 whose body is not a JSON object, e.g.
+truncated in transit): they were retried, and are kept so nothing received is lost.
 
 Pages and manifests are written once (:meth:`etl.store.Store.put_once`); the watermark, the open
 window and the user cache are state and are overwritten.

@@ -259,18 +259,24 @@ def test_a_400_without_since_id_says_nothing_about_the_watermark(
     assert "bad start_time" in str(failed.value) and "state reset" not in str(failed.value)
 
 
-def test_a_poisoned_watermark_is_reported_by_bounded_runs_too(
-    api: FakeXApi, base_url: str, store: LocalStore, clock: FakeClock
+def test_a_bounded_run_lands_despite_a_poisoned_watermark_and_names_it(
+    api: FakeXApi,
+    base_url: str,
+    store: LocalStore,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     api.add_posts("alice", 5)
     _poison(store, ALICE.slug, MAX_ID)
 
-    with pytest.raises(SourceFailed) as failed:
-        _extract(base_url, store, clock, window=Window(EPOCH, NOW))
+    result = _extract(base_url, store, clock, window=Window(EPOCH, NOW))
 
-    assert "the window is landed" in str(failed.value) and "state reset" in str(failed.value)
-    assert len(failed.value.landed) == 1 and store.exists(failed.value.landed[0])
+    assert result.status == "landed" and result.tweets == 5 and result.watermark is None
+    (warning,) = [r.getMessage() for r in caplog.records if "cannot advance" in r.getMessage()]
+    assert f"`tweetpipe state reset --source account:alice --store {store.url}`" in warning
     assert json.loads(store.get(watermark_key(ALICE.slug)))["newest_id"] == MAX_ID
+    with pytest.raises(SourceFailed, match="is in the future; clear it with"):
+        _extract(base_url, store, clock)  # the incremental run that would start from it
 
 
 # --- tweetpipe state reset ------------------------------------------------------------------
