@@ -10,7 +10,8 @@ RUN := $(UV) run --frozen
 
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as here) nothing ever caches bytecode, so
 # without it every command compiles pandas, GX and Airflow again at start-up (a small transform:
-# ~3 s instead of ~1 s). The first sync compiles for ~30 s; later ones only what they install.
+# 2.3 s instead of 0.8 s; contracts lint 8.0 s instead of 3.4 s). The first sync compiles for
+# about 20 s; later ones only what they install.
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
