@@ -8,9 +8,13 @@ RUN := $(UV) run --frozen
 
 .PHONY: env demo test lint typecheck bench airflow airflow-down system-deps ci-contracts
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as here) nothing ever caches bytecode, so
+# without it every command compiles pandas, GX and Airflow again at start-up (a small transform:
+# 2.3 s instead of 0.8 s; contracts lint 8.0 s instead of 3.4 s). The first sync compiles for
+# about 20 s; later ones only what they install.
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 # Debian packages the tests need (headless Chromium for the browser checks).
 system-deps:

@@ -16,14 +16,12 @@ imports ``etl.pipeline``, which imports the step it runs.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
 from etl.airflow_lineage import lineage_task
 
-_PIPELINE_YAML = str(Path(__file__).resolve().parent.parent / "pipeline.yaml")
 _SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.pipeline while the task runs
 
 default_args: dict[str, Any] = {
@@ -43,7 +41,14 @@ params = {
         title="Sources",
         description="'account:NAME' or 'query:TEXT', one per line; empty: the config file's.",
     ),
-    "config": Param(_PIPELINE_YAML, type="string", title="Pipeline config (pipeline.yaml)"),
+    # Resolved where the task runs, not here: this file may be a copy in another DAGs folder, and
+    # a worker's installation path need not be the scheduler's.
+    "config": Param(
+        "",
+        type="string",
+        title="Pipeline config (pipeline.yaml)",
+        description="A pipeline.yaml path on the workers; empty: the one shipped with tweetpipe.",
+    ),
     "store": Param(
         "",
         type="string",

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl.contracts import REPO_ROOT
+from etl import resources
 
 if TYPE_CHECKING:
     import argparse
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
     import psutil
 
-DAGS_FOLDER = REPO_ROOT / "dags"
+# The repository's dags/ in a checkout, the wheel's bundled copy when installed.
+DAGS_FOLDER = resources.dags_dir()
 DEFAULT_DIR = "airflow-local"
 DEFAULT_PORT = 8080
 USERNAME = "admin"
@@ -162,7 +164,7 @@ def airflow_env(
         port: the api-server port on 127.0.0.1.
         emulator_urls: emulator base URL by connection id (``x_api_default``, ``x_api_drift``).
         token: the bearer token the emulators accept; only ever passed in the environment.
-        dags_folder: the DAG folder (default: this repository's ``dags/``).
+        dags_folder: the DAG folder (default: :func:`etl.resources.dags_dir`).
         scheduled_runs: False keeps the scheduler from creating runs on the DAG's schedule
             (triggered runs still run).
 
@@ -172,12 +174,14 @@ def airflow_env(
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     venv_bin = str(Path(sys.executable).parent)
+    checkout = resources.CHECKOUT_ROOT
     env.update(
         {
             "PATH": os.pathsep.join([venv_bin, env.get("PATH", "")]),
-            # The DAG imports etl; make it this checkout's even without an editable install.
+            # The DAG imports etl: from a checkout, make it the checkout's even without an
+            # editable install; an installed wheel is importable as it is.
             "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+                p for p in (str(checkout or ""), env.get("PYTHONPATH", "")) if p
             ),
             "AIRFLOW_HOME": str(layout["home"]),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
@@ -354,7 +358,7 @@ def start_local_airflow(
     Args:
         directory: holds ``AIRFLOW_HOME``, the store, the logs and the pid file (created).
         port: the api-server port on 127.0.0.1.
-        dags_folder: the DAG folder (default: this repository's ``dags/``).
+        dags_folder: the DAG folder (default: :func:`etl.resources.dags_dir`).
         timeout: seconds to wait for the database migration and for health, each.
         scheduled_runs: False: only triggered runs run (tests trigger their own).
 
@@ -386,9 +390,8 @@ def start_local_airflow(
         extra = {"url": url, "emulators": emulator_urls, "store": str(layout["store"])}
         _write_pids(layout["pid_file"], started, extra)
         _migrate(env, layout["logs"], timeout)
-        airflow = str(Path(sys.executable).parent / "airflow")
         for name, args in _COMPONENTS:
-            started.append(_spawn(name, [airflow, *args], env, layout["logs"]))
+            started.append(_spawn(name, [*_airflow_command(), *args], env, layout["logs"]))
             _write_pids(layout["pid_file"], started, extra)
         wait_healthy(url, timeout, check=lambda: _check_alive(started, layout["logs"]))
     except BaseException:
@@ -409,13 +412,22 @@ def start_local_airflow(
     )
 
 
+def _airflow_command() -> list[str]:
+    """This interpreter's Airflow CLI: the script beside it (a venv), else ``python -m airflow``.
+
+    An installation whose scripts live elsewhere (``pip install --user``, a system Python) has no
+    ``airflow`` beside the interpreter, and another ``airflow`` on PATH may be another Airflow.
+    """
+    script = Path(sys.executable).parent / "airflow"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "airflow"]
+
+
 def _migrate(env: Mapping[str, str], log_dir: Path, timeout: float) -> None:
     """Create or upgrade the SQLite metadata database (writes airflow.cfg with fresh secrets)."""
-    airflow = str(Path(sys.executable).parent / "airflow")
     with open(log_dir / "db-migrate.log", "ab") as log:
         try:
             subprocess.run(
-                [airflow, "db", "migrate"],
+                [*_airflow_command(), "db", "migrate"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -524,15 +536,71 @@ def stop_local_airflow(directory: Path, timeout: float = 30.0) -> list[int]:
     return leftovers
 
 
-def run_airflow_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe airflow up|down``: start or stop the local Airflow.
+def install_dag(into: Path) -> Path:
+    """Copy the tweetpipe DAG file into a DAGs folder, replacing an earlier copy in one step.
+
+    The copy imports ``etl`` from the installed package, so every Airflow component that parses
+    or runs it (dag-processor, scheduler, workers) needs the same tweetpipe wheel installed.
 
     Args:
-        args: parsed arguments with ``airflow_verb``, ``dir`` and (for ``up``) ``port``.
+        into: the DAGs folder (created when missing).
+
+    Returns:
+        The copied file.
+
+    Raises:
+        LocalAirflowError: ``into`` is not a directory, or the DAG file is missing.
+    """
+    source = resources.dag_file()
+    if not source.is_file():
+        raise LocalAirflowError(f"the DAG file {source} is missing; reinstall tweetpipe")
+    if into.exists() and not into.is_dir():
+        raise LocalAirflowError(f"{into} is not a directory")
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / source.name
+    # Not a .py name while it is written: a dag-processor scanning the folder must never parse a
+    # half-written file.
+    partial = into / f".{source.name}.partial"
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+    return target
+
+
+def _run_dag_cli(args: argparse.Namespace) -> int:
+    from etl.cli import UsageError
+
+    if args.into is None:
+        print(resources.dag_file())
+        return 0
+    into = Path(args.into)
+    if into.exists() and not into.is_dir():
+        raise UsageError(f"--into {into} is not a directory")
+    try:
+        target = install_dag(into)
+    except OSError as exc:
+        raise UsageError(f"--into {into}: cannot copy the DAG file there: {exc.strerror}") from None
+    except LocalAirflowError as exc:
+        print(f"tweetpipe airflow dag: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {resources.dag_file()} to {target}")
+    return 0
+
+
+def run_airflow_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe airflow up|down|dag``: start or stop the local Airflow, or place the DAG file.
+
+    Args:
+        args: parsed arguments with ``airflow_verb`` and ``dir`` (``up``, ``down``), ``port``
+            (``up``) or ``into`` (``dag``).
 
     Returns:
         0 on success, 1 when it could not start or something was left running.
+
+    Raises:
+        UsageError: ``dag --into`` names something that is not a directory (exit code 2).
     """
+    if args.airflow_verb == "dag":
+        return _run_dag_cli(args)
     directory = Path(args.dir)
     if args.airflow_verb == "down":
         leftovers = stop_local_airflow(directory)

@@ -141,7 +141,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # --- airflow (local Airflow 3 for the UI) -----------------------------------------------------
 def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("airflow", help="start or stop a local Airflow 3 with this repo's dags/")
+    p = sub.add_parser(
+        "airflow", help="a local Airflow 3 with the tweetpipe DAG; where the DAG file is"
+    )
     verbs = p.add_subparsers(dest="airflow_verb", required=True)
     up = verbs.add_parser("up", help="start it in the background (127.0.0.1), print URL and login")
     up.add_argument("--dir", default="airflow-local", metavar="DIR", help="home, store and logs")
@@ -155,6 +157,11 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     down = verbs.add_parser("down", help="stop every process it started, by process id")
     down.add_argument("--dir", default="airflow-local", metavar="DIR")
     down.set_defaults(handler=_cmd_airflow)
+    dag = verbs.add_parser(
+        "dag", help="print the path of the tweetpipe DAG file, or copy it into a DAGs folder"
+    )
+    dag.add_argument("--into", metavar="DIR", help="copy the DAG file into this DAGs folder")
+    dag.set_defaults(handler=_cmd_airflow)
 
 
 def _cmd_airflow(args: argparse.Namespace) -> int:
@@ -169,7 +176,10 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     verbs = p.add_subparsers(dest="contracts_verb", required=True)
     lint = verbs.add_parser("lint", help="check contracts against ODCS v3.1 and our rules")
     lint.add_argument(
-        "paths", nargs="*", metavar="PATH", help="files or dirs (default: contracts/)"
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or dirs (default: ./contracts, else the bundled ones)",
     )
     lint.set_defaults(handler=_cmd_contracts_lint)
     diff = verbs.add_parser("diff", help="classify the changes between two versions of contracts")
@@ -177,12 +187,19 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     diff.add_argument(
         "--base", metavar="REF", help="compare the working tree with git revision REF"
     )
-    diff.add_argument("--dir", metavar="DIR", help="contracts directory for --base (default: ours)")
+    diff.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="contracts directory for --base (default: ./contracts, else the bundled ones)",
+    )
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     diff.set_defaults(handler=_cmd_contracts_diff)
     docs = verbs.add_parser("docs", help="render the contracts as a static HTML site")
     docs.add_argument(
-        "paths", nargs="*", metavar="PATH", help="files or dirs (default: contracts/)"
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or dirs (default: ./contracts, else the bundled ones)",
     )
     docs.add_argument("--out", required=True, metavar="DIR", help="output directory")
     docs.add_argument("--store", metavar="URL", help="also publish under docs/contracts/ there")

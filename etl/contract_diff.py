@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from etl import resources
 from etl._git import git_output
 from etl.contract_lint import CONTRACT_GLOB, SEMVER
 from etl.contract_tree import allowed_values
@@ -358,7 +359,8 @@ def run_diff_cli(args: argparse.Namespace) -> int:
         raise UsageError("give either OLD NEW files or --base REF, not both")
     try:
         if args.base is not None:
-            report = diff_against_ref(args.base, Path(args.dir) if args.dir else CONTRACTS_DIR)
+            directory = Path(args.dir) if args.dir else resources.working_contracts_dir()
+            report = diff_against_ref(args.base, directory)
         else:
             report = diff_files(Path(files[0]), Path(files[1]))
     except DiffInputError as exc:

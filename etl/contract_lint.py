@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import yaml
 
+from etl import resources
 from etl.contract_tree import display_path, iter_properties, schema_objects
-from etl.contracts import CONTRACTS_DIR, ContractError, parse_contract
+from etl.contracts import ContractError, parse_contract
 
 if TYPE_CHECKING:
     import argparse
@@ -192,7 +193,9 @@ def contract_files(paths: Sequence[str | Path] = ()) -> list[Path]:
     """The contract files to look at: the given files, ``*.odcs.yaml`` in given directories.
 
     Args:
-        paths: files or directories; empty means ``contracts/*.odcs.yaml`` of this repository.
+        paths: files or directories; empty means ``contracts/`` of the working directory when
+            there is one, else the pipeline's own contracts (:func:`etl.resources.contracts_dir`:
+            the repository's in a checkout, the bundled ones in an installed wheel).
 
     Returns:
         The files, directories expanded in name order.
@@ -200,8 +203,9 @@ def contract_files(paths: Sequence[str | Path] = ()) -> list[Path]:
     Raises:
         LintUsageError: a path does not exist, or no contract file was found.
     """
+    paths = paths or [resources.working_contracts_dir()]
     files: list[Path] = []
-    for given in paths or [CONTRACTS_DIR]:
+    for given in paths:
         path = Path(given)
         if path.is_dir():
             files.extend(sorted(path.glob(CONTRACT_GLOB)))
@@ -210,9 +214,7 @@ def contract_files(paths: Sequence[str | Path] = ()) -> list[Path]:
         else:
             raise LintUsageError(f"{path}: no such contract file or directory")
     if not files:
-        raise LintUsageError(
-            f"no {CONTRACT_GLOB} files in {', '.join(map(str, paths or [CONTRACTS_DIR]))}"
-        )
+        raise LintUsageError(f"no {CONTRACT_GLOB} files in {', '.join(map(str, paths))}")
     return files
 
 
@@ -238,10 +240,12 @@ def run_lint_cli(args: argparse.Namespace) -> int:
     for finding in findings:
         print(finding)
     noun = "contract" if len(files) == 1 else "contracts"
+    # Without paths the folder was chosen for the user (./contracts or the bundled one): say which.
+    where = "" if args.paths else f" in {files[0].parent}"
     if findings:
-        print(f"{len(findings)} finding(s) in {len(files)} {noun}")
+        print(f"{len(findings)} finding(s) in {len(files)} {noun}{where}")
         return EXIT_FAILED
-    print(f"{len(files)} {noun} clean")
+    print(f"{len(files)} {noun} clean{where}")
     return EXIT_OK
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from etl import resources
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
@@ -23,8 +25,10 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS_DIR = REPO_ROOT / "contracts"
+# Where the bundled files are (the checkout, or the wheel's package data): etl.resources.
+REPO_ROOT = resources.DATA_ROOT
+"""Old name of :data:`etl.resources.DATA_ROOT`; in an installed wheel it is not a repository."""
+CONTRACTS_DIR = resources.contracts_dir()
 CURATED_CONTRACT = CONTRACTS_DIR / "tweets_curated.odcs.yaml"
 RAW_PAGE_CONTRACT = CONTRACTS_DIR / "x_api_v2_tweets_page.odcs.yaml"
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl.contracts import REPO_ROOT
+from etl import resources
 
 if TYPE_CHECKING:
     import argparse
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from etl.emulator import Corpus
 
-DAGS_FOLDER = REPO_ROOT / "dags"
+# The repository's dags/ in a checkout, the wheel's bundled copy when installed.
+DAGS_FOLDER = resources.dags_dir()
 DAG_ID = "tweetpipe"
 MARKER = ".tweetpipe-demo"
 DEMO_CORPUS_START = datetime(2023, 3, 10, tzinfo=UTC)
@@ -72,7 +73,7 @@ def x_connection(base_url: str, token: str) -> str:
 
 
 def airflow_environment(home: Path, lineage_file: Path) -> dict[str, str]:
-    """Settings for an embedded Airflow: SQLite under ``home``, this repo's DAGs, file lineage.
+    """Settings for an embedded Airflow: SQLite under ``home``, the tweetpipe DAG, file lineage.
 
     Args:
         home: ``AIRFLOW_HOME``.

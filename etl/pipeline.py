@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl.contracts import REPO_ROOT
+from etl import resources
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from etl.quality import CheckpointSummary
     from etl.store import Store
 
-DEFAULT_CONFIG = REPO_ROOT / "pipeline.yaml"
+DEFAULT_CONFIG = resources.default_config()
 STORE_ENV = "TWEETPIPE_STORE"
 X_CONN_ID = "x_api_default"
 AWS_CONN_ID = "aws_default"

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl import resources
 from etl.contracts import (
     CURATED_CONTRACT,
     RAW_PAGE_CONTRACT,
@@ -105,7 +106,20 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     Returns:
         0 when in sync (or rewritten), 1 when ``--check`` found out-of-date files or a contract
         cannot be mapped.
+
+    Raises:
+        UsageError: a rewrite was asked of an installed wheel's suites (exit code 2).
     """
+    if not args.check and resources.is_bundled(EXPECTATIONS_DIR):
+        from etl.cli import UsageError
+
+        # The installed gates read these files; rewriting them inside site-packages would change
+        # the pipeline behind its wheel's back, and suites written anywhere else are never read.
+        raise UsageError(
+            f"the suites in {EXPECTATIONS_DIR} belong to the installed wheel and are not "
+            "rewritten; run `tweetpipe expectations sync` in a checkout of the repository and "
+            "build a new wheel (--check compares them with the bundled contracts)"
+        )
     try:
         stale = sync_expectations(
             check=args.check, expectations_dir=EXPECTATIONS_DIR, contracts=SUITE_CONTRACTS

@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from etl import resources
 from etl.contracts import (
     CURATED_CONTRACT,
     RAW_PAGE_CONTRACT,
-    REPO_ROOT,
     ColumnSpec,
     ContractError,
     ContractSpec,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
-EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+EXPECTATIONS_DIR = resources.expectations_dir()
 SUITE_CONTRACTS = (CURATED_CONTRACT, RAW_PAGE_CONTRACT)
 CURATED_SUITE = "tweets_curated"
 RAW_PAGE_SUITE = "x_api_v2_tweets_page"

@@ -3,6 +3,7 @@ so `pytest -m unit` selects exactly the fast pure tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
+"""The reference documents (OpenAPI, OpenLineage and ODCS schemas) CI keeps beside the repository;
+a user's clone usually has none. Reach them through :func:`shared_reference`."""
 _KINDS = ("unit", "integration", "e2e")
 # Debian's Chromium (`make system-deps`), never a downloaded browser; the flags keep it off the
 # network, which is closed here anyway.
@@ -29,6 +32,32 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (``CI`` set, as CI services do, to anything but false/0)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def shared_reference(relative: str) -> Path:
+    """A file or folder of ``../shared/reference``, for a test that checks against it.
+
+    When it is missing the test is skipped, naming the path, so ``make test`` passes on a clone
+    that has no reference beside it; in CI (``CI=true``) it fails instead, so CI still proves it.
+
+    Args:
+        relative: the path under ``../shared/reference``, e.g. ``odcs/odcs-json-schema-v3.1.0.json``.
+
+    Returns:
+        The existing path.
+    """
+    path = SHARED_REFERENCE / relative
+    if not path.exists():
+        message = f"reference document missing: {path} (../shared/reference beside the repository)"
+        if in_ci():
+            pytest.fail(f"{message}; CI is set, where it must be present")
+        pytest.skip(message)
+    return path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -155,3 +155,19 @@ def test_up_refuses_a_busy_port_before_starting_anything(tmp_path: Path) -> None
             start_local_airflow(tmp_path / "instance", port=port)
 
     assert not (tmp_path / "instance").exists()
+
+
+def test_the_airflow_cli_is_this_interpreters_even_without_a_script_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip install --user or a system Python put scripts elsewhere; `python -m airflow` is the
+    # Airflow this interpreter imports, never some other `airflow` on PATH.
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.touch()
+    monkeypatch.setattr(sys, "executable", str(python))
+
+    assert airflow_local._airflow_command() == [str(python), "-m", "airflow"]
+
+    (tmp_path / "bin" / "airflow").touch()
+    assert airflow_local._airflow_command() == [str(tmp_path / "bin" / "airflow")]

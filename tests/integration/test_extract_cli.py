@@ -7,8 +7,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from etl.cli import main
-from etl.contracts import REPO_ROOT
 from etl.land import is_page_key
+from etl.resources import default_config
 from etl.store import LocalStore, open_store
 from tests.integration.conftest import EMULATOR_TOKEN
 
@@ -31,7 +31,7 @@ def test_extract_with_the_config_then_transform_reads_raw(
         [
             "extract",
             "--config",
-            str(REPO_ROOT / "pipeline.yaml"),
+            str(default_config()),
             "--store",
             str(store_dir),
             *WINDOW,
@@ -55,7 +55,7 @@ def test_extract_with_the_config_then_transform_reads_raw(
         [
             "extract",
             "--config",
-            str(REPO_ROOT / "pipeline.yaml"),
+            str(default_config()),
             "--store",
             str(store_dir),
             *WINDOW,

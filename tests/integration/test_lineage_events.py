@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from etl import lineage
-from etl.contracts import REPO_ROOT
+from tests.conftest import ROOT
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
 if TYPE_CHECKING:
@@ -54,13 +54,13 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-PROBE_DIR = REPO_ROOT / "tests" / "integration" / "lineage_probe"
+PROBE_DIR = ROOT / "tests" / "integration" / "lineage_probe"
 
 
 def _start_demo(root: Path, flags: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "etl.cli", "demo", "--dir", str(root), *flags],
-        cwd=REPO_ROOT,
+        cwd=ROOT,
         env=_clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -77,11 +77,11 @@ def _start_probe(root: Path) -> subprocess.Popen[str]:
         **airflow_environment(root / "airflow-home", root / "lineage" / "events.jsonl"),
         # dag.test() parses the DAG from the DAGs folder: the probe's own folder.
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROBE_DIR),
-        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
         [sys.executable, str(PROBE_DIR / "probe_dag.py")],
-        cwd=REPO_ROOT,
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,11 +17,11 @@ from etl.contract_lint import (
     odcs_schema,
 )
 from etl.contracts import CONTRACTS_DIR
-from tests.conftest import SHARED_REFERENCE
+from tests.conftest import shared_reference
 
 PAIRS = Path(__file__).parent / "contract_pairs"
 BASE_TEXT = (PAIRS / "orders.odcs.yaml").read_text(encoding="utf-8")
-REFERENCE_SCHEMA = SHARED_REFERENCE / "odcs" / "odcs-json-schema-v3.1.0.json"
+REFERENCE_SCHEMA = "odcs/odcs-json-schema-v3.1.0.json"
 
 
 def _line(text: str, needle: str, occurrence: int = 1) -> int:
@@ -67,7 +67,7 @@ def test_the_bundled_schema_is_odcs_v3_1() -> None:
 
 
 def test_the_bundled_schema_matches_the_reference_v3_1_0_schema() -> None:
-    reference = json.loads(REFERENCE_SCHEMA.read_text(encoding="utf-8"))
+    reference = json.loads(shared_reference(REFERENCE_SCHEMA).read_text(encoding="utf-8"))
     schema = odcs_schema()
     assert schema["required"] == reference["required"]
     assert schema["$defs"].keys() == reference["$defs"].keys()
