@@ -1,16 +1,22 @@
 """An in-process fake of the three X API v2 endpoints the extractor calls, for unit tests.
 
 It is a ``requests`` transport adapter: mounted on the extractor's session, tweepy's real code
-runs end to end, but no socket is opened. Synthetic data, shaped after the OpenAPI document
-(``data``/``includes``/``meta``, ids as strings above 2**53, ``next_token`` absent on the last
-page). Faults are scripted per request: ``fake.script.append(...)``.
+runs end to end, but no socket is opened. :class:`LoopbackServer` serves the same fake over real
+HTTP on 127.0.0.1, for what only a real wire shows (compressed, oversized and cut-off bodies).
+Synthetic data, shaped after the OpenAPI document (``data``/``includes``/``meta``, ids as strings
+above 2**53, ``next_token`` absent on the last page). Faults are scripted per request:
+``fake.script.append(...)``; ``fake.token_cycle`` makes pagination loop (``next_token`` walks the
+cycle for ever).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,6 +74,7 @@ class FakeXApi(BaseAdapter):
         self.script: list[Fault] = []
         self.log: list[tuple[str, dict[str, str], int]] = []
         self.served: dict[str, list[bytes]] = {}
+        self.token_cycle: list[str] = []  # when set, next_token walks this cycle and never ends
         self.rate_limit = rate_limit
         self.window = 900
         self._used: dict[str, int] = {}
@@ -190,7 +197,7 @@ class FakeXApi(BaseAdapter):
             end = datetime.fromisoformat(params["end_time"])
             posts = [p for p in posts if start <= p.created_at < end]
         size = int(params.get("max_results", 10))
-        offset = int(token[1:]) if token else 0
+        offset = int(token[1:]) if token and token not in self.token_cycle else 0
         chunk = posts[offset : offset + size]
         meta: dict[str, Any] = {"result_count": len(chunk)}
         if chunk:
@@ -198,6 +205,9 @@ class FakeXApi(BaseAdapter):
             meta["oldest_id"] = str(chunk[-1].id)
         if offset + size < len(posts):
             meta["next_token"] = f"t{offset + size}"
+        if self.token_cycle:
+            at = self.token_cycle.index(token) + 1 if token in self.token_cycle else 0
+            meta["next_token"] = self.token_cycle[at % len(self.token_cycle)]
         doc: dict[str, Any] = {"meta": meta}
         if chunk:
             doc["data"] = [
@@ -222,3 +232,101 @@ class FakeXApi(BaseAdapter):
 
 def _problem(title: str) -> bytes:
     return json.dumps({"title": title, "type": "about:blank", "status": 0}).encode()
+
+
+# --- hostile bodies -------------------------------------------------------------------------------
+def deep_json(depth: int) -> bytes:
+    """A JSON object whose ``data`` nests ``depth`` arrays: valid JSON, but past any parser's stack."""
+    assert 0 < depth <= 1_000_000, depth
+    return b'{"data":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def gzip_bomb(decoded_size: int) -> bytes:
+    """A gzip stream of ``decoded_size`` zero bytes (about 1/1000 of that on the wire).
+
+    Compressed a MiB at a time, so making it never holds the decoded size in memory.
+    """
+    assert 0 < decoded_size <= 1 << 30, decoded_size
+    chunk = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    parts = []
+    for start in range(0, decoded_size, len(chunk)):
+        parts.append(packer.compress(chunk[: decoded_size - start]))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+# --- over real HTTP -------------------------------------------------------------------------------
+class LoopbackServer:
+    """A :class:`FakeXApi` served over real HTTP on 127.0.0.1 (an ephemeral port, a thread).
+
+    The wire is real, so ``Content-Encoding``, ``Content-Length`` and streaming behave as they do
+    against the API: a scripted :class:`Fault` body goes out byte for byte with its headers (a
+    ``Content-Length`` in them is sent as declared, even when it lies), and a fault that raises
+    closes the connection without an answer.
+    """
+
+    def __init__(self, api: FakeXApi) -> None:
+        self.api = api
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionError:
+                    pass  # the client hung up mid-body (it refused the body): nothing to answer
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                prepared = requests.Request(
+                    "GET", server.url + self.path, headers=dict(self.headers.items())
+                ).prepare()
+                try:
+                    response = server.api.send(prepared)
+                except Exception:
+                    self.close_connection = True  # the scripted network error: no answer at all
+                    return
+                body = response.content
+                chunked = response.headers.get("transfer-encoding") == "chunked"
+                self.send_response(response.status_code)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                if "content-length" not in response.headers and not chunked:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for start in range(0, len(body), 1 << 16):
+                        piece = body[start : start + (1 << 16)]
+                        if chunked:  # no declared length: the size shows only as it arrives
+                            piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                        self.wfile.write(piece)
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    self.close_connection = True  # the client stopped reading (a refused body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        return Handler
