@@ -1,8 +1,8 @@
 """An in-process fake of the three X API v2 endpoints the extractor calls, for unit tests.
 
 It is a ``requests`` transport adapter: mounted on the extractor's session, tweepy's real code
-runs end to end, but no socket is opened. :class:`LoopbackServer` serves the same fake over real
-HTTP on 127.0.0.1, for what only a real wire shows (compressed, oversized and cut-off bodies).
+runs end to end, but no socket is opened; :func:`serve_on_loopback` puts the same fake behind a
+real HTTP server on 127.0.0.1 (compressed, oversized and cut-off bodies need a real wire).
 Synthetic data, shaped after the OpenAPI document (``data``/``includes``/``meta``, ids as strings
 above 2**53, ``next_token`` absent on the last page). Faults are scripted per request:
 ``fake.script.append(...)``; ``fake.token_cycle`` makes pagination loop (``next_token`` walks the
@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import threading
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BASE_ID = 1_790_000_000_000_000_000  # above 2**53, like real post ids
 EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
@@ -257,76 +261,71 @@ def gzip_bomb(decoded_size: int) -> bytes:
 
 
 # --- over real HTTP -------------------------------------------------------------------------------
-class LoopbackServer:
-    """A :class:`FakeXApi` served over real HTTP on 127.0.0.1 (an ephemeral port, a thread).
+class _LoopbackHandler(BaseHTTPRequestHandler):
+    """Hands each request to :attr:`api` and writes its answer as scripted (see below)."""
 
-    The wire is real, so ``Content-Encoding``, ``Content-Length`` and streaming behave as they do
-    against the API: a scripted :class:`Fault` body goes out byte for byte with its headers (a
-    ``Content-Length`` in them is sent as declared, even when it lies), and a fault that raises
-    closes the connection without an answer.
+    protocol_version = "HTTP/1.1"
+    api: FakeXApi
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            pass  # the client hung up mid-body (it refused the body): nothing to answer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        request = requests.Request(
+            "GET", f"http://127.0.0.1{self.path}", headers=dict(self.headers.items())
+        ).prepare()
+        try:
+            response = self.api.send(request)
+        except Exception:
+            self.close_connection = True  # the scripted network error: no answer at all
+            return
+        self._answer(response.status_code, response.headers, response.content)
+
+    def _answer(self, status: int, headers: Any, body: bytes) -> None:
+        chunked = headers.get("transfer-encoding") == "chunked"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "content-length" not in headers and not chunked:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 1 << 16):
+                piece = body[start : start + (1 << 16)]
+                if chunked:  # no declared length: the size shows only as it arrives
+                    piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                self.wfile.write(piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client stopped reading (a refused body)
+
+
+@contextmanager
+def serve_on_loopback(api: FakeXApi) -> Iterator[str]:
+    """Serve ``api`` over real HTTP on 127.0.0.1 (a free port); yields its base URL.
+
+    Each request is handed to :meth:`FakeXApi.send`, so scripts, logs and rate limits are the
+    same as in-process. The wire is real, so what only a wire shows can be scripted: a
+    :class:`Fault` body goes out byte for byte with its headers (``Content-Encoding`` included; a
+    ``Content-Length`` among them is sent as declared, even when it lies; ``Transfer-Encoding:
+    chunked`` sends the body in chunks, with no length declared), a scripted ``raise_error`` drops
+    the connection without an answer, and a client that hangs up mid-body is no error.
     """
-
-    def __init__(self, api: FakeXApi) -> None:
-        self.api = api
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> LoopbackServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def handle(self) -> None:
-                try:
-                    super().handle()
-                except ConnectionError:
-                    pass  # the client hung up mid-body (it refused the body): nothing to answer
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                prepared = requests.Request(
-                    "GET", server.url + self.path, headers=dict(self.headers.items())
-                ).prepare()
-                try:
-                    response = server.api.send(prepared)
-                except Exception:
-                    self.close_connection = True  # the scripted network error: no answer at all
-                    return
-                body = response.content
-                chunked = response.headers.get("transfer-encoding") == "chunked"
-                self.send_response(response.status_code)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                if "content-length" not in response.headers and not chunked:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    for start in range(0, len(body), 1 << 16):
-                        piece = body[start : start + (1 << 16)]
-                        if chunked:  # no declared length: the size shows only as it arrives
-                            piece = b"%x\r\n%s\r\n" % (len(piece), piece)
-                        self.wfile.write(piece)
-                    if chunked:
-                        self.wfile.write(b"0\r\n\r\n")
-                except OSError:
-                    self.close_connection = True  # the client stopped reading (a refused body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        return Handler
+    handler = type("Handler", (_LoopbackHandler,), {"api": api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -35,9 +35,9 @@ from tests.unit.fake_x_api import (
     FakeClock,
     FakeXApi,
     Fault,
-    LoopbackServer,
     deep_json,
     gzip_bomb,
+    serve_on_loopback,
 )
 
 if TYPE_CHECKING:
@@ -68,9 +68,10 @@ def api(clock: FakeClock) -> FakeXApi:
 
 
 @pytest.fixture
-def server(api: FakeXApi) -> Iterator[LoopbackServer]:
-    with LoopbackServer(api) as running:
-        yield running
+def server(api: FakeXApi) -> Iterator[str]:
+    """The fake's base URL on 127.0.0.1."""
+    with serve_on_loopback(api) as base_url:
+        yield base_url
 
 
 @pytest.fixture
@@ -78,12 +79,12 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
 
 
-def _client(server: LoopbackServer, token: str = TOKEN, **kw: Any) -> XClient:
-    return make_client(token, server.url, **kw)
+def _client(server: str, token: str = TOKEN, **kw: Any) -> XClient:
+    return make_client(token, server, **kw)
 
 
 def _extract(
-    server: LoopbackServer, store: LocalStore, clock: FakeClock, source: Source = POSTS, **kw: Any
+    server: str, store: LocalStore, clock: FakeClock, source: Source = POSTS, **kw: Any
 ) -> SourceResult:
     client = kw.pop("client", None) or _client(server, max_body_bytes=kw.pop("cap", CAP))
     return extract_source(
@@ -108,9 +109,9 @@ def _manifest(store: LocalStore, result: SourceResult) -> dict[str, Any]:
     return doc
 
 
-def _cli(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, token: str = TOKEN) -> None:
+def _cli(server: str, monkeypatch: pytest.MonkeyPatch, token: str = TOKEN) -> None:
     monkeypatch.setenv("X_BEARER_TOKEN", token)
-    monkeypatch.setenv("X_API_BASE_URL", server.url)
+    monkeypatch.setenv("X_API_BASE_URL", server)
     monkeypatch.delenv("X_API_MAX_BODY_BYTES", raising=False)
 
 
@@ -138,7 +139,7 @@ UNUSABLE = {
 
 @pytest.mark.parametrize("body", UNUSABLE.values(), ids=UNUSABLE.keys())
 def test_an_unusable_page_body_is_kept_byte_for_byte_and_refetched(
-    body: bytes, api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    body: bytes, api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     api.script = [Fault(200, body)]
 
@@ -154,7 +155,7 @@ def test_an_unusable_page_body_is_kept_byte_for_byte_and_refetched(
 
 
 def test_a_page_that_stays_unusable_fails_the_source_with_every_body_kept(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     bodies = [deep_json(50_000 + n) for n in range(FAST.max_attempts)]
     api.script = [Fault(200, body) for body in bodies]
@@ -167,7 +168,7 @@ def test_a_page_that_stays_unusable_fails_the_source_with_every_body_kept(
 
 
 def test_a_deep_user_lookup_body_is_kept_and_refetched(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     body = deep_json(100_000)
     api.script = [Fault(200, body)]
@@ -184,7 +185,7 @@ def test_a_deep_error_body_neither_crashes_tweepy_nor_hides_the_status(
     status: int,
     retried: bool,
     api: FakeXApi,
-    server: LoopbackServer,
+    server: str,
     store: LocalStore,
     clock: FakeClock,
 ) -> None:
@@ -199,7 +200,7 @@ def test_a_deep_error_body_neither_crashes_tweepy_nor_hides_the_status(
 
 
 def test_a_rate_limit_reset_header_that_is_not_a_number_is_retried(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     # tweepy itself does int() on this header: what it raises must not escape the extractor.
     body = b'{"title":"Too Many Requests"}'
@@ -223,7 +224,7 @@ def test_read_json_turns_any_parse_failure_into_value_error(store: LocalStore) -
 # --- item 2: one failing source fails alone in the CLI, redacted, exit 1 -------------------------
 def test_cli_an_unexpected_error_in_one_source_fails_it_alone(
     api: FakeXApi,
-    server: LoopbackServer,
+    server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -259,7 +260,7 @@ def test_cli_an_unexpected_error_in_one_source_fails_it_alone(
 
 
 def test_extract_sources_keeps_going_after_any_exception(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     client = _client(server)
     api.add_posts("bob", 20)
@@ -288,7 +289,7 @@ def _refusal(store: LocalStore, result: SourceResult) -> dict[str, Any]:
 
 
 def test_a_gzip_bomb_is_refused_past_the_cap_with_evidence_in_the_manifest(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     bomb = gzip_bomb(64 << 20)
     api.script = [Fault(200, bomb, headers={"content-encoding": "gzip"})]
@@ -310,7 +311,7 @@ def test_a_gzip_bomb_is_refused_past_the_cap_with_evidence_in_the_manifest(
 
 
 def test_a_deflate_bomb_is_refused_too(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     bomb = zlib.compress(bytes(16 << 20), 9)
     api.script = [Fault(200, bomb, headers={"content-encoding": "deflate"})]
@@ -322,7 +323,7 @@ def test_a_deflate_bomb_is_refused_too(
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_reading(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     api.script = [Fault(200, b'{"data":[]}', headers={"content-length": str(10 << 30)})]
 
@@ -336,7 +337,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading(
 
 
 def test_an_undeclared_body_over_the_cap_is_refused_on_the_wire_bytes(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     noise = random.Random(3).randbytes(CAP * 3)
     api.script = [Fault(200, noise, headers={"transfer-encoding": "chunked"})]
@@ -351,7 +352,7 @@ def test_an_undeclared_body_over_the_cap_is_refused_on_the_wire_bytes(
 
 
 def test_endless_empty_gzip_members_are_refused_on_the_wire_bytes(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     # Decodes to nothing at all, so only the wire count can stop it.
     empty = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -368,7 +369,7 @@ def test_endless_empty_gzip_members_are_refused_on_the_wire_bytes(
 
 
 def test_a_body_that_is_not_valid_gzip_is_kept_as_received(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     broken = b"\x1f\x8b\x08\x00" + b"not deflate data at all" * 10
     api.script = [Fault(200, broken, headers={"content-encoding": "gzip"})]
@@ -381,7 +382,7 @@ def test_a_body_that_is_not_valid_gzip_is_kept_as_received(
 
 
 def test_an_error_response_is_capped_as_well(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     bomb = gzip_bomb(8 << 20)
     api.script = [Fault(503, bomb, headers={"content-encoding": "gzip"})]
@@ -392,7 +393,7 @@ def test_an_error_response_is_capped_as_well(
 
 
 def test_a_body_of_exactly_the_cap_lands(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     probe = FakeXApi(clock, TOKEN)
     probe.posts = list(api.posts)
@@ -411,7 +412,7 @@ def test_default_cap_is_8_mib() -> None:
 
 def test_the_cap_comes_from_the_config_the_environment_or_the_flag(
     api: FakeXApi,
-    server: LoopbackServer,
+    server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -445,7 +446,7 @@ def test_the_cap_comes_from_the_config_the_environment_or_the_flag(
 def test_a_bad_cap_is_a_usage_error_naming_it(
     value: str,
     tmp_path: Path,
-    server: LoopbackServer,
+    server: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -482,8 +483,8 @@ def test_the_cli_stays_small_on_a_gzip_bomb(tmp_path: Path, clock: FakeClock) ->
         "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
         "sys.exit(code)\n"
     )
-    with LoopbackServer(api) as server:
-        env = {**os.environ, "X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": server.url}
+    with serve_on_loopback(api) as server:
+        env = {**os.environ, "X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": server}
         env.pop("X_API_MAX_BODY_BYTES", None)
         argv = ["extract", "--query", "post", "--store", str(tmp_path / "s"), *DAY_ARGS]
         done = subprocess.run(
@@ -503,7 +504,7 @@ def test_the_cli_stays_small_on_a_gzip_bomb(tmp_path: Path, clock: FakeClock) ->
 # --- item 4: a next_token cycle fails the source at once ---------------------------------------
 @pytest.mark.parametrize("cycle", [["A"], ["A", "B", "C"], ["t100"]])
 def test_a_next_token_cycle_fails_the_source_at_once(
-    cycle: list[str], api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    cycle: list[str], api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     api.token_cycle = cycle
 
@@ -522,7 +523,7 @@ def test_a_next_token_cycle_fails_the_source_at_once(
 
 
 def test_a_token_that_only_repeats_later_pages_is_a_cycle_too(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     api.token_cycle = ["A", "B"]
 
@@ -535,7 +536,7 @@ def test_a_token_that_only_repeats_later_pages_is_a_cycle_too(
 # --- item 5: every request sent is counted, whatever came of it ----------------------------------
 def test_cli_a_401_counts_the_request_it_made(
     api: FakeXApi,
-    server: LoopbackServer,
+    server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -556,7 +557,7 @@ def test_cli_a_401_counts_the_request_it_made(
 
 
 def test_failures_carry_their_request_counts(
-    api: FakeXApi, server: LoopbackServer, store: LocalStore, clock: FakeClock
+    api: FakeXApi, server: str, store: LocalStore, clock: FakeClock
 ) -> None:
     api.script = [Fault(503, b"{}"), Fault(503, b"{}"), Fault(503, b"{}")]
 
