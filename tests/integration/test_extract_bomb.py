@@ -20,11 +20,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 TOKEN = "bomb-test-bearer-token-0c1e"
+# The child's own peak: VmHWM belongs to the memory map exec gave it, whereas ru_maxrss would
+# carry over the peak of the (large) test process that spawned it.
 PROBE = """\
-import resource, sys
+import re, sys
+from pathlib import Path
 from etl.cli import main
 code = main(sys.argv[1:])
-print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = Path("/proc/self/status").read_text()
+print("maxrss_kib", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 sys.exit(code)
 """
 
