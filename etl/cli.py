@@ -62,6 +62,12 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--start", metavar="ISO", help="window start (inclusive), ISO 8601")
     p.add_argument("--end", metavar="ISO", help="window end (exclusive), ISO 8601")
+    p.add_argument(
+        "--max-body-bytes",
+        metavar="BYTES",
+        help="largest API response body accepted, on the wire and decoded (default: "
+        "X_API_MAX_BODY_BYTES, else api.max_body_bytes of --config, else 8388608 = 8 MiB)",
+    )
     p.set_defaults(handler=_cmd_extract)
 
 

@@ -22,6 +22,11 @@ SourceKind = Literal["account", "query"]
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")  # matched in full: "$" takes a trailing "\n"
 _MAX_QUERY_LENGTH = 512  # recent search accepts queries of up to 512 characters
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # a real page of 100 posts is well under 2 MiB
+MIN_MAX_BODY_BYTES = 1024
+MAX_MAX_BODY_BYTES = 1024 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -140,11 +145,40 @@ class PipelineConfig:
         sources: accounts then queries, in file order.
         store_url: ``s3://bucket/prefix`` or a directory, or None when the file names none.
         api_base_url: X API base URL (e.g. the emulator), or None for the real API.
+        max_body_bytes: the largest API response body accepted (``api.max_body_bytes``), or None
+            for the default.
     """
 
     sources: tuple[Source, ...]
     store_url: str | None = None
     api_base_url: str | None = None
+    max_body_bytes: int | None = None
+
+
+def parse_max_body_bytes(value: object, name: str) -> int:
+    """Validate a response body limit: a whole number of bytes, 1 KiB to 1 GiB.
+
+    Args:
+        value: an int (from YAML) or ASCII digits (from a flag or the environment).
+        name: where the value comes from, for the error message (e.g. ``--max-body-bytes``).
+
+    Returns:
+        The limit in bytes.
+
+    Raises:
+        ConfigError: the value is not a whole number of bytes in range; the message names it.
+    """
+    number = value
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        number = int(value.strip())
+    if isinstance(number, int) and not isinstance(number, bool):
+        if MIN_MAX_BODY_BYTES <= number <= MAX_MAX_BODY_BYTES:
+            return number
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise ConfigError(
+        f"{name} {shown} is not a whole number of bytes from {MIN_MAX_BODY_BYTES} to "
+        f"{MAX_MAX_BODY_BYTES} (default {DEFAULT_MAX_BODY_BYTES}, 8 MiB)"
+    )
 
 
 def parse_time(text: str, name: str = "time") -> datetime:
@@ -187,6 +221,7 @@ def load_config(config_path: Path | str) -> PipelineConfig:
             store: s3://bucket/prefix      # optional
             api:
               base_url: http://127.0.0.1:8089   # optional; X_API_BASE_URL overrides
+              max_body_bytes: 8388608           # optional; X_API_MAX_BODY_BYTES overrides
             sources:
               accounts: [nasa, esa]
               queries: ["#dataengineering -is:retweet"]
@@ -214,10 +249,14 @@ def load_config(config_path: Path | str) -> PipelineConfig:
         sources += [Source("query", v) for v in _string_list(sources_doc, "queries", path)]
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    max_body = api_doc.get("max_body_bytes")
+    if max_body is not None:
+        max_body = parse_max_body_bytes(max_body, f"{path}: api.max_body_bytes")
     return PipelineConfig(
         sources=tuple(dedupe_sources(sources)),
         store_url=_optional_str(doc, "store", path),
         api_base_url=_optional_str(api_doc, "base_url", path),
+        max_body_bytes=max_body,
     )
 
 

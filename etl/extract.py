@@ -8,10 +8,18 @@ watermark. Rate limits are honoured from the response headers (wait until ``x-ra
 when the quota is spent or on a 429); server errors, network errors and broken bodies are retried
 with bounded exponential backoff and jitter. Clock and sleep are parameters, so tests never sleep.
 
-A 200 whose body is not a JSON object (cut short in transit, say) is a transport fault, not a
-page: its bytes are kept under the window's ``_rejected/`` (content-addressed) and listed in the
-manifest, and the request is retried. Only JSON objects become pages, so every page can be parsed
-and nothing received is lost. A window with pages but no manifest (an earlier call failed midway)
+A 200 whose body is not a usable page (cut short in transit, nested past the parser's stack, not
+a JSON object, ``data``/``meta`` of the wrong type, a ``next_token`` that is no token) is a
+transport fault, not a page: its bytes are kept under the window's ``_rejected/``
+(content-addressed) and listed in the manifest, whatever the parser raised, and the request is
+retried. Only usable pages land, so every page can be parsed and nothing received is lost.
+
+Bodies are read as a stream and decoded in bounded steps: one larger than ``max_body_bytes``
+(8 MiB by default; a real page is well under 2 MiB), on the wire or decoded, is refused as soon as
+that is known, so a decompression bomb costs no more memory than the limit. The bytes read so far
+are kept, and the refusal's evidence (status, declared length and encoding, bytes read, the limit)
+goes into the manifest. A ``next_token`` that was already requested (pagination that loops) fails
+the source at once. A window with pages but no manifest (an earlier call failed midway)
 resumes after its last landed page instead of fetching it again; for an incremental window that
 holds across runs too (:func:`etl.land.incremental_window` records the open window).
 
@@ -34,6 +42,8 @@ import re
 import shlex
 import sys
 import time
+import traceback
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,8 +51,12 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
+from urllib3.response import ContentDecoder, DeflateDecoder, GzipDecoder
 
 from etl.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_MAX_BODY_BYTES,
+    MIN_MAX_BODY_BYTES,
     ConfigError,
     PipelineConfig,
     Source,
@@ -50,6 +64,7 @@ from etl.config import (
     dedupe_sources,
     load_config,
     load_sources,
+    parse_max_body_bytes,
     parse_time,
 )
 from etl.ids import parse_id, watermark_problem
@@ -71,7 +86,7 @@ from etl.land import (
     window_prefix,
     write_manifest,
 )
-from etl.store import ObjectExistsError, sha256_hex
+from etl.store import sha256_hex
 
 if TYPE_CHECKING:
     import argparse
@@ -81,6 +96,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
+    "DEFAULT_MAX_BODY_BYTES",
     "ExtractReport",
     "RetryPolicy",
     "Source",
@@ -92,6 +108,7 @@ __all__ = [
     "extract_sources",
     "load_sources",
     "make_client",
+    "resolve_max_body_bytes",
     "run_extract_cli",
 ]
 
@@ -126,6 +143,19 @@ ENDPOINT_SEARCH = "tweets_search_recent"
 _REDACTED = "[REDACTED]"
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\",}]+", re.IGNORECASE)
 
+_READ_CHUNK = 64 * 1024  # wire bytes read a step; the limit is checked after each
+# What a pagination token may be: the API's are base32/base36/decimal; this admits URL-safe
+# base64 too, and nothing that could break a log line, a manifest or a query string.
+_NEXT_TOKEN = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_HEADER_TOKEN = re.compile(r"[A-Za-z0-9_.,; -]{1,64}")
+_DECODERS: dict[str, type[ContentDecoder]] = {
+    "gzip": GzipDecoder,
+    "x-gzip": GzipDecoder,
+    "deflate": DeflateDecoder,
+}
+_MAX_REASON = 1000  # an exception's text can be as long as a hostile body; messages stay readable
+
 
 class SourceFailed(Exception):
     """A source could not be extracted (after retries, or for a reason retrying cannot fix).
@@ -134,18 +164,39 @@ class SourceFailed(Exception):
         source: the source that failed.
         reason: what went wrong, without secrets.
         landed: page keys landed before the failure; they stay, and a rerun resumes after them.
+        requests: HTTP requests the failed call sent, each counted whatever came of it.
+        user_lookups: user-lookup requests among them.
+        retries: tries repeated after a server error, network error or unusable body.
+        rate_limit_waits: waits for a rate-limit reset.
+        wait_seconds: seconds spent waiting (rate limits and backoff).
     """
 
-    def __init__(self, source: Source, reason: str, landed: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        source: Source,
+        reason: str,
+        landed: Iterable[str] = (),
+        requests: int = 0,
+        user_lookups: int = 0,
+        retries: int = 0,
+        rate_limit_waits: int = 0,
+        wait_seconds: float = 0.0,
+    ) -> None:
         self.source = source
         self.reason = reason
         self.landed = tuple(landed)
+        self.requests = requests
+        self.user_lookups = user_lookups
+        self.retries = retries
+        self.rate_limit_waits = rate_limit_waits
+        self.wait_seconds = wait_seconds
         kept = f"; {len(self.landed)} page(s) landed before the failure are kept" if landed else ""
         super().__init__(f"{source} failed: {reason}{kept}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keeps the exception picklable (Airflow and multiprocessing pickle task errors).
-        return (SourceFailed, (self.source, self.reason, self.landed))
+        counts = (self.requests, self.user_lookups, self.retries, self.rate_limit_waits)
+        return (SourceFailed, (self.source, self.reason, self.landed, *counts, self.wait_seconds))
 
 
 @dataclass(frozen=True)
@@ -252,10 +303,27 @@ class _Fetched:
 
 @dataclass(frozen=True)
 class _Retry:
-    """A failed try worth repeating (server error, network error, broken body)."""
+    """A failed try worth repeating (server error, network error, broken or refused body)."""
 
     reason: str
     body: bytes | None = None
+    refusal: dict[str, Any] | None = None
+
+
+class _BodyRefused(Exception):
+    """A response body over the size limit (or not decodable), refused while it streams in.
+
+    Attributes:
+        reason: for messages.
+        refusal: the evidence for the manifest (status, declared length and encoding, bytes read).
+        kept: the bytes read from the wire before the refusal, as received (still encoded).
+    """
+
+    def __init__(self, reason: str, refusal: dict[str, Any], kept: bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.refusal = refusal
+        self.kept = kept
 
 
 @dataclass(frozen=True)
@@ -304,19 +372,161 @@ def _install_log_redaction() -> None:
         tweepy_log.addFilter(_RedactBearer())
 
 
-class _ApiSession(requests.Session):
-    """Sends tweepy's requests to the configured base URL, with a timeout on every request."""
+class _ReadResponse(requests.Response):
+    """A response whose body is already read (within the limit) and whose ``json()`` only fails
+    with ``requests.JSONDecodeError``: tweepy parses error bodies with it and catches nothing else,
+    so a body nested past the parser's stack would otherwise escape as a ``RecursionError``."""
 
-    def __init__(self, base_url: str, timeout: tuple[float, float]) -> None:
+    @classmethod
+    def of(cls, response: requests.Response, body: bytes) -> _ReadResponse:
+        read = cls()
+        read.__dict__.update(response.__dict__)
+        read._content = body  # requests' own slot for a body read in full
+        return read
+
+    def json(self, **kwargs: Any) -> Any:
+        try:
+            return super().json(**kwargs)
+        except requests.JSONDecodeError:
+            raise
+        except Exception as exc:  # RecursionError, MemoryError's cousins: whatever json raised
+            raise requests.JSONDecodeError(exc.__class__.__name__, "", 0) from None
+
+
+class _ApiSession(requests.Session):
+    """Sends tweepy's requests to the configured base URL, with a timeout on every request, and
+    reads every body as a stream within ``max_body_bytes`` (wire and decoded).
+
+    Attributes:
+        sent: requests attempted through this session, whatever came of them.
+        last_body: the body of the latest response read in full (None before one is), so that what
+            tweepy cannot digest is still kept.
+    """
+
+    def __init__(self, base_url: str, timeout: tuple[float, float], max_body_bytes: int) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self.sent = 0
+        self.last_body: bytes | None = None
+        # Only what _BodyReader decodes in bounded steps (requests would add br and zstd when
+        # their packages happen to be installed).
+        self.headers["Accept-Encoding"] = "gzip, deflate"
 
     def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
         if isinstance(url, str) and url.startswith(_TWEEPY_HOST):
             url = self.base_url + url[len(_TWEEPY_HOST) :]
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, *args, **kwargs)
+        kwargs["stream"] = True  # the body is read below, within the limit
+        self.last_body = None
+        self.sent += 1
+        response = super().request(method, url, *args, **kwargs)
+        try:
+            body = _BodyReader(response, self.max_body_bytes).read()
+        finally:
+            response.close()  # unread bytes (a refused body) close the connection, unread
+        self.last_body = body
+        return _ReadResponse.of(response, body)
+
+
+def _header_number(headers: Any, name: str) -> int | None:
+    value = str(headers.get(name) or "").strip()
+    return int(value) if _CONTENT_LENGTH.fullmatch(value) else None
+
+
+def _header_token(headers: Any, name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = str(value).strip().lower()
+    return value if _HEADER_TOKEN.fullmatch(value) else "(not a header token)"
+
+
+def _inflate(decoder: ContentDecoder | None, data: bytes, room: int) -> bytes:
+    """``data`` decoded, stopping as soon as more than ``room`` bytes came out."""
+    if decoder is None:
+        return data
+    out = decoder.decompress(data, max_length=room + 1)
+    while decoder.has_unconsumed_tail and len(out) <= room:
+        more = decoder.decompress(b"", max_length=room + 1 - len(out))
+        if not more:
+            break  # header or trailer bytes: they go with the next data
+        out += more
+    return out
+
+
+class _BodyReader:
+    """Reads one response body from the wire within ``limit`` bytes, wire and decoded.
+
+    The wire bytes come from urllib3 undecoded (``decode_content=False``), so they are counted
+    exactly (chunked or not) and kept as received; gzip and deflate are decoded with urllib3's own
+    decoders, at most ``limit + 1`` bytes a step, so a bomb never inflates far past the limit.
+    Any other ``Content-Encoding`` (the session asks for gzip or deflate only) passes through
+    undecoded, as urllib3 does, and the body then fails as not JSON.
+    """
+
+    def __init__(self, response: requests.Response, limit: int) -> None:
+        self.response = response
+        self.limit = limit
+        self.declared = _header_number(response.headers, "content-length")
+        self.encoding = _header_token(response.headers, "content-encoding")
+        decoder = _DECODERS.get(self.encoding or "")
+        self.decoder = decoder() if decoder is not None else None
+        self.wire: list[bytes] = []
+        self.wire_size = 0
+        self.decoded: list[bytes] = []
+        self.decoded_size = 0
+
+    def read(self) -> bytes:
+        """The decoded body; :class:`_BodyRefused` as soon as it is over the limit."""
+        if self.declared is not None and self.declared > self.limit:
+            raise self.refuse("declared length")
+        if self.response.raw is None:  # an in-process transport adapter: the body is in memory
+            self.received(self.response.content)
+            self.decoded_part(self.response.content)
+            return self.response.content
+        try:
+            for data in self.response.raw.stream(_READ_CHUNK, decode_content=False):
+                self.received(data)
+                self.decoded_part(_inflate(self.decoder, data, self.limit - self.decoded_size))
+            if self.decoder is not None:
+                tail = _inflate(self.decoder, b"", self.limit - self.decoded_size)
+                self.decoded_part(tail + self.decoder.flush())
+        except zlib.error as exc:
+            raise self.refuse(f"content not valid {self.encoding} ({exc})") from None
+        return b"".join(self.decoded)
+
+    def received(self, wire: bytes) -> None:
+        self.wire.append(wire)
+        self.wire_size += len(wire)
+        if self.wire_size > self.limit:
+            raise self.refuse("wire bytes")
+
+    def decoded_part(self, decoded: bytes) -> None:
+        self.decoded.append(decoded)
+        self.decoded_size += len(decoded)
+        if self.decoded_size > self.limit:
+            raise self.refuse("decoded bytes")
+
+    def refuse(self, cause: str) -> _BodyRefused:
+        evidence = {
+            "cause": cause,
+            "max_body_bytes": self.limit,
+            "status": self.response.status_code,
+            "content_length": self.declared,
+            "content_encoding": self.encoding,
+            "wire_bytes_read": self.wire_size,
+            "decoded_bytes_read": self.decoded_size,
+            "kept": "the wire bytes read, as received",
+        }
+        what = "over the limit" if cause.endswith(("length", "bytes")) else "refused"
+        reason = (
+            f"body refused: {cause} {what} of {self.limit} bytes (HTTP "
+            f"{self.response.status_code}, content-length {self.declared}, content-encoding "
+            f"{self.encoding}; {self.wire_size} wire bytes read, {self.decoded_size} decoded)"
+        )
+        return _BodyRefused(reason, evidence, b"".join(self.wire))
 
 
 def _problem_text(response: requests.Response) -> str:
@@ -324,7 +534,7 @@ def _problem_text(response: requests.Response) -> str:
     text = f"HTTP {response.status_code}"
     try:
         doc = json.loads(response.content)
-    except ValueError:
+    except Exception:  # whatever a hostile body makes the parser raise (RecursionError, ...)
         return text
     if not isinstance(doc, dict):
         return text
@@ -345,7 +555,7 @@ def _named_parameters(response: requests.Response) -> frozenset[str]:
     """The request parameters an error answer's ``errors[].parameters`` names."""
     try:
         doc = json.loads(response.content)
-    except ValueError:
+    except Exception:  # noqa: BLE001 - any parser failure (deep nesting too) means: none named
         return frozenset()
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errors, list):
@@ -359,14 +569,35 @@ def _named_parameters(response: requests.Response) -> frozenset[str]:
 
 
 def _parse_body(body: bytes) -> dict[str, Any] | str:
-    """The body as a JSON object, or why it is not one."""
+    """The body as a JSON object, or why it is not one (whatever the parser raised)."""
     try:
         doc = json.loads(body)
-    except ValueError as exc:
-        return f"body of {len(body)} bytes is not valid JSON ({exc.__class__.__name__}: {exc})"
+    except Exception as exc:  # not only ValueError: nesting past the stack raises RecursionError
+        detail = f"{exc.__class__.__name__}: {exc}"[:200]
+        return f"body of {len(body)} bytes is not valid JSON ({detail})"
     if not isinstance(doc, dict):
         return f"body is JSON but not an object ({type(doc).__name__})"
     return doc
+
+
+_PAGE_MEMBERS: dict[str, type] = {"data": list, "includes": dict, "meta": dict, "errors": list}
+
+
+def _page_problem(doc: dict[str, Any]) -> str | None:
+    """Why a JSON object is not a usable page of posts, or None when it is.
+
+    Absent members are fine (an empty page has no ``data``); present ones must have the types of
+    the OpenAPI document, and ``meta.next_token`` must look like a token, since it is sent back.
+    """
+    for name, kind in _PAGE_MEMBERS.items():
+        if name in doc and not isinstance(doc[name], kind):
+            return f"page {name} is {type(doc[name]).__name__}, not {kind.__name__}"
+    if not all(isinstance(item, dict) for item in doc.get("data", ())):
+        return "page data holds an item that is not an object"
+    token = doc.get("meta", {}).get("next_token")
+    if token is not None and not (isinstance(token, str) and _NEXT_TOKEN.fullmatch(token)):
+        return "page meta.next_token is not a pagination token (1-512 URL-safe ASCII characters)"
+    return None
 
 
 class XClient:
@@ -401,16 +632,21 @@ class XClient:
         endpoint: str,
         call: Callable[[], requests.Response],
         run: _Run,
-        keep_rejected: Callable[[bytes, str], dict[str, Any]],
+        keep_rejected: Callable[[bytes, str, dict[str, Any] | None], dict[str, Any]],
+        usable: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> _Fetched | _Refused | str:
-        """Send one request until it yields a JSON object; return it, or why it failed for good."""
+        """Send one request until it yields a JSON object; return it, or why it failed for good.
+
+        ``usable`` says why a JSON object is not what the endpoint answers (None: it is); such a
+        body is kept and the request retried, as a broken one is.
+        """
         tries = 0
         rate_limited = 0
         rejected: list[dict[str, Any]] = []
         while True:
             self._respect_quota(endpoint, run)
             run.stats.requests += 1
-            outcome = self._attempt(endpoint, call, run)
+            outcome = self._attempt(endpoint, call, run, usable)
             if isinstance(outcome, _Fetched):
                 return replace(outcome, attempts=tries + 1, rejected=tuple(rejected))
             if isinstance(outcome, str | _Refused):
@@ -424,8 +660,8 @@ class XClient:
                     return failure
                 continue
             tries += 1
-            if outcome.body is not None:
-                rejected.append(keep_rejected(outcome.body, outcome.reason))
+            if outcome.body is not None or outcome.refusal is not None:
+                rejected.append(keep_rejected(outcome.body or b"", outcome.reason, outcome.refusal))
             if tries >= run.policy.max_attempts:
                 return f"gave up after {tries} attempts; last error: {outcome.reason}"
             delay = run.policy.backoff(tries, run.rng)
@@ -434,10 +670,42 @@ class XClient:
             run.wait(delay, f"backoff before retry {tries} of {endpoint}")
 
     def _attempt(
-        self, endpoint: str, call: Callable[[], requests.Response], run: _Run
-    ) -> _Fetched | _Retry | _RateLimited | _Refused:
+        self,
+        endpoint: str,
+        call: Callable[[], requests.Response],
+        run: _Run,
+        usable: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> _Fetched | _Retry | _RateLimited | _Refused | str:
+        response = self._send(endpoint, call)
+        if not isinstance(response, requests.Response):
+            return response
+        limits = _RateLimit.from_headers(response.headers)
+        self._limits[endpoint] = limits
+        body = response.content
+        parsed = _parse_body(body)
+        if isinstance(parsed, str):
+            return _Retry(parsed, body)
+        problem = usable(parsed) if usable is not None else None
+        if problem is not None:
+            return _Retry(problem, body)
+        return _Fetched(
+            body=body,
+            doc=parsed,
+            status=response.status_code,
+            rate_limit=limits,
+            fetched_at=run.now().isoformat(),
+            attempts=1,
+            rejected=(),
+        )
+
+    def _send(
+        self, endpoint: str, call: Callable[[], requests.Response]
+    ) -> requests.Response | _Retry | _RateLimited | _Refused | str:
+        """One request: the response, or what its failure means for the next try."""
         try:
-            response = call()
+            return call()
+        except _BodyRefused as exc:
+            return _Retry(exc.reason, exc.kept, exc.refusal)
         except tweepy.TooManyRequests as exc:
             self._limits[endpoint] = _RateLimit.from_headers(exc.response.headers)
             return _RateLimited(self._limits[endpoint].reset)
@@ -451,22 +719,10 @@ class XClient:
                 _named_parameters(exc.response),
             )
         except requests.RequestException as exc:
-            return _Retry(self.redact(f"{exc.__class__.__name__}: {exc}"))
-        limits = _RateLimit.from_headers(response.headers)
-        self._limits[endpoint] = limits
-        body = response.content
-        parsed = _parse_body(body)
-        if isinstance(parsed, str):
-            return _Retry(parsed, body)
-        return _Fetched(
-            body=body,
-            doc=parsed,
-            status=response.status_code,
-            rate_limit=limits,
-            fetched_at=run.now().isoformat(),
-            attempts=1,
-            rejected=(),
-        )
+            return _Retry(self.redact(f"{exc.__class__.__name__}: {exc}")[:_MAX_REASON])
+        except Exception as exc:  # tweepy choking on a hostile answer (int() of a reset header)
+            reason = self.redact(f"{exc.__class__.__name__}: {exc}")[:_MAX_REASON]
+            return _Retry(reason, self.session.last_body)
 
     def _respect_quota(self, endpoint: str, run: _Run) -> None:
         """Wait for the reset before a request the last response said would be refused."""
@@ -515,7 +771,11 @@ class XClient:
 
 
 def make_client(
-    token: str, base_url: str | None = None, *, timeout: tuple[float, float] = (10.0, 60.0)
+    token: str,
+    base_url: str | None = None,
+    *,
+    timeout: tuple[float, float] = (10.0, 60.0),
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> XClient:
     """An X API v2 client authenticated with an app bearer token.
 
@@ -525,19 +785,26 @@ def make_client(
         base_url: API base URL, e.g. the emulator's ``http://127.0.0.1:8089``; None for the real
             API (``https://api.twitter.com``).
         timeout: (connect, read) timeout of every request, in seconds; a timeout is retried.
+        max_body_bytes: the largest response body accepted, on the wire and decoded; a larger
+            one is refused while it streams in (1 KiB to 1 GiB; see :func:`resolve_max_body_bytes`).
 
     Returns:
         The client.
     """
     if not token or not token.strip():
         raise ValueError("the X API bearer token is empty")
+    if not MIN_MAX_BODY_BYTES <= max_body_bytes <= MAX_MAX_BODY_BYTES:
+        raise ValueError(
+            f"max_body_bytes {max_body_bytes} is not between {MIN_MAX_BODY_BYTES} and "
+            f"{MAX_MAX_BODY_BYTES}"
+        )
     parts = urlsplit(base_url or DEFAULT_API_BASE_URL)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"API base URL {base_url!r} is not an http(s) URL")
     if "@" in parts.netloc:  # requests would send them as basic auth, replacing the bearer token
         raise ValueError("the API base URL must not carry credentials (user:password@host)")
     _install_log_redaction()
-    session = _ApiSession(base_url or DEFAULT_API_BASE_URL, timeout)
+    session = _ApiSession(base_url or DEFAULT_API_BASE_URL, timeout, max_body_bytes)
     api = tweepy.Client(bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False)
     api.session = session
     return XClient(api, session, token)
@@ -752,7 +1019,17 @@ class _SourceRun:
         self.on_page: Callable[[int], None] | None = None
 
     def fail(self, reason: str) -> SourceFailed:
-        return SourceFailed(self.source, reason, [p.key for p in self.pages])
+        stats = self.run.stats
+        return SourceFailed(
+            self.source,
+            reason,
+            [p.key for p in self.pages],
+            requests=stats.requests,
+            user_lookups=stats.user_lookups,
+            retries=stats.retries,
+            rate_limit_waits=stats.rate_limit_waits,
+            wait_seconds=stats.wait_seconds,
+        )
 
     def reset_command(self) -> str:
         """The command that clears this source's watermark, ready to paste into a shell."""
@@ -778,11 +1055,19 @@ class _SourceRun:
             f"`{self.reset_command()}` (the next run starts without it)"
         )
 
-    def keep_rejected(self, what: str) -> Callable[[bytes, str], dict[str, Any]]:
-        def keep(body: bytes, reason: str) -> dict[str, Any]:
-            put = land_rejected(self.store, rejected_key(self.prefix, what, sha256_hex(body)), body)
-            self.rejected.append(put.key)
-            return {"key": put.key, "sha256": put.sha256, "size": put.size, "reason": reason}
+    def keep_rejected(
+        self, what: str
+    ) -> Callable[[bytes, str, dict[str, Any] | None], dict[str, Any]]:
+        def keep(body: bytes, reason: str, refusal: dict[str, Any] | None) -> dict[str, Any]:
+            record: dict[str, Any] = {"key": None, "sha256": None, "size": 0, "reason": reason}
+            if body:  # a body refused on its declared length left nothing to keep
+                key = rejected_key(self.prefix, what, sha256_hex(body))
+                put = land_rejected(self.store, key, body)
+                self.rejected.append(put.key)
+                record.update(key=put.key, sha256=put.sha256, size=put.size)
+            if refusal is not None:
+                record["refusal"] = refusal
+            return record
 
         return keep
 
@@ -929,14 +1214,21 @@ def _advance(job: _SourceRun, newest_id: str | None) -> str | None:
 def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
     token = job.pages[-1].next_token if job.pages else None
     finished = bool(job.pages) and token is None
+    # Every token requested so far (resumed pages too), by the page it fetched: a next_token among
+    # them means the pagination loops, and following it would never end.
+    requested = {p.request_token: p.number for p in job.pages}
     while not finished:
+        if token in requested:
+            raise job.fail(_cycle_reason(token, requested[token], len(job.pages)))
         if len(job.pages) >= job.run.policy.max_pages:
             raise job.fail(f"pagination did not end after {job.run.policy.max_pages} pages")
+        requested[token] = len(job.pages) + 1
         fetched = job.client._fetch(
             job.endpoint,
             job.page_call(target, params, token),
             job.run,
             job.keep_rejected(f"page-{len(job.pages) + 1:05d}"),
+            _page_problem,
         )
         if not isinstance(fetched, _Fetched):
             reason = f"page {len(job.pages) + 1} of {job.endpoint}: {fetched}"
@@ -950,6 +1242,14 @@ def _paginate(job: _SourceRun, target: str, params: dict[str, Any]) -> None:
             job.on_page(page.tweets)
         token = page.next_token
         finished = token is None
+
+
+def _cycle_reason(token: str | None, asked_by: int, last: int) -> str:
+    shown = repr(token) if token is None or len(token) <= 64 else repr(token[:61] + "...")
+    return (
+        f"next_token {shown} of page {last} was already requested for page {asked_by}: "
+        f"the API's pagination loops (a cycle of {last - asked_by + 1} page(s))"
+    )
 
 
 def _manifest(job: _SourceRun, params: dict[str, Any], finished: datetime) -> dict[str, Any]:
@@ -1095,6 +1395,10 @@ def extract_sources(
 ) -> ExtractReport:
     """Extract several sources one after the other; a failing source fails alone.
 
+    Whatever a source raises (an API that keeps failing, a store error, a disk that is full, a bug)
+    becomes its :class:`SourceFailed`, with the requests it sent and a message without the token;
+    the next source runs all the same. Only ``KeyboardInterrupt`` and ``SystemExit`` stop the loop.
+
     Args:
         client: from :func:`make_client` (shared, so rate limits and user lookups are shared).
         store: where ``raw/`` and ``state/`` live.
@@ -1108,15 +1412,28 @@ def extract_sources(
     results: list[SourceResult] = []
     failures: list[SourceFailed] = []
     for source in sources:
+        sent = client.session.sent
         try:
             results.append(extract_source(client, store, source, window, **kwargs))
         except SourceFailed as exc:
             log.error("%s", exc)
             failures.append(exc)
-        except ObjectExistsError as exc:
-            log.error("%s failed: %s", source, exc)
-            failures.append(SourceFailed(source, str(exc)))
+        except Exception as exc:  # a source fails alone, whatever it raised
+            failures.append(_unexpected_failure(client, source, exc, client.session.sent - sent))
     return ExtractReport(tuple(results), tuple(failures))
+
+
+def _unexpected_failure(
+    client: XClient, source: Source, exc: Exception, requests_sent: int
+) -> SourceFailed:
+    """A :class:`SourceFailed` for an exception extract_source does not raise on purpose."""
+    reason = client.redact(f"{exc.__class__.__name__}: {exc}")[:_MAX_REASON]
+    failed = SourceFailed(source, reason, requests=requests_sent)
+    log.error("%s", failed)
+    # The traceback is for debugging only, and goes through the same redaction as the message.
+    trace = "".join(traceback.format_exception(exc))
+    log.debug("%s failed with this traceback:\n%s", source, client.redact(trace))
+    return failed
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -1141,7 +1458,31 @@ def _cli_window(args: argparse.Namespace) -> Window:
     return Window(start, end)
 
 
-def _cli_client(config: PipelineConfig | None) -> XClient:
+def resolve_max_body_bytes(config: PipelineConfig | None, flag: str | None = None) -> int:
+    """The response body limit: ``flag``, else ``X_API_MAX_BODY_BYTES``, else the config's
+    ``api.max_body_bytes``, else :data:`DEFAULT_MAX_BODY_BYTES` (8 MiB).
+
+    Args:
+        config: the pipeline config, if any.
+        flag: the value of ``--max-body-bytes``, if given.
+
+    Returns:
+        The limit in bytes.
+
+    Raises:
+        etl.config.ConfigError: the flag or the variable is not a whole number of bytes in range.
+    """
+    if flag is not None:
+        return parse_max_body_bytes(flag, "--max-body-bytes")
+    from_env = os.environ.get("X_API_MAX_BODY_BYTES", "").strip()
+    if from_env:
+        return parse_max_body_bytes(from_env, "X_API_MAX_BODY_BYTES")
+    if config is not None and config.max_body_bytes is not None:
+        return config.max_body_bytes
+    return DEFAULT_MAX_BODY_BYTES
+
+
+def _cli_client(config: PipelineConfig | None, max_body_bytes: int) -> XClient:
     """The client from ``X_BEARER_TOKEN`` and ``X_API_BASE_URL`` (else the config's base URL)."""
     token = os.environ.get("X_BEARER_TOKEN", "").strip()
     if not token:
@@ -1149,7 +1490,7 @@ def _cli_client(config: PipelineConfig | None) -> XClient:
     from_env = os.environ.get("X_API_BASE_URL", "").strip()
     base_url = from_env or (config.api_base_url if config else None)
     try:
-        return make_client(token, base_url)
+        return make_client(token, base_url, max_body_bytes=max_body_bytes)
     except ValueError as exc:
         where = "X_API_BASE_URL" if from_env else "api.base_url of the config"
         raise ConfigError(f"{where}: {exc}") from None
@@ -1169,15 +1510,26 @@ def _summary(report: ExtractReport, seconds: float) -> str:
             )
         )
     for f in report.failures:
-        rows.append((f.source.slug, "FAILED", str(len(f.landed)), "-", "-", "-"))
+        rows.append(
+            (
+                f.source.slug,
+                "FAILED",
+                str(len(f.landed)),
+                "-",
+                str(f.requests),
+                str(f.rate_limit_waits),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     res = report.results
+    # Requests, lookups, retries and waits of failed sources count too: they were spent.
+    spent: tuple[SourceResult | SourceFailed, ...] = (*res, *report.failures)
     lines.append(
-        f"total: {sum(r.requests for r in res)} requests ({sum(r.user_lookups for r in res)} "
-        f"user lookups, {sum(r.retries for r in res)} retries), {sum(r.pages for r in res)} pages, "
-        f"{sum(r.tweets for r in res)} posts, {sum(r.rate_limit_waits for r in res)} rate-limit "
-        f"waits ({sum(r.wait_seconds for r in res):.1f} s waiting), {seconds:.1f} s"
+        f"total: {sum(r.requests for r in spent)} requests ({sum(r.user_lookups for r in spent)} "
+        f"user lookups, {sum(r.retries for r in spent)} retries), {sum(r.pages for r in res)} "
+        f"pages, {sum(r.tweets for r in res)} posts, {sum(r.rate_limit_waits for r in spent)} "
+        f"rate-limit waits ({sum(r.wait_seconds for r in spent):.1f} s waiting), {seconds:.1f} s"
     )
     skipped = [r for r in res if r.status == "skipped"]
     if skipped:
@@ -1190,10 +1542,13 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     """``tweetpipe extract``: land the configured sources in ``--store``.
 
     The token comes from ``X_BEARER_TOKEN``, the API base URL from ``X_API_BASE_URL`` (else the
-    config file's ``api.base_url``, else the real API).
+    config file's ``api.base_url``, else the real API), the body limit from ``--max-body-bytes``
+    (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB). A source that fails,
+    whatever it raised, fails alone: it is reported, the others still land, and the exit is 1.
 
     Args:
-        args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``).
+        args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``,
+            ``max_body_bytes``).
 
     Returns:
         0 when every source landed, 1 when any failed (the others still landed).
@@ -1207,7 +1562,8 @@ def run_extract_cli(args: argparse.Namespace) -> int:
         config = _cli_config(args)
         sources = _cli_sources(args, config)
         window = _cli_window(args)
-        client = _cli_client(config)
+        limit = resolve_max_body_bytes(config, getattr(args, "max_body_bytes", None))
+        client = _cli_client(config, limit)
         store = open_store(args.store)
     except ValueError as exc:  # ConfigError included: bad input, named in the message
         raise UsageError(str(exc)) from None

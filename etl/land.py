@@ -16,8 +16,10 @@ open incremental window is recorded in ``state/windows/``, so a run that starts 
 watermark while that window has no manifest (an earlier run was killed midway) resumes it instead
 of opening another one and fetching everything again. Names starting with ``_`` are metadata, not
 pages (the Hadoop ``_SUCCESS`` convention): readers of raw pages take ``page-*.json`` only.
-``_rejected/`` keeps bodies that arrived broken (a 200 whose body is not a JSON object, e.g.
-truncated in transit): they were retried, and are kept so nothing received is lost.
+``_rejected/`` keeps bodies that arrived unusable (a 200 whose body is not a JSON page: truncated
+in transit, nested past the parser's stack, members of the wrong type) and the part read of a body
+refused for its size: they were retried, and are kept so nothing received is lost; the manifest
+lists each with its reason.
 
 Pages and manifests are written once (:meth:`etl.store.Store.put_once`); the watermark, the open
 window and the user cache are state and are overwritten.
@@ -186,7 +188,7 @@ def land_page(store: Store, key: str, body: bytes) -> PutResult:
 
 
 def land_rejected(store: Store, key: str, body: bytes) -> PutResult:
-    """Keep a broken body (not a JSON object) received for a page, once."""
+    """Keep an unusable body received for a request (or the part read of a refused one), once."""
     return store.put_once(key, body, "application/octet-stream")
 
 
@@ -231,13 +233,18 @@ def read_json(store: Store, key: str) -> dict[str, Any] | None:
 
     Returns:
         The parsed object, or None.
+
+    Raises:
+        ValueError: the object is not a JSON object, whatever the parser raised on it.
     """
     if not store.exists(key):
         return None
+    body = store.get(key)
     try:
-        doc = json.loads(store.get(key))
-    except ValueError as exc:
-        raise ValueError(f"{store.url}/{key} is not valid JSON: {exc}") from None
+        doc = json.loads(body)
+    except Exception as exc:  # not only ValueError: nesting past the stack raises RecursionError
+        detail = f"{exc.__class__.__name__}: {exc}"[:200]
+        raise ValueError(f"{store.url}/{key} is not valid JSON ({detail})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{store.url}/{key} is not a JSON object")
     return doc

@@ -192,7 +192,7 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_config
-    from etl.extract import make_client
+    from etl.extract import make_client, resolve_max_body_bytes
 
     conn_id = _param(params, "x_conn_id", X_CONN_ID)
     try:
@@ -209,10 +209,12 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
                 "as its password (or set X_BEARER_TOKEN)"
             )
         )
-    config = _config_path(params)
-    if base_url is None and config.is_file():
-        base_url = load_config(config).api_base_url
-    return make_client(token, base_url)
+    config_path = _config_path(params)
+    config = load_config(config_path) if config_path.is_file() else None
+    if base_url is None and config is not None:
+        base_url = config.api_base_url
+    # X_API_MAX_BODY_BYTES, else the config's api.max_body_bytes, else 8 MiB: as the CLI.
+    return make_client(token, base_url, max_body_bytes=resolve_max_body_bytes(config))
 
 
 def _base_url(host: str | None, port: int | None, scheme: str | None) -> str | None:

@@ -7,7 +7,9 @@ real HTTP server on 127.0.0.1. Synthetic data, shaped after the OpenAPI document
 page). Post ids are Snowflake ids minted from the post's ``created_at``, like the real ones, and
 ``add_post`` can add a post with any id text at all (hostile ids). Faults are scripted per request:
 ``fake.script.append(...)``. Like the API, ``since_id`` must match ``^[0-9]{1,19}$`` and, for
-recent search, be no older than seven days; otherwise the answer is a 400 naming it.
+recent search, be no older than seven days; otherwise the answer is a 400 naming it. ``fake.token_cycle`` makes pagination loop
+(``next_token`` walks the cycle for ever); over a real wire, compressed, oversized and cut-off
+bodies can be scripted too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -92,6 +95,7 @@ class FakeXApi(BaseAdapter):
         self.script: list[Fault] = []
         self.log: list[tuple[str, dict[str, str], int]] = []
         self.served: dict[str, list[bytes]] = {}
+        self.token_cycle: list[str] = []  # when set, next_token walks this cycle and never ends
         self.rate_limit = rate_limit
         self.window = 900
         self._used: dict[str, int] = {}
@@ -249,7 +253,7 @@ class FakeXApi(BaseAdapter):
             end = datetime.fromisoformat(params["end_time"])
             posts = [p for p in posts if start <= p.created_at < end]
         size = int(params.get("max_results", 10))
-        offset = int(token[1:]) if token else 0
+        offset = int(token[1:]) if token and token not in self.token_cycle else 0
         chunk = posts[offset : offset + size]
         meta: dict[str, Any] = {"result_count": len(chunk)}
         if chunk:
@@ -257,6 +261,9 @@ class FakeXApi(BaseAdapter):
             meta["oldest_id"] = chunk[-1].sent_id
         if offset + size < len(posts):
             meta["next_token"] = f"t{offset + size}"
+        if self.token_cycle:
+            at = self.token_cycle.index(token) + 1 if token in self.token_cycle else 0
+            meta["next_token"] = self.token_cycle[at % len(self.token_cycle)]
         doc: dict[str, Any] = {"meta": meta}
         if chunk:
             doc["data"] = [
@@ -283,37 +290,88 @@ def _problem(title: str) -> bytes:
     return json.dumps({"title": title, "type": "about:blank", "status": 0}).encode()
 
 
+# --- hostile bodies -------------------------------------------------------------------------------
+def deep_json(depth: int) -> bytes:
+    """A JSON object whose ``data`` nests ``depth`` arrays: valid JSON, but past any parser's stack."""
+    assert 0 < depth <= 1_000_000, depth
+    return b'{"data":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def gzip_bomb(decoded_size: int) -> bytes:
+    """A gzip stream of ``decoded_size`` zero bytes (about 1/1000 of that on the wire).
+
+    Compressed a MiB at a time, so making it never holds the decoded size in memory.
+    """
+    assert 0 < decoded_size <= 1 << 30, decoded_size
+    chunk = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    parts = []
+    for start in range(0, decoded_size, len(chunk)):
+        parts.append(packer.compress(chunk[: decoded_size - start]))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+# --- over real HTTP -------------------------------------------------------------------------------
+class _LoopbackHandler(BaseHTTPRequestHandler):
+    """Hands each request to :attr:`api` and writes its answer as scripted (see below)."""
+
+    protocol_version = "HTTP/1.1"
+    api: FakeXApi
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            pass  # the client hung up mid-body (it refused the body): nothing to answer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        request = requests.Request(
+            "GET", f"http://127.0.0.1{self.path}", headers=dict(self.headers.items())
+        ).prepare()
+        try:
+            response = self.api.send(request)
+        except Exception:
+            self.close_connection = True  # the scripted network error: no answer at all
+            return
+        self._answer(response.status_code, response.headers, response.content)
+
+    def _answer(self, status: int, headers: Any, body: bytes) -> None:
+        chunked = headers.get("transfer-encoding") == "chunked"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "content-length" not in headers and not chunked:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 1 << 16):
+                piece = body[start : start + (1 << 16)]
+                if chunked:  # no declared length: the size shows only as it arrives
+                    piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                self.wfile.write(piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client stopped reading (a refused body)
+
+
 @contextmanager
 def serve_on_loopback(api: FakeXApi) -> Iterator[str]:
     """Serve ``api`` over real HTTP on 127.0.0.1 (a free port); yields its base URL.
 
     Each request is handed to :meth:`FakeXApi.send`, so scripts, logs and rate limits are the
-    same as in-process; a scripted ``raise_error`` drops the connection without an answer.
+    same as in-process. The wire is real, so what only a wire shows can be scripted: a
+    :class:`Fault` body goes out byte for byte with its headers (``Content-Encoding`` included; a
+    ``Content-Length`` among them is sent as declared, even when it lies; ``Transfer-Encoding:
+    chunked`` sends the body in chunks, with no length declared), a scripted ``raise_error`` drops
+    the connection without an answer, and a client that hangs up mid-body is no error.
     """
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-        def do_GET(self) -> None:
-            request = requests.Request(
-                "GET", f"http://127.0.0.1{self.path}", headers=dict(self.headers.items())
-            ).prepare()
-            try:
-                response = api.send(request)
-            except requests.RequestException:
-                self.close_connection = True
-                return
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(response.content)))
-            self.end_headers()
-            self.wfile.write(response.content)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    handler = type("Handler", (_LoopbackHandler,), {"api": api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()

@@ -139,3 +139,19 @@ def test_a_passing_checkpoint_is_handed_on() -> None:
 
     assert doc["success"] is True
     assert doc["rows"] == 12
+
+
+def test_the_extract_client_takes_the_body_limit_from_the_environment_or_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = '{"conn_type": "http", "host": "http://127.0.0.1:9", "password": "a-token"}'
+    monkeypatch.setenv("AIRFLOW_CONN_X_API_DEFAULT", conn)
+    monkeypatch.delenv("X_API_MAX_BODY_BYTES", raising=False)
+    params = {"config": _config(tmp_path, "api:\n  max_body_bytes: 4096\n")}
+
+    assert pipeline._x_client(params).session.max_body_bytes == 4096
+    monkeypatch.setenv("X_API_MAX_BODY_BYTES", "65536")
+    assert pipeline._x_client(params).session.max_body_bytes == 65536
+    params = {"config": str(tmp_path / "absent.yaml")}
+    monkeypatch.delenv("X_API_MAX_BODY_BYTES")
+    assert pipeline._x_client(params).session.max_body_bytes == 8 * 1024 * 1024
