@@ -266,6 +266,9 @@ class _Run:
         self.sleep(seconds)
 
 
+_HEADER_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
 @dataclass(frozen=True)
 class _RateLimit:
     limit: int | None
@@ -275,10 +278,12 @@ class _RateLimit:
     @classmethod
     def from_headers(cls, headers: Any) -> _RateLimit:
         def number(name: str) -> int | None:
-            try:
-                return int(headers.get(name))
-            except (TypeError, ValueError):
-                return None
+            value = headers.get(name)
+            if not isinstance(value, str) or not _HEADER_NUMBER.fullmatch(value):
+                return (
+                    None  # int() would take "٣", "1_000" or " 7 "; a hostile header counts as none
+                )
+            return int(value)
 
         return cls(
             number("x-rate-limit-limit"),

@@ -533,3 +533,28 @@ def test_failures_carry_their_request_counts(
 
     assert failed.value.requests == 3 and failed.value.retries == 2
     assert str(failed.value).startswith("query 'post' failed: page 1")
+
+
+@pytest.mark.parametrize("value", ["٣", "1_000", " 7 ", "+5", "-1", "9" * 13, "soon"])
+def test_rate_limit_headers_take_ascii_numbers_only(value: str) -> None:
+    from etl.extract import _RateLimit
+
+    limits = _RateLimit.from_headers(
+        {"x-rate-limit-limit": value, "x-rate-limit-remaining": value, "x-rate-limit-reset": value}
+    )
+
+    assert limits.as_dict() == {"limit": None, "remaining": None, "reset": None}
+
+
+def test_rate_limit_headers_read_plain_numbers() -> None:
+    from etl.extract import _RateLimit
+
+    limits = _RateLimit.from_headers(
+        {
+            "x-rate-limit-limit": "900",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": "1700000000",
+        }
+    )
+
+    assert limits.as_dict() == {"limit": 900, "remaining": 0, "reset": 1700000000}
