@@ -21,12 +21,15 @@ Decisions users rely on (each is tested):
 * ``text`` is ``note_tweet.text`` when present, else ``text``, with exactly ``&amp; &lt; &gt;``
   unescaped in one pass: those are the only entities X escapes, so anything else (``&copy;``,
   ``&#39;``) is what the author typed and stays as is (``html.unescape`` would change it).
-* Ids stay exact strings; an id that arrives as a JSON integer keeps its digits (JSON integers
-  never pass through float; one sent as a float is rejected, not rounded). Counts are integers
-  (Int64 in the gate, as the contract's int64 says); numeric strings are accepted as type drift; a
-  count the API did not send is empty, not 0. Anything else of the wrong type is kept as its JSON
-  text, so the gate rejects it with the value in the reason and nothing is lost. Unknown and new
-  fields are never read, never checked, and never make a post or page fail.
+* JSON types are the contract's: a column's logical type is also the JSON type its source must
+  have (ids and text are strings, counts integers, flags booleans, lists arrays; on the way, an
+  object such as ``public_metrics`` must be an object). A value of another JSON type (an id sent
+  as a number, a count as a numeric string or a float, text as an object, a hashtag as a bare
+  string) is never converted: it reaches the gate as a :class:`~etl.contracts.Mistyped` cell, the
+  column's ``json_type`` check rejects the post, and the reason quotes the value. Ids stay exact
+  strings; counts are integers (Int64 in the gate, as the contract's int64 says); a value the API
+  did not send (absent or null) is empty, not 0. Unknown and new fields are never read, never
+  checked, and never make a post or page fail.
 * ``created_at`` is normalised to the contract's format in UTC; a time without a zone is ambiguous
   and is rejected, not guessed.
 * List columns are JSON arrays (``[]`` when the API sent none), written with ``ensure_ascii=False``.
@@ -35,13 +38,21 @@ Decisions users rely on (each is tested):
 * Duplicates: the first occurrence of a tweet id wins (curated or quarantined); later ones are
   counted in ``duplicates`` and not written again. ``tweets_in = curated + quarantined +
   duplicates`` always holds.
-* Quarantine lines are JSON objects ``{"kind", "reason", "source", "record"}``: ``kind`` is
+* Any body ``json.loads`` reads (what the extractor lands) is processed: UTF-8 with or without a
+  BOM, UTF-16 or UTF-32; a lone surrogate, escaped (``"\\ud800"``) or raw (bytes ``ED A0 80``);
+  invalid UTF-8 inside a string; ``NaN`` or a number out of range (``1e400``). The fast path
+  (msgspec) gives way to the reference path (``json``) on whatever it raises, and a bad value
+  costs only its post: a string that cannot be UTF-8 fails the gate's ``utf8`` check wherever
+  the contract reads it, a non-finite number its column's type; the rest of the page is curated.
+* Quarantine lines are strict JSON objects ``{"kind", "reason", "source", "record"}``: ``kind`` is
   ``tweet`` (rejected by the gate; ``record`` is the post's JSON as received), ``page`` (a body that
   is empty, not UTF-8, not JSON or not a response; ``record`` is the body as text, or the JSON
   value when it parsed) or
   ``api_error`` (a Problem from a response's partial ``errors`` array, counted in ``api_errors``).
-  A string holding a lone surrogate (JSON can carry ``"\\ud800"``) cannot be written as UTF-8:
-  its post is quarantined by the gate's ``utf8`` check and its quarantine line is ASCII-escaped.
+  A record JSON in UTF-8 cannot hold as it is (a lone surrogate, undecodable bytes, a non-finite
+  number) is written ASCII-escaped, non-finite numbers as the strings ``NaN``/``Infinity``, and
+  ``record_base64`` holds its original bytes: the post's own bytes, cut from the page, or the
+  body's (an ``api_error`` record has none; its page is in ``raw/``).
 * The gate fails (``report.fatal``) when a dataset-level contract rule of severity ``error`` is
   breached (``quarantined_share``), when a required column is missing entirely (no post carried
   it, e.g. a field that was not requested), when the transform cannot produce a contract column,
@@ -50,11 +61,15 @@ Decisions users rely on (each is tested):
 
 from __future__ import annotations
 
+import base64
+import codecs
 import contextlib
 import csv
+import functools
 import gc
 import json
 import keyword
+import math
 import os
 import re
 import sys
@@ -63,7 +78,7 @@ from datetime import UTC, datetime
 from itertools import compress, repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
@@ -71,6 +86,7 @@ import numpy as np
 from etl.contracts import (
     CURATED_CONTRACT,
     ContractSpec,
+    Mistyped,
     TimestampFormat,
     every_value_matches,
     load_contract,
@@ -161,29 +177,132 @@ class TransformReport:
 
 # --- reading pages -------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _Problem:
+    """Why a body gives no response document: a stable check key (``page:<check>`` in the
+    report) and the message quoted in the quarantine line."""
+
+    check: str
+    message: str
+
+
+@dataclass(frozen=True)
 class _Doc:
     """One response document (a dict, or a typed page from the fast path), or why a body could
     not give one."""
 
     source: str
     value: Any = None
-    problem: str | None = None
-    text: str = ""
+    problem: _Problem | None = None
     body: bytes = b""
     typed: bool = False  # value is a page struct from the fast path, not parsed JSON
+    origin: _Origin | None = None  # how the reference path read the body
 
 
-def _decode(body: bytes) -> str:
-    return body.decode("utf-8", errors="surrogateescape")
+_WS = re.compile(r"[ \t\n\r]*")  # JSON whitespace
+_STRICT_JSON = json.JSONDecoder()
+
+
+class _Origin:
+    """A body as the reference path read it: its text, and how a slice of the text gives back
+    the bytes it came from, so a rejected post's original bytes can be kept exactly.
+
+    The encoding is found as ``json.loads`` finds it for bytes (UTF-8, with or without a BOM,
+    UTF-16 or UTF-32), which is what the extractor parses before landing a body. Bytes that are
+    not valid in it (a lone surrogate encoded as UTF-8, ``ED A0 80``, or any invalid sequence)
+    are decoded with ``surrogateescape``: each becomes a lone surrogate, which the gate's ``utf8``
+    check rejects wherever the contract reads it, and which encodes back to the same byte.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        encoding = json.detect_encoding(body)
+        self.codec: str = "utf-8" if encoding.startswith("utf-8") else encoding
+        self.errors = "surrogatepass"  # how json.loads decodes UTF-16/32
+        self.error: UnicodeDecodeError | None = None  # the first undecodable bytes, if any
+        if self.codec in ("utf-16", "utf-32"):  # the BOM says which byte order
+            little = body.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF16_LE))
+            self.codec += "-le" if little else "-be"
+        skip = _bom_size(body, encoding)
+        try:
+            self.text = body[skip:].decode(self.codec, self.errors)
+        except UnicodeDecodeError as exc:
+            self.error = exc
+            self.codec, self.errors = "utf-8", "surrogateescape"
+            self.text = body.decode("utf-8", "surrogateescape")
+        self._spans: list[tuple[int, int]] | None = None
+
+    def encode(self, text: str) -> bytes:
+        """The bytes a slice of the text was decoded from."""
+        return text.encode(self.codec, self.errors)
+
+    def item_bytes(self, index: int) -> bytes | None:
+        """The original bytes of ``data[index]`` (``data`` itself when it is one post)."""
+        if self._spans is None:
+            try:
+                self._spans = _data_spans(self.text)
+            except (ValueError, IndexError, RecursionError):
+                self._spans = []  # cannot happen for a body json.loads read; nothing to offer
+        if index >= len(self._spans):
+            return None
+        start, end = self._spans[index]
+        return self.encode(self.text[start:end])
+
+
+def _bom_size(body: bytes, encoding: str) -> int:
+    boms = {
+        "utf-8-sig": codecs.BOM_UTF8,
+        "utf-16": codecs.BOM_UTF16_LE,
+        "utf-32": codecs.BOM_UTF32_LE,
+    }
+    return len(boms[encoding]) if encoding in boms else 0
+
+
+def _data_spans(text: str) -> list[tuple[int, int]]:
+    """Where each item of a response's ``data`` sits in its text, as ``json.loads`` reads it:
+    the last ``data`` key wins; a ``data`` that is one object is one item."""
+    at = _WS.match(text).end()  # type: ignore[union-attr]
+    if text[at] != "{":
+        return []
+    spans: list[tuple[int, int]] = []
+    at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    while text[at] == '"':
+        key, at = json.decoder.scanstring(text, at + 1)  # type: ignore[attr-defined]
+        at = _WS.match(text, _WS.match(text, at).end() + 1).end()  # type: ignore[union-attr]
+        if key == "data":
+            spans, at = _value_spans(text, at)
+        else:
+            at = _STRICT_JSON.raw_decode(text, at)[1]
+        at = _WS.match(text, at).end()  # type: ignore[union-attr]
+        if text[at] != ",":
+            break
+        at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    return spans
+
+
+def _value_spans(text: str, at: int) -> tuple[list[tuple[int, int]], int]:
+    if text[at] != "[":
+        end = _STRICT_JSON.raw_decode(text, at)[1]
+        return [(at, end)], end
+    spans: list[tuple[int, int]] = []
+    at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    if text[at] == "]":
+        return spans, at + 1
+    while True:
+        end = _STRICT_JSON.raw_decode(text, at)[1]
+        spans.append((at, end))
+        at = _WS.match(text, end).end()  # type: ignore[union-attr]
+        if text[at] != ",":
+            return spans, at + 1  # past "]"
+        at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
 
 
 class _FastDecoder:
     """The fast path: msgspec decodes a page into structs holding only the post fields the
     contract reads, skipping everything else without building Python objects for it.
 
-    A page it cannot take (JSON Lines, a BOM, a lone surrogate, NaN, a post or envelope field of
-    an unexpected JSON type) goes through ``json`` and the generic path, whose behaviour is the
-    reference: the fast path only ever gives the same rows sooner.
+    A page it cannot take (JSON Lines, a BOM, UTF-16, invalid UTF-8, a lone surrogate, NaN, a
+    number out of its range, deep nesting, a post or envelope field of an unexpected JSON type)
+    goes through ``json`` and the generic path, whose behaviour is the reference: the fast path
+    only ever gives the same rows sooner.
     """
 
     def __init__(self, keys: Iterable[str]) -> None:
@@ -212,7 +331,9 @@ class _FastDecoder:
             return None
         try:
             return self._decoder.decode(body)
-        except msgspec.DecodeError:  # also ValidationError
+        # Not only DecodeError: msgspec raises UnicodeDecodeError on invalid UTF-8 and
+        # RecursionError on deep nesting. Whatever it raises, the reference path decides.
+        except Exception:
             return None
 
 
@@ -223,26 +344,35 @@ def _parse_body(source: str, body: bytes, fast: _FastDecoder, lines: bool = True
         yield _Doc(source, value=typed, body=body, typed=True)
         return
     if not body.strip():
-        yield _Doc(source, problem="empty body", text=_decode(body))
+        yield _Doc(source, problem=_Problem("empty_body", "empty body"), body=body)
         return
+    origin = _Origin(body)
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 ({exc.reason} at byte {exc.start})"
-        yield _Doc(source, problem=problem, text=_decode(body))
-        return
-    try:
-        yield _Doc(source, value=json.loads(text))
+        yield _Doc(source, value=json.loads(origin.text), body=body, origin=origin)
         return
     except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data" or not lines:
-            yield _Doc(source, problem=f"invalid JSON: {exc}", text=text)
+        # One line with more after its document is not JSON Lines, only invalid.
+        if exc.msg != "Extra data" or not lines or "\n" not in origin.text.strip():
+            yield _Doc(source, problem=_unparsed(origin, exc), body=body)
             return
+    except (ValueError, RecursionError) as exc:  # too many digits, too deeply nested
+        yield _Doc(source, problem=_unparsed(origin, exc), body=body)
+        return
     # JSON strings cannot hold a raw newline, so "\n" splits JSON Lines safely (splitlines would
     # also split on U+2028, which JSON strings may hold).
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(origin.text.split("\n"), 1):
         if line.strip():
-            yield from _parse_body(f"{source}:{number}", line.encode("utf-8"), fast, lines=False)
+            yield from _parse_body(f"{source}:{number}", origin.encode(line), fast, lines=False)
+
+
+def _unparsed(origin: _Origin, exc: Exception) -> _Problem:
+    # Undecodable bytes are the likelier cause of a parse failure, and the clearer message.
+    if origin.error is not None:
+        where = f"{origin.error.reason} at byte {origin.error.start}"
+        return _Problem("not_UTF-8", f"not UTF-8 ({where})")
+    if isinstance(exc, RecursionError):
+        return _Problem("invalid_JSON", "invalid JSON: nested too deeply")
+    return _Problem("invalid_JSON", f"invalid JSON: {exc}")
 
 
 _JSON_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
@@ -252,28 +382,42 @@ def _json_kind(value: Any) -> str:
     return _JSON_KINDS.get(type(value), "number")
 
 
-def _response_problem(value: Any) -> str | None:
+_NOT_RESPONSE = "not_an_X_API_v2_response"
+
+
+def _response_problem(value: Any) -> _Problem | None:
+    what = "not an X API v2 response: "
     if not isinstance(value, dict):
-        return f"not an X API v2 response: a JSON {_json_kind(value)}, not an object"
+        return _Problem(_NOT_RESPONSE, f"{what}a JSON {_json_kind(value)}, not an object")
     if not value.keys() & _RESPONSE_KEYS:
         hint = f" (a Problem: {value.get('title')})" if "title" in value else ""
-        return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+        return _Problem(_NOT_RESPONSE, f"{what}none of data, includes, meta, errors{hint}")
     data = value.get("data")
     if data is not None and not isinstance(data, list | dict):
-        return f"not an X API v2 response: data is a JSON {_json_kind(data)}"
+        return _Problem(_NOT_RESPONSE, f"{what}data is a JSON {_json_kind(data)}")
     errors = value.get("errors")
     if errors is not None and not isinstance(errors, list):
-        return f"not an X API v2 response: errors is a JSON {_json_kind(errors)}"
+        return _Problem(_NOT_RESPONSE, f"{what}errors is a JSON {_json_kind(errors)}")
     return None
 
 
-def _typed_problem(page: Any) -> str | None:
+def _typed_problem(page: Any) -> _Problem | None:
     unset = msgspec.UNSET
     if page.data is unset and page.includes is unset and page.meta is unset:
         if page.errors is unset:
             hint = f" (a Problem: {page.title})" if page.title is not unset else ""
-            return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+            message = f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+            return _Problem(_NOT_RESPONSE, message)
     return None
+
+
+def _json_or_text(body: bytes) -> Any:
+    """A body msgspec read, as ``json`` reads it; its text when ``json`` cannot (a number with
+    more digits than Python converts, nesting deeper than its parser goes)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", "surrogateescape")
 
 
 def _users_by_id(users: Any) -> dict[str, Any]:
@@ -301,57 +445,66 @@ def _json_text(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _as_string(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
+def _mistyped(value: Any) -> Mistyped:
+    """A value of the wrong JSON type, kept for the gate to reject (never converted)."""
+    if type(value) is Mistyped:
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # an id sent as a JSON number: Python ints keep every digit
-    return _json_text(value)
+    try:
+        text = _json_text(value)
+    except (ValueError, RecursionError):  # nested too deeply to write: the kind says enough
+        text = "…"
+    return Mistyped(_json_kind(value), text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
 
 
-def _as_integer(value: Any) -> str | None:
+def _as_string(value: Any) -> str | Mistyped | None:
+    if value is None or type(value) is str:
+        return value
+    return _mistyped(value)  # an id sent as a number, text as an object: the API says string
+
+
+def _as_integer(value: Any) -> int | Mistyped | None:
+    if value is None or type(value) is int:
+        return value
+    return _mistyped(value)  # a count sent as a string, a float or a boolean
+
+
+def _as_number(value: Any) -> str | Mistyped | None:
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return str(int(value))  # type drift: a count sent as a numeric string
-    return _json_text(value)
+    if type(value) is int or type(value) is float:
+        return repr(value) if math.isfinite(value) else _json_text(value)  # the gate judges 1e400
+    return _mistyped(value)
 
 
-def _as_number(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return _json_text(value)
-
-
-def _as_boolean(value: Any) -> str | None:
+def _as_boolean(value: Any) -> str | Mistyped | None:
     if value is None:
         return None
-    if isinstance(value, bool):
+    if type(value) is bool:
         return "true" if value else "false"
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower()  # type drift: a flag sent as a string
-    return _json_text(value)
+    return _mistyped(value)  # a flag sent as a string or a number
 
 
-def _as_array(value: Any) -> str:
-    if value is None or value == []:
+def _as_array(value: Any) -> str | Mistyped:
+    if value is None:
         return "[]"
-    return _json_text(value)
+    if type(value) is list:
+        return _json_text(value)
+    return _mistyped(value)
 
 
-def _as_object(value: Any) -> str | None:
-    return None if value is None else _json_text(value)
+def _as_object(value: Any) -> str | Mistyped | None:
+    if value is None:
+        return None
+    if type(value) is dict:
+        return _json_text(value)
+    return _mistyped(value)
 
 
-def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], str | None]:
+def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], Any]:
     """One value to the contract's format."""
 
-    def as_timestamp(value: Any) -> str | None:
-        if not isinstance(value, str):
+    def as_timestamp(value: Any) -> str | Mistyped | None:
+        if type(value) is not str:
             return _as_string(value)
         if fmt is None or fmt.pattern.fullmatch(value):
             return value
@@ -366,7 +519,7 @@ def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], str | N
     return as_timestamp
 
 
-_CONVERTERS: dict[str, Callable[[Any], str | None]] = {
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "string": _as_string,
     "integer": _as_integer,
     "number": _as_number,
@@ -377,7 +530,7 @@ _CONVERTERS: dict[str, Callable[[Any], str | None]] = {
 _BOOLEAN_TEXT = {True: "true", False: "false"}
 
 
-def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], str | None]) -> Column:
+def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], Any]) -> Column:
     # Fast paths for the types the API is documented to send; anything else, value by value.
     types = set(map(type, values))
     if kind == "string" and types <= {str, _NONE}:
@@ -418,13 +571,19 @@ def _source_path(path: str) -> tuple[str | int, ...] | None:
 
 
 def _follow(value: Any, steps: tuple[str | int, ...]) -> Any:
+    """The value at ``steps`` below ``value``; None when a step is absent, a Mistyped when a
+    step is of the wrong JSON type (``public_metrics`` sent as a list)."""
+    if value is None:
+        return None
     for step in steps:
         if isinstance(step, int):
-            value = value[step] if isinstance(value, list) and len(value) > step else None
-        elif isinstance(value, dict):
+            if type(value) is not list:
+                return _mistyped(value)
+            value = value[step] if len(value) > step else None
+        elif type(value) is dict:
             value = value.get(step)
         else:
-            return None
+            return _mistyped(value)
         if value is None:
             return None
     return value
@@ -439,7 +598,7 @@ class _Chunk:
         self.fields: dict[str, list[Any]] = {k: [] for k in keys}
         self.authors: list[Any] = []
         self.sources: list[str] = []
-        self.records: list[Any] = []  # the post's dict, or (page number, position) in bodies
+        self.records: list[Any] = []  # a _DictRef, or (page number, position) in bodies
         self.bodies: list[bytes] = []
         self._entities: list[Any] | None = None
 
@@ -451,7 +610,7 @@ class _Chunk:
         truncated text), else the top-level ones. Computed once for the three entity columns."""
         if self._entities is None:
             self._entities = [
-                n["entities"] if type(n) is dict and type(n.get("entities")) is dict else e
+                n["entities"] if type(n) is dict and n.get("entities") is not None else e
                 for n, e in zip(self.fields["note_tweet"], self.fields["entities"], strict=True)
             ]
         return self._entities
@@ -463,9 +622,9 @@ class _Chunk:
         self.records.extend(zip(repeat(len(self.bodies)), range(len(posts))))
         self.bodies.append(body)
 
-    def add_dicts(self, source: str, posts: list[dict[str, Any]], users: dict[str, Any]) -> None:
+    def add_dicts(self, source: str, posts: list[_DictRef], users: dict[str, Any]) -> None:
         for key, values in self.fields.items():
-            values.extend([p.get(key) for p in posts])
+            values.extend([p.post.get(key) for p in posts])
         self._add(source, len(posts), users)
         self.records.extend(posts)
 
@@ -477,16 +636,46 @@ class _Chunk:
         else:
             self.authors.extend(repeat(None, n))
 
-    def record(self, position: int, parsed: dict[int, Any]) -> Any:
-        """The original JSON of the post at ``position`` (typed pages are parsed again)."""
+    def record(
+        self, position: int, parsed: dict[int, Any]
+    ) -> tuple[Any, Callable[[], bytes | None]]:
+        """The original JSON of the post at ``position`` (typed pages are parsed again), and how
+        to get its original bytes (kept when the JSON cannot be written as it came)."""
         ref = self.records[position]
-        if isinstance(ref, dict):
-            return ref
+        if isinstance(ref, _DictRef):
+            return ref.post, functools.partial(ref.origin.item_bytes, ref.at)
         page_no, index = ref
         if page_no not in parsed:
-            parsed[page_no] = json.loads(self.bodies[page_no])["data"]
+            parsed[page_no] = _typed_data(self.bodies[page_no])
         data = parsed[page_no]
-        return data[index] if isinstance(data, list) else data
+        return (data[index] if isinstance(data, list) else data), lambda: None
+
+
+class _DictRef(NamedTuple):
+    """A post read by the reference path: its dict, its page and its position in ``data``."""
+
+    post: dict[str, Any]
+    origin: _Origin
+    at: int
+
+
+_RAW_DATA = msgspec.json.Decoder(msgspec.defstruct("RawData", [("data", msgspec.Raw)]))
+_RAW_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _typed_data(body: bytes) -> Any:
+    """``data`` of a page the fast path read, as ``json`` reads it. A post ``json`` cannot read
+    (a number of more digits than Python converts, in a field msgspec skipped) is its JSON text."""
+    try:
+        return json.loads(body)["data"]
+    except (ValueError, RecursionError):
+        raw = bytes(cast("Any", _RAW_DATA.decode(body)).data)
+        items = _RAW_ITEMS.decode(raw) if raw.startswith(b"[") else raw
+        return _json_or_text(raw) if not isinstance(items, list) else list(map(_raw_item, items))
+
+
+def _raw_item(raw: msgspec.Raw) -> Any:
+    return _json_or_text(bytes(raw))
 
 
 def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
@@ -494,13 +683,16 @@ def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
     rest = steps[1:]
     if not rest:
         return base
+    # The common shapes in one comprehension each; anything unusual (absent, or a step of the
+    # wrong JSON type) takes _follow, which says which.
     if len(rest) == 1 and isinstance(rest[0], str):
         key = rest[0]
-        return [v.get(key) if type(v) is dict else None for v in base]
+        return [v.get(key) if type(v) is dict else _follow(v, rest) for v in base]
     if len(rest) == 2 and rest[0] == 0 and isinstance(rest[1], str):  # referenced_tweets[0].id
         key = rest[1]
         return [
-            v[0].get(key) if type(v) is list and v and type(v[0]) is dict else None for v in base
+            v[0].get(key) if type(v) is list and v and type(v[0]) is dict else _follow(v, rest)
+            for v in base
         ]
     return [_follow(v, rest) for v in base]
 
@@ -534,12 +726,18 @@ def _path_column(col: ColumnSpec) -> tuple[set[str], Callable[[_Chunk], Column]]
 
 def _text_column(chunk: _Chunk) -> Column:
     return [
-        _unescape(t) if type(t) is str else _as_string(t)
-        for t in (
-            n.get("text") if type(n) is dict and n.get("text") is not None else t
-            for n, t in zip(chunk.fields["note_tweet"], chunk.fields["text"], strict=True)
-        )
+        (_unescape(t) if type(t) is str else _as_string(t)) if n is None else _note_text(n, t)
+        for n, t in zip(chunk.fields["note_tweet"], chunk.fields["text"], strict=True)
     ]
+
+
+def _note_text(note: Any, text: Any) -> Any:
+    if type(note) is not dict:
+        return _mistyped(note)
+    full = note.get("text")
+    if full is None:
+        return _unescape(text) if type(text) is str else _as_string(text)
+    return _unescape(full) if type(full) is str else _mistyped(full)
 
 
 def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable[[_Chunk], Column]:
@@ -548,16 +746,18 @@ def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable
         lists: list[list[Any]] = []  # the item values of each non-empty list, in row order
         where: list[int] = []
         for entities in chunk.entities():
-            items = entities.get(kind) if type(entities) is dict else None
+            items = entities.get(kind) if type(entities) is dict else _follow(entities, (kind,))
             if items and type(items) is list:
                 where.append(len(column))
                 column.append(None)
                 if fallback is None:
-                    lists.append([i.get(key) if type(i) is dict else i for i in items])
+                    lists.append([i.get(key) if type(i) is dict else _mistyped(i) for i in items])
                 else:
                     lists.append([_entity_value(i, key, fallback) for i in items])
-            else:  # none, or not a list: kept as sent, the gate judges it
-                column.append(_json_text(items) if items else "[]")
+            elif items is None or type(items) is list:  # none sent
+                column.append("[]")
+            else:  # not a list (or entities not an object): the gate rejects it
+                column.append(_mistyped(items))
         for position, text in zip(where, _json_texts(lists), strict=True):
             column[position] = text
         return column
@@ -565,18 +765,29 @@ def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable
     return build
 
 
-def _json_texts(lists: list[list[Any]]) -> list[str]:
+def _json_texts(lists: list[list[Any]]) -> list[str | Mistyped]:
     """:func:`_json_text` of each list; lists of plain strings (tags, names, URLs) are checked
     for characters needing an escape in one pass over all of them."""
     flat = [v for values in lists for v in values]
-    if set(map(type, flat)) <= {str} and not _NEEDS_ESCAPE.search("".join(flat)):
+    types = set(map(type, flat))
+    if types <= {str} and not _NEEDS_ESCAPE.search("".join(flat)):
         return ['["' + '", "'.join(values) + '"]' if values else "[]" for values in lists]
+    if Mistyped in types:
+        return [_list_text(values) for values in lists]
     return [_json_text(values) if values else "[]" for values in lists]
 
 
+def _list_text(values: list[Any]) -> str | Mistyped:
+    # An item of the wrong JSON type (a hashtag sent as a bare string) makes the cell Mistyped.
+    mistyped = next((v for v in values if type(v) is Mistyped), None)
+    if mistyped is not None:
+        return mistyped
+    return _json_text(values) if values else "[]"
+
+
 def _entity_value(item: Any, key: str, fallback: str | None) -> Any:
-    if not isinstance(item, dict):
-        return item  # kept as sent; the gate judges it
+    if type(item) is not dict:
+        return _mistyped(item)
     value = item.get(key)
     if value is None and fallback is not None:
         value = item.get(fallback)
@@ -729,7 +940,7 @@ def _gate_reasons(
         cases = err.failure_cases
     else:
         return {}, []
-    by_row: dict[int, list[str]] = {}
+    failures: dict[int, list[tuple[str, str, Any]]] = {}
     every_row: list[str] = []
     for context, column, check, case, index in zip(
         cases["schema_context"],
@@ -744,13 +955,25 @@ def _gate_reasons(
         if index is None or index != index:  # NaN: the failure is about the column, not a value
             every_row.append(f"{name}: {check}")
         else:
-            by_row.setdefault(int(index), []).append(f"{name}: {check} ({_shown(case)})")
-    for reasons in by_row.values():
-        # A value that fails the dtype coercion fails the dtype check too: one reason is enough.
-        coerced = {r.split(": coerce_", 1)[0] for r in reasons if ": coerce_dtype(" in r}
-        if coerced:
-            reasons[:] = [r for r in reasons if r.split(": dtype(", 1)[0] not in coerced]
+            failures.setdefault(int(index), []).append((str(name), str(check), case))
+    by_row = {
+        row: [f"{name}: {check} ({_shown(case)})" for name, check, case in _one_per_cause(found)]
+        for row, found in failures.items()
+    }
     return by_row, every_row
+
+
+def _one_per_cause(found: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """A value of the wrong JSON type also fails the column's dtype and its coercion, and one
+    that fails the coercion fails the dtype: the first cause is reason enough."""
+    mistyped = {name for name, check, _ in found if check.startswith("json_type")}
+    uncoerced = {name for name, check, _ in found if check.startswith("coerce_dtype(")}
+    return [
+        (name, check, case)
+        for name, check, case in found
+        if not (check.startswith(("dtype(", "coerce_dtype(")) and name in mistyped)
+        and not (check.startswith("dtype(") and name in uncoerced)
+    ]
 
 
 def _check_key(reason: str) -> str:
@@ -787,13 +1010,40 @@ def _share_breach(rule: QualityRule, report: TransformReport) -> str | None:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def _dump_line(obj: dict[str, Any]) -> str:
-    line = json.dumps(obj, ensure_ascii=False)
+def _dump_line(obj: dict[str, Any], original: Callable[[], bytes | None] | None = None) -> str:
+    """One quarantine line: the record as it came when JSON in UTF-8 can hold it. A record it
+    cannot hold as it is (a lone surrogate or undecodable bytes in a string, a number out of
+    range such as ``1e400``, ``NaN``) is written ASCII-escaped, with non-finite numbers as the
+    strings ``NaN``/``Infinity``/``-Infinity``, and its original bytes go beside it in
+    ``record_base64``: those, not the approximation, are the record."""
     try:
+        line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
         line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = json.dumps(obj)  # a lone surrogate: \u-escapes keep it, losslessly
-    return line + "\n"
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        pass
+    else:
+        return line + "\n"
+    kept = dict(obj)
+    raw = original() if original is not None else None
+    if raw is not None:
+        kept["record_base64"] = base64.b64encode(raw).decode("ascii")
+    try:
+        kept["record"] = _finite(obj["record"])
+        return json.dumps(kept, ensure_ascii=True, allow_nan=False) + "\n"
+    except (ValueError, RecursionError):  # nested too deeply to write: the bytes hold it
+        kept["record"] = None
+        return json.dumps(kept, ensure_ascii=True) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each non-finite float as the JSON token it stands for, as a string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
@@ -845,6 +1095,8 @@ class _Unit:
 
         self.spec = spec
         self.schema = pandera_schema(spec)
+        # The same gate for the usual unit, where no value has the wrong JSON type.
+        self.schema_well_typed = pandera_schema(spec, json_types=False)
         self.columns = _Columns(spec)
         self.fast = _FastDecoder(self.columns.keys)
 
@@ -865,11 +1117,7 @@ class _Unit:
             _typed_problem(doc.value) if typed else _response_problem(doc.value)
         )
         if problem is not None:
-            out.pages_quarantined += 1
-            key = "page:" + problem.split(":", 1)[0].replace(" ", "_")
-            out.checks[key] = out.checks.get(key, 0) + 1
-            record = doc.text or (json.loads(doc.body) if typed else doc.value)
-            out.early_lines.append(_quarantine_line("page", [problem], doc.source, record))
+            self._page_problem(doc, problem, out)
             return
         if typed:
             page = doc.value
@@ -890,16 +1138,30 @@ class _Unit:
         if typed:
             chunk.add_typed(doc.source, posts, _users_by_id(users), doc.body)
             return
+        origin = cast("_Origin", doc.origin)
         objects = []
-        for item in posts:
+        for index, item in enumerate(posts):
             if isinstance(item, dict):
-                objects.append(item)
+                objects.append(_DictRef(item, origin, index))
                 continue
             out.not_objects += 1
             out.checks["record:not_an_object"] = out.checks.get("record:not_an_object", 0) + 1
             reason = f"record: not a post object (a JSON {_json_kind(item)})"
-            out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item))
+            original = functools.partial(origin.item_bytes, index)
+            out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item, original))
         chunk.add_dicts(doc.source, objects, _users_by_id(users))
+
+    @staticmethod
+    def _page_problem(doc: _Doc, problem: _Problem, out: _UnitResult) -> None:
+        out.pages_quarantined += 1
+        key = f"page:{problem.check}"
+        out.checks[key] = out.checks.get(key, 0) + 1
+        if doc.problem is not None:  # unparseable: the body as text, each bad byte escaped
+            record = doc.body.decode("utf-8", "surrogateescape")
+        else:  # parsed, but not a response
+            record = _json_or_text(doc.body) if doc.typed else doc.value
+        line = _quarantine_line("page", [problem.message], doc.source, record, lambda: doc.body)
+        out.early_lines.append(line)
 
     def _gate(self, chunk: _Chunk, out: _UnitResult) -> None:
         names = self.columns.names
@@ -912,25 +1174,33 @@ class _Unit:
                 columns = [list(compress(c, keep)) for c in columns]
                 positions = list(compress(positions, keep))
         ids = columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
-        out.ids = _id_numbers(ids) if _all_decimal_ids(ids) else ids
+        if _all_decimal_ids(ids):
+            out.ids = _id_numbers(ids)
+        else:  # a mistyped id is rejected by the gate, never taken as anyone's duplicate
+            out.ids = [t if type(t) is str else None for t in ids]
         # The first value almost always settles it; list.count(None) would compare every value.
         out.filled = {
             n for n, c in zip(names, columns, strict=True) if any(v is not None for v in c)
         }
-        frame = _frame(names, self.columns.kinds, columns)
-        by_row, every_row = _gate_reasons(self.schema, frame)
-        lines = _csv_lines(columns)
+        types = [set(map(type, c)) for c in columns]  # once, for the frame and the CSV
+        frame = _frame(names, self.columns.kinds, columns, types)
+        mistyped = any(Mistyped in held for held in types)
+        by_row, every_row = _gate_reasons(
+            self.schema if mistyped else self.schema_well_typed, frame
+        )
+        lines = _csv_lines(columns, types)
         out.passed = [True] * len(positions)
         if by_row or every_row:
             parsed: dict[int, Any] = {}
             for i, position in enumerate(positions):
                 reasons = every_row + by_row.get(i, [])
                 if reasons:
-                    record = chunk.record(position, parsed)
+                    record, original = chunk.record(position, parsed)
                     out.passed[i] = False
                     out.reasons[i] = [_check_key(r) for r in reasons]
                     source = chunk.sources[position]
-                    out.rejected[i] = _quarantine_line("tweet", reasons, source, record)
+                    line = _quarantine_line("tweet", reasons, source, record, original)
+                    out.rejected[i] = line
             lines = list(compress(lines, out.passed))
         # Rows that passed are valid UTF-8 (the gate checks it); an ASCII row's size is its length.
         out.csv = "".join(lines).encode("utf-8")
@@ -941,10 +1211,13 @@ _CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what makes csv's QUOTE_MINIMAL quote a
 _CSV_CELL_TYPES = frozenset((str, int, _NONE))
 
 
-def _csv_cells(values: Column) -> list[str] | None:
+def _csv_cells(values: Column, types: set[type] | None = None) -> list[str] | None:
     """One column as CSV cells, quoted as csv.writer would; None when it holds a value of
-    another type, which csv.writer must format."""
-    types = set(map(type, values))
+    another type, which csv.writer must format. ``types``: the types the column holds."""
+    types = set(map(type, values)) if types is None else types
+    if Mistyped in types:  # the gate rejects those rows: they are never written
+        values = [None if type(v) is Mistyped else v for v in values]
+        types = (types - {Mistyped}) | {_NONE}
     if not types <= _CSV_CELL_TYPES:
         return None
     cells: list[str] = values if types <= {str} else ["" if v is None else str(v) for v in values]
@@ -959,10 +1232,11 @@ def _csv_cells(values: Column) -> list[str] | None:
     ]
 
 
-def _csv_lines(columns: list[Column]) -> list[str]:
+def _csv_lines(columns: list[Column], types: list[set[type]] | None = None) -> list[str]:
     """The CSV line of each row: the bytes csv.writer writes (RFC 4180, QUOTE_MINIMAL, CRLF),
     built column by column, which costs a fraction of formatting field by field."""
-    cells = [_csv_cells(c) for c in columns]
+    held = types if types is not None else [set(map(type, c)) for c in columns]
+    cells = [_csv_cells(c, t) for c, t in zip(columns, held, strict=True)]
     if not columns or not columns[0] or any(c is None for c in cells):
         sink = _LineSink()
         csv.writer(sink, lineterminator="\r\n").writerows(zip(*columns, strict=True))
@@ -975,37 +1249,48 @@ def _csv_lines(columns: list[Column]) -> list[str]:
     return list(map(",".join, zip(*ready, strict=True)))
 
 
-def _first_in_unit(ids: list[str | None]) -> list[bool]:
+def _first_in_unit(ids: list[Any]) -> list[bool]:
     seen: set[str] = set()
     keep = []
     for tid in ids:
-        keep.append(tid is None or tid not in seen)
-        if tid is not None:
+        fresh = type(tid) is not str or tid not in seen  # no id, or a mistyped one: the gate's
+        keep.append(fresh)
+        if fresh and tid is not None:
             seen.add(tid)
     return keep
 
 
-def _frame(names: list[str], kinds: list[str], columns: list[Column]) -> pd.DataFrame:
+def _frame(
+    names: list[str], kinds: list[str], columns: list[Column], types: list[set[type]]
+) -> pd.DataFrame:
     import pandas as pd
 
-    def series(kind: str, values: Column) -> pd.Series:
+    def series(kind: str, values: Column, held: set[type]) -> pd.Series:
+        if Mistyped in held:
+            return pd.Series(values, dtype=object)  # the json_type check rejects those cells
         if kind != "integer":
             return pd.Series(values, dtype="str")
-        if set(map(type, values)) <= {int, _NONE}:
-            with contextlib.suppress(TypeError, OverflowError):  # beyond int64: coercion judges
-                return pd.Series(pd.array(values, dtype="Int64"))
-        return pd.Series(values, dtype=object)  # text of odd values: the gate's coercion judges it
+        with contextlib.suppress(TypeError, OverflowError):  # beyond int64: coercion judges
+            return pd.Series(pd.array(values, dtype="Int64"))
+        return pd.Series(values, dtype=object)
 
     return pd.DataFrame(
         {
-            name: series(kind, values)
-            for name, kind, values in zip(names, kinds, columns, strict=True)
+            name: series(kind, values, held)
+            for name, kind, values, held in zip(names, kinds, columns, types, strict=True)
         }
     )
 
 
-def _quarantine_line(kind: str, reasons: list[str], source: str, record: Any) -> str:
-    return _dump_line({"kind": kind, "reason": reasons, "source": source, "record": record})
+def _quarantine_line(
+    kind: str,
+    reasons: list[str],
+    source: str,
+    record: Any,
+    original: Callable[[], bytes | None] | None = None,
+) -> str:
+    obj = {"kind": kind, "reason": reasons, "source": source, "record": record}
+    return _dump_line(obj, original)
 
 
 class _Run:
