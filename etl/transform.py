@@ -72,6 +72,7 @@ import keyword
 import math
 import os
 import re
+import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -1394,13 +1395,36 @@ def _units(pages: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes
 _WORKER: _Unit | None = None  # a worker process's unit processor, for the last contract seen
 
 
-def _warm_worker() -> None:
-    """A worker's start: with fork it shares the modules this process imported; a spawned
-    worker imports pandas and pandera here, before any work."""
+def _warm_worker(parent: int) -> None:
+    """A worker's start: it dies with ``parent``, the process running the transform; with fork
+    it shares the modules that process imported; a spawned worker imports pandas and pandera
+    here, before any work."""
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent reports it; a worker just stops,
+    # without a traceback of its own.
+    signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signal.SIGINT))
     import pandera.pandas  # noqa: F401
 
     gc.freeze()  # as in _few_gc_passes, for the worker's lifetime
     gc.set_threshold(50_000, 20, 100)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies, however it dies (Linux).
+
+    A worker whose parent was killed would otherwise wait for work forever: it holds its
+    siblings' queue open, and the pipes that tell the lineage process its step has ended.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: nothing to ask for
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request: no signal would come
+        os._exit(1)
 
 
 def _work(spec: ContractSpec, pages: list[tuple[str, bytes]]) -> _UnitResult:
@@ -1423,7 +1447,8 @@ def _new_pool(workers: int) -> Any:
     method = "fork" if threading.active_count() == 1 else "spawn"
     if method not in multiprocessing.get_all_start_methods():
         method = "spawn"
-    return ProcessPoolExecutor(workers, multiprocessing.get_context(method), _warm_worker)
+    context = multiprocessing.get_context(method)
+    return ProcessPoolExecutor(workers, context, _warm_worker, (os.getpid(),))
 
 
 def _results_in_parallel(
@@ -1435,12 +1460,16 @@ def _results_in_parallel(
 
     with _new_pool(workers) as pool:
         pending: deque[Future[_UnitResult]] = deque()
-        for unit in units:
-            pending.append(pool.submit(_work, spec, unit))
-            if len(pending) >= 2 * workers:
+        try:
+            for unit in units:
+                pending.append(pool.submit(_work, spec, unit))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the run failed: no more work
+            raise
 
 
 def transform_pages(
@@ -1560,9 +1589,12 @@ def transform_files(
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
-    Writes ``out_dir/quarantine.jsonl`` and ``out_dir/report.json`` always. The CSV is written to
-    a temporary file and renamed to ``out_dir/tweets.csv`` on a pass; on a breach it is deleted,
-    and so is a ``tweets.csv`` left by an earlier run, so the directory never shows curated rows
+    A run's outputs replace the last run's together, or not at all (see :mod:`etl._outdir`):
+    they are written into a staging directory inside ``out_dir`` and moved into place when the
+    run is done, ``report.json`` last; so a run that fails or is killed leaves the last outputs
+    as they were, and a ``report.json`` always describes the files beside it. Each run writes
+    ``quarantine.jsonl`` and ``report.json``; ``tweets.csv`` only on a pass; on a breach a
+    ``tweets.csv`` left by an earlier run is removed, so the directory never shows curated rows
     beside a failing report.
 
     Args:
@@ -1578,27 +1610,40 @@ def transform_files(
         The report.
 
     Raises:
-        etl.cli.UsageError: an input is missing.
+        etl.cli.UsageError: an input is missing, or another run is writing to ``out_dir``.
         etl.contracts.ContractError: the contract cannot be read.
     """
+    from etl._outdir import OutputDirBusyError, replace_together
+    from etl.cli import UsageError
+
     files = input_files(inputs)
     if workers is None:
         workers = _auto_workers(files)
     spec = load_contract(contract_path or CURATED_CONTRACT)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / "tweets.csv"
-    partial = out_dir / ".tweets.csv.partial"
+    try:
+        with replace_together(out_dir, OUTPUT_NAMES) as staging:
+            return _transform_into(staging, files, spec, progress, workers)
+    except OutputDirBusyError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+OUTPUT_NAMES = ("quarantine.jsonl", "tweets.csv", "report.json")
+"""What ``tweetpipe transform`` writes in ``--out``, in the order a run's set replaces the last
+one's: the report, which describes the others, last."""
+
+
+def _transform_into(
+    staging: Path, files: list[Path], spec: ContractSpec, progress: bool, workers: int
+) -> TransformReport:
+    csv_path = staging / "tweets.csv"
     with (
-        partial.open("w", encoding="utf-8", newline="") as csv_out,
-        (out_dir / "quarantine.jsonl").open("w", encoding="utf-8", newline="\n") as q_out,
+        csv_path.open("w", encoding="utf-8", newline="") as csv_out,
+        (staging / "quarantine.jsonl").open("w", encoding="utf-8", newline="\n") as q_out,
     ):
         report = transform_pages(_file_pages(files), csv_out, q_out, spec, progress, workers)
-    if report.passed:
-        os.replace(partial, final)
-    else:
-        partial.unlink()
-        final.unlink(missing_ok=True)
-    (out_dir / "report.json").write_text(
+    if not report.passed:
+        csv_path.unlink()
+    (staging / "report.json").write_text(
         json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return report
