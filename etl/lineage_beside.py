@@ -3,7 +3,9 @@
 Importing the OpenLineage client costs about a quarter of a second of CPU, as much as a small
 transform. :func:`lineage_run_beside` forks a child at the start of the run that imports it and
 emits START while this process sets up the step on the other core; when the step ends, the child
-is told the outcome, emits COMPLETE or FAIL and exits. Events, job and datasets are exactly those
+is told the outcome, emits COMPLETE or FAIL and exits; when the step's process dies without a
+word (killed), the child notices (its pipe closes, or it is adopted by another parent: a process
+the step forked may keep the pipe open) and emits FAIL. Events, job and datasets are exactly those
 of :func:`etl.lineage.lineage_run`, which the child runs: the step only names the builders of
 :mod:`etl.lineage` to call and their arguments, so this process never imports the client.
 

@@ -77,6 +77,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import compress, repeat
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from operator import attrgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
@@ -207,11 +208,12 @@ class _Origin:
     """A body as the reference path read it: its text, and how a slice of the text gives back
     the bytes it came from, so a rejected post's original bytes can be kept exactly.
 
-    The encoding is found as ``json.loads`` finds it for bytes (UTF-8, with or without a BOM,
-    UTF-16 or UTF-32), which is what the extractor parses before landing a body. Bytes that are
-    not valid in it (a lone surrogate encoded as UTF-8, ``ED A0 80``, or any invalid sequence)
-    are decoded with ``surrogateescape``: each becomes a lone surrogate, which the gate's ``utf8``
-    check rejects wherever the contract reads it, and which encodes back to the same byte.
+    The body is decoded as ``json.loads`` decodes bytes, which is what the extractor parses
+    before landing one: UTF-8 (with or without a BOM), UTF-16 or UTF-32, found from the first
+    bytes, with ``surrogatepass`` (so ``ED A0 80``, U+D800 encoded as UTF-8, is a lone
+    surrogate). A body with bytes invalid even so is decoded as UTF-8 with ``surrogateescape``:
+    each bad byte becomes a lone surrogate, which the gate's ``utf8`` check rejects wherever the
+    contract reads it, and which encodes back to the same byte.
     """
 
     def __init__(self, body: bytes) -> None:
@@ -260,22 +262,22 @@ def _bom_size(body: bytes, encoding: str) -> int:
 def _data_spans(text: str) -> list[tuple[int, int]]:
     """Where each item of a response's ``data`` sits in its text, as ``json.loads`` reads it:
     the last ``data`` key wins; a ``data`` that is one object is one item."""
-    at = _WS.match(text).end()  # type: ignore[union-attr]
+    at = _past_ws(text, 0)
     if text[at] != "{":
         return []
     spans: list[tuple[int, int]] = []
-    at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    at = _past_ws(text, at + 1)
     while text[at] == '"':
-        key, at = json.decoder.scanstring(text, at + 1)  # type: ignore[attr-defined]
-        at = _WS.match(text, _WS.match(text, at).end() + 1).end()  # type: ignore[union-attr]
+        key, at = scanstring(text, at + 1)
+        at = _past_ws(text, _past_ws(text, at) + 1)  # past the ":"
         if key == "data":
             spans, at = _value_spans(text, at)
         else:
             at = _STRICT_JSON.raw_decode(text, at)[1]
-        at = _WS.match(text, at).end()  # type: ignore[union-attr]
+        at = _past_ws(text, at)
         if text[at] != ",":
             break
-        at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+        at = _past_ws(text, at + 1)
     return spans
 
 
@@ -284,16 +286,21 @@ def _value_spans(text: str, at: int) -> tuple[list[tuple[int, int]], int]:
         end = _STRICT_JSON.raw_decode(text, at)[1]
         return [(at, end)], end
     spans: list[tuple[int, int]] = []
-    at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    at = _past_ws(text, at + 1)
     if text[at] == "]":
         return spans, at + 1
     while True:
         end = _STRICT_JSON.raw_decode(text, at)[1]
         spans.append((at, end))
-        at = _WS.match(text, end).end()  # type: ignore[union-attr]
+        at = _past_ws(text, end)
         if text[at] != ",":
             return spans, at + 1  # past "]"
-        at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+        at = _past_ws(text, at + 1)
+
+
+def _past_ws(text: str, at: int) -> int:
+    match = _WS.match(text, at)
+    return match.end() if match else at
 
 
 class _FastDecoder:
@@ -472,7 +479,9 @@ def _as_integer(value: Any) -> int | Mistyped | None:
 def _as_number(value: Any) -> str | Mistyped | None:
     if value is None:
         return None
-    if type(value) is int or type(value) is float:
+    if type(value) is int:
+        return repr(value)
+    if type(value) is float:
         return repr(value) if math.isfinite(value) else _json_text(value)  # the gate judges 1e400
     return _mistyped(value)
 
