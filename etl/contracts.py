@@ -99,6 +99,9 @@ class ColumnSpec:
         allowed_values: the value set, from an ``invalidValues`` rule with ``validValues``.
         format: the ``logicalTypeOptions.format`` of a timestamp (``yyyy-MM-ddTHH:mm:ss.SSSZ``).
         items_type: the logical type of an array's items.
+        min_items: fewest items an array may hold (``logicalTypeOptions.minItems``).
+        max_items: most items an array may hold (``logicalTypeOptions.maxItems``).
+        unique_items: an array's items may not repeat (``logicalTypeOptions.uniqueItems``).
         sources: raw JSON paths the column is derived from (``transformSourceObjects``).
         transform_logic: how the sources become the column.
         quality: the column's own quality rules.
@@ -118,6 +121,9 @@ class ColumnSpec:
     allowed_values: tuple[str, ...] | None = None
     format: str | None = None
     items_type: str | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    unique_items: bool = False
     sources: tuple[str, ...] = ()
     transform_logic: str = ""
     quality: tuple[QualityRule, ...] = ()
@@ -213,6 +219,9 @@ def _column(prop: dict[str, Any], where: str) -> ColumnSpec:
         allowed_values=allowed,
         format=opts.get("format"),
         items_type=(prop.get("items") or {}).get("logicalType"),
+        min_items=opts.get("minItems"),
+        max_items=opts.get("maxItems"),
+        unique_items=bool(opts.get("uniqueItems", False)),
         sources=tuple(prop.get("transformSourceObjects") or ()),
         transform_logic=str(prop.get("transformLogic", "")),
         quality=quality,
@@ -279,7 +288,42 @@ def load_contract(path: Path | str = CURATED_CONTRACT) -> ContractSpec:
 
 # --- the Pandera gate ------------------------------------------------------------------------
 # The gated frame is the CSV as it will be published, so what passes the gate is what consumers
-# read: integer columns are Int64, everything else text whose logical type is a check.
+# read: integer columns are Int64, everything else text whose logical type is a check. A value
+# whose JSON type is not the column's never becomes text: it stays a Mistyped cell, which the
+# gate rejects.
+
+
+@dataclass(frozen=True)
+class Mistyped:
+    """A cell of the gated frame whose source value has another JSON type than the column's
+    logical type says (``text`` sent as an object, a count as a string, an id as a number, a
+    list where an object belongs). It is never converted: the gate's ``json_type`` check rejects
+    the row, and the cell is never written.
+
+    Attributes:
+        kind: the JSON type the value came as (``object``, ``array``, ``string``, ``number``,
+            ``boolean``).
+        text: the value's JSON text, for the rejection reason.
+    """
+
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"a JSON {self.kind}: {self.text}"
+
+
+# The JSON type a column's source must have, by the column's logical type.
+JSON_TYPES = {
+    "string": "string",
+    "timestamp": "string",
+    "date": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "object": "object",
+    "array": "array",
+}
 
 _FORMAT_TOKENS = re.compile(r"yyyy|MM|dd|HH|mm|ss|SSS|[A-Za-z]|.", re.DOTALL)
 _FORMAT_PARTS = {
@@ -495,25 +539,70 @@ def _fullmatches(regex: re.Pattern[str], series: pd.Series) -> pd.Series:
 
 
 def _fullmatch_check(pattern: str, name: str, error: str) -> pa.Check:
+    regex = re.compile(pattern)
+    return _check(lambda s: _fullmatches(regex, s), name=name, error=error)
+
+
+def _check(test: Callable[[pd.Series], Any], name: str, error: str) -> pa.Check:
+    """A check on a column's values; a Mistyped cell is the ``json_type`` check's to reject, so
+    the test only ever sees the values that have the column's type."""
     import pandera.pandas as pa
 
-    regex = re.compile(pattern)
-    return pa.Check(lambda s: _fullmatches(regex, s), name=name, error=error)
+    return pa.Check(_typed_only(test), name=name, error=error)
+
+
+def _typed_only(test: Callable[[pd.Series], Any]) -> Callable[[pd.Series], Any]:
+    import pandas as pd
+
+    def run(series: pd.Series) -> Any:
+        # A column holding a Mistyped cell is the only one built with the object dtype.
+        if series.dtype != object:
+            return test(series)
+        typed = series.map(_not_mistyped).astype(bool)
+        verdict = pd.Series(True, index=series.index, dtype=bool)
+        if typed.any():
+            values = series[typed]
+            if all(isinstance(v, str) for v in values):  # else the ints of an integer column
+                values = values.astype("str")
+            verdict[typed] = test(values)
+        return verdict
+
+    return run
+
+
+def _not_mistyped(value: Any) -> bool:
+    return not isinstance(value, Mistyped)
+
+
+def _json_type_check(col: ColumnSpec) -> pa.Check:
+    import pandera.pandas as pa
+
+    def json_typed(series: pd.Series) -> Any:
+        if series.dtype != object:
+            return True  # a str or Int64 column holds no Mistyped cell
+        return series.map(_not_mistyped).astype(bool)
+
+    json_type = JSON_TYPES.get(col.logical_type, col.logical_type)
+    return pa.Check(json_typed, name="json_type", error=f"json_type {json_type}")
+
+
+def _finite_numbers(series: pd.Series) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
+    numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+    return pd.Series(np.isfinite(numbers.to_numpy()), index=series.index, dtype=bool)
 
 
 def _type_checks(col: ColumnSpec) -> list[pa.Check]:
     import pandas as pd
-    import pandera.pandas as pa
 
     kind = col.logical_type
     if kind == "number":
-        return [
-            pa.Check(
-                lambda s: pd.to_numeric(s, errors="coerce").notna(), name="number", error="number"
-            )
-        ]
+        # JSON has no infinite numbers: 1e400 is out of range, not infinity.
+        return [_check(_finite_numbers, "number", "number")]
     if kind == "boolean":
-        return [pa.Check.isin(["true", "false"], error="boolean true/false")]
+        return [_check(lambda s: s.isin(["true", "false"]), "isin", "boolean true/false")]
     if kind in ("timestamp", "date"):
         fmt = TimestampFormat.parse(col.format) if col.format else None
         strp = fmt.strptime if fmt else "ISO8601"
@@ -528,13 +617,13 @@ def _type_checks(col: ColumnSpec) -> list[pa.Check]:
             parsed = pd.to_datetime(s, format=parse_as, errors="coerce", utc=True, cache=False)
             return _fullmatches(shape, s) & pd.Series(parsed.notna(), index=s.index)
 
-        return [pa.Check(valid_time, name="timestamp", error=f"timestamp {col.format or 'ISO'}")]
+        return [_check(valid_time, "timestamp", f"timestamp {col.format or 'ISO'}")]
     if kind in ("array", "object"):
         is_json = _json_array_of(col.items_type) if kind == "array" else _json_object
         name = f"json_{kind}" + (f" of {col.items_type}" if col.items_type else "")
         if col.items_type == "string":
-            return [pa.Check(lambda s: _string_arrays(s, is_json), name="json_array", error=name)]
-        return [pa.Check(lambda s: _by_unique(s, is_json), name=f"json_{kind}", error=name)]
+            return [_check(lambda s: _string_arrays(s, is_json), "json_array", name)]
+        return [_check(lambda s: _by_unique(s, is_json), f"json_{kind}", name)]
     return []
 
 
@@ -556,53 +645,84 @@ def _string_arrays(series: pd.Series, is_json: Callable[[str], bool]) -> pd.Seri
     return _by_unique(series, is_json)
 
 
+# An empty JSON array among values joined by NUL (which no JSON text holds outside a string).
+_EMPTY_ARRAY = re.compile(r"(?:^|\x00)[ \t\n\r]*\[[ \t\n\r]*\][ \t\n\r]*(?=\x00|$)")
+
+
+def _item_count_check(col: ColumnSpec) -> pa.Check:
+    import pandas as pd
+
+    low, high, unique = col.min_items, col.max_items, col.unique_items
+
+    def items_ok(text: str) -> bool:
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return True  # not an array: the type check rejects it
+        if not isinstance(items, list):
+            return True
+        if unique and len({json.dumps(i, sort_keys=True) for i in items}) != len(items):
+            return False
+        return (low is None or len(items) >= low) and (high is None or len(items) <= high)
+
+    def counts(series: pd.Series) -> pd.Series:
+        values = _values(series)
+        # The usual contract, "at least one item": one search proves no value is an empty array.
+        if (low or 0) <= 1 and high is None and not unique:
+            if low is None or low < 1 or not _EMPTY_ARRAY.search("\x00".join(values)):
+                return pd.Series(True, index=series.index, dtype=bool)
+        return _by_unique(series, items_ok)
+
+    bounds = f"{low or 0}..{'' if high is None else high}"
+    error = f"item_count {bounds}" + (", unique items" if unique else "")
+    return _check(counts, name="item_count", error=error)
+
+
 def _value_checks(col: ColumnSpec) -> list[pa.Check]:
     import pandas as pd
-    import pandera.pandas as pa
 
     checks: list[pa.Check] = []
     if col.pattern is not None:
         checks.append(_fullmatch_check(col.pattern, name="pattern", error=f"pattern {col.pattern}"))
     if col.min_length is not None or col.max_length is not None:
+        low_len, high_len = col.min_length, col.max_length
         checks.append(
-            pa.Check.str_length(
-                min_value=col.min_length,
-                max_value=col.max_length,
+            _check(
+                lambda s: s.str.len().between(low_len or 0, high_len or float("inf")),
+                name="str_length",
                 error=f"length {col.min_length or 0}..{col.max_length or ''}",
             )
         )
+    if col.min_items is not None or col.max_items is not None or col.unique_items:
+        checks.append(_item_count_check(col))
     # A value that is not a number fails the type check; the bounds only judge numbers.
     if col.minimum is not None:
         low = col.minimum
         checks.append(
-            pa.Check(
-                lambda s: ~(pd.to_numeric(s, errors="coerce") < low),
-                name="minimum",
-                error=f"minimum {low}",
+            _check(
+                lambda s: ~(pd.to_numeric(s, errors="coerce") < low), "minimum", f"minimum {low}"
             )
         )
     if col.maximum is not None:
         high = col.maximum
         checks.append(
-            pa.Check(
-                lambda s: ~(pd.to_numeric(s, errors="coerce") > high),
-                name="maximum",
-                error=f"maximum {high}",
+            _check(
+                lambda s: ~(pd.to_numeric(s, errors="coerce") > high), "maximum", f"maximum {high}"
             )
         )
     if col.allowed_values is not None:
-        checks.append(
-            pa.Check.isin(
-                list(col.allowed_values), error=f"allowed values {list(col.allowed_values)}"
-            )
-        )
+        allowed = list(col.allowed_values)
+        checks.append(_check(lambda s: s.isin(allowed), "isin", f"allowed values {allowed}"))
     return checks
 
 
-def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
+def pandera_schema(spec: ContractSpec, *, json_types: bool = True) -> pa.DataFrameSchema:
     """Build the Pandera gate for a contract.
 
-    The frame it validates is the CSV as it will be published, empty cells being missing values.
+    The frame it validates is the CSV as it will be published, empty cells being missing values,
+    except that a source value of another JSON type than the column's logical type is a
+    :class:`Mistyped` cell (in a column of the object dtype), which each column's ``json_type``
+    check rejects; the other checks judge only the values of the column's type.
     ``integer`` columns are nullable ``Int64`` (the contract's int64), coerced from whatever the
     frame holds: a value that is not a 64-bit integer fails the coercion, row by row. Every other
     column is text (pandas ``str``) and its logical type is a check on the text: ``number``,
@@ -610,18 +730,22 @@ def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
     array whose items have the items' logical type, ``object`` a JSON object; text must be
     encodable as UTF-8 (the CSV's encoding). From each column's spec besides: ``required`` makes
     it non-nullable, ``unique`` unique, and ``pattern`` (full match), ``minimum``/``maximum``,
-    ``minLength``/``maxLength`` and ``validValues`` a check each. Every column must be present.
-    Dataset-level ``duplicateValues`` rules over several columns become a unique constraint.
+    ``minLength``/``maxLength``, ``minItems``/``maxItems``/``uniqueItems`` (arrays) and
+    ``validValues`` a check each. Every column must be present. Dataset-level
+    ``duplicateValues`` rules over several columns become a unique constraint.
 
     Args:
         spec: the contract.
+        json_types: include the ``json_type`` checks. Without them the schema is for frames
+            known to hold no Mistyped cell, on which those checks cannot fail: Pandera spends
+            about a millisecond on each check it runs, whatever the check does.
 
     Returns:
         A schema to run with ``validate(frame, lazy=True)``.
     """
     import pandera.pandas as pa
 
-    columns = {col.name: _column_schema(col) for col in spec.columns}
+    columns = {col.name: _column_schema(col, json_types) for col in spec.columns}
     unique: list[str] | None = None
     for rule in spec.quality:
         props = list(rule.arguments.get("properties") or [])
@@ -630,7 +754,7 @@ def pandera_schema(spec: ContractSpec) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, unique=unique, name=spec.name, ordered=False)
 
 
-def _column_schema(col: ColumnSpec) -> pa.Column:
+def _column_schema(col: ColumnSpec, json_types: bool) -> pa.Column:
     import pandas as pd
     import pandera.pandas as pa
 
@@ -640,10 +764,13 @@ def _column_schema(col: ColumnSpec) -> pa.Column:
         "required": True,
         "description": col.description or None,
     }
+    typed = [_json_type_check(col)] if json_types else []
     if col.logical_type == "integer":
-        return pa.Column(pd.Int64Dtype(), checks=_value_checks(col), coerce=True, **common)
+        checks = [*typed, *_value_checks(col)]
+        return pa.Column(pd.Int64Dtype(), checks=checks, coerce=True, **common)
     checks = [
-        pa.Check(_encodable, name="utf8", error="utf8 (no lone surrogates)"),
+        *typed,
+        _check(_encodable, name="utf8", error="utf8 (no lone surrogates)"),
         *_type_checks(col),
         *_value_checks(col),
     ]

@@ -3,7 +3,9 @@
 Importing the OpenLineage client costs about a quarter of a second of CPU, as much as a small
 transform. :func:`lineage_run_beside` forks a child at the start of the run that imports it and
 emits START while this process sets up the step on the other core; when the step ends, the child
-is told the outcome, emits COMPLETE or FAIL and exits. Events, job and datasets are exactly those
+is told the outcome, emits COMPLETE or FAIL and exits; when the step's process dies without a
+word (killed), the child notices (its pipe closes, or it is adopted by another parent: a process
+the step forked may keep the pipe open) and emits FAIL. Events, job and datasets are exactly those
 of :func:`etl.lineage.lineage_run`, which the child runs: the step only names the builders of
 :mod:`etl.lineage` to call and their arguments, so this process never imports the client.
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Call = tuple[str, tuple[Any, ...]]  # a builder of etl.lineage, by name, and its arguments
 _JOIN_TIMEOUT_S = 60.0  # the child's transport has its own timeouts; this bounds a stuck one
+_PARENT_POLL_S = 0.5  # how often the child checks that the step's process is still its parent
 
 
 @dataclass
@@ -152,18 +155,29 @@ def _child(
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    parent = multiprocessing.parent_process()
-    sentinels = [outcome_in] + ([parent.sentinel] if parent is not None else [])
+    step_pid = os.getppid()
     with _lineage_run(lineage, step, inputs, out_dir) as real:
-        # The step's process may die without a word (killed): the run then failed.
-        told = BesideRun(error="the run's process ended without reporting an outcome")
-        if outcome_in in multiprocessing.connection.wait(sentinels):
-            with contextlib.suppress(EOFError):
-                told = outcome_in.recv()
-        _replay(lineage, real, told)
+        _replay(lineage, real, _outcome(outcome_in, step_pid))
     reply_out.send(real.destination)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _outcome(outcome_in: Connection, step_pid: int) -> BesideRun:
+    """What the step tells, or a failure when its process dies without a word (killed)."""
+    told = BesideRun(error="the run's process ended without reporting an outcome")
+    parent = multiprocessing.parent_process()
+    sentinels = [outcome_in] + ([parent.sentinel] if parent is not None else [])
+    while True:
+        ready = multiprocessing.connection.wait(sentinels, timeout=_PARENT_POLL_S)
+        if outcome_in in ready:
+            with contextlib.suppress(EOFError):
+                told = outcome_in.recv()
+            return told
+        # The sentinel only closes once every process holding it has: one the step forked
+        # after this one (a worker) may outlive it. Being adopted says the step is gone.
+        if ready or os.getppid() != step_pid:
+            return told
 
 
 def _lineage_run(

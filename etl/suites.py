@@ -166,6 +166,18 @@ def _json_schema(prop: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _item_options(col: ColumnSpec) -> dict[str, Any]:
+    """The array options of a column as JSON Schema keywords (ODCS uses the same names)."""
+    options: dict[str, Any] = {}
+    if col.min_items is not None:
+        options["minItems"] = col.min_items
+    if col.max_items is not None:
+        options["maxItems"] = col.max_items
+    if col.unique_items:
+        options["uniqueItems"] = True
+    return options
+
+
 def _type_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[str, Any]]:
     rule, name, lt = f"{col.name}.logicalType", col.name, col.logical_type
     regex = {"integer": INTEGER_REGEX, "number": NUMBER_REGEX, "date": _DATE}.get(lt)
@@ -219,6 +231,14 @@ def _column_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[s
             column=name,
             min_value=col.minimum,
             max_value=col.maximum,
+        )
+    if col.min_items is not None or col.max_items is not None or col.unique_items:
+        yield _expectation(
+            spec,
+            f"{name}.itemCount",
+            "expect_column_values_to_match_json_schema",
+            column=name,
+            json_schema={"type": "array", **_item_options(col)},
         )
     if (col.min_length or 0) > 0 or col.max_length is not None:
         yield _expectation(
@@ -346,6 +366,13 @@ class _PageCheck:
             parts.append(f"matching {opts['pattern']}")
         if "minimum" in opts or "maximum" in opts:
             parts.append(f"between {opts.get('minimum', '-inf')} and {opts.get('maximum', 'inf')}")
+        low, high = opts.get("minItems"), opts.get("maxItems")
+        if low is not None or high is not None:
+            bounds = f"{low} to {high}" if low is not None and high is not None else None
+            bounds = bounds or (f"at least {low}" if low is not None else f"at most {high}")
+            parts.append(f"item count {bounds}")
+        if opts.get("uniqueItems"):
+            parts.append("without repeated items")
         return ", ".join(parts)
 
 
@@ -463,9 +490,21 @@ def _violates(value: Any, prop: dict[str, Any]) -> bool:
     if json_type in ("integer", "number"):
         if value < opts.get("minimum", value) or value > opts.get("maximum", value):
             return True
+    if isinstance(value, list) and _bad_items(value, prop, opts):
+        return True
+    return False
+
+
+def _bad_items(items: list[Any], prop: dict[str, Any], opts: dict[str, Any]) -> bool:
+    """Whether an array breaks its items' type, item count or item uniqueness."""
+    if len(items) < opts.get("minItems", 0) or len(items) > opts.get("maxItems", len(items)):
+        return True
+    if opts.get("uniqueItems"):
+        if len({json.dumps(i, sort_keys=True) for i in items}) != len(items):
+            return True
     item_type = (prop.get("items") or {}).get("logicalType")
-    if isinstance(value, list) and item_type in _JSON_TYPES:
-        return not all(_json_type_ok(v, _JSON_TYPES[item_type]) for v in value)
+    if item_type in _JSON_TYPES:
+        return not all(_json_type_ok(v, _JSON_TYPES[item_type]) for v in items)
     return False
 
 

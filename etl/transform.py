@@ -21,12 +21,15 @@ Decisions users rely on (each is tested):
 * ``text`` is ``note_tweet.text`` when present, else ``text``, with exactly ``&amp; &lt; &gt;``
   unescaped in one pass: those are the only entities X escapes, so anything else (``&copy;``,
   ``&#39;``) is what the author typed and stays as is (``html.unescape`` would change it).
-* Ids stay exact strings; an id that arrives as a JSON integer keeps its digits (JSON integers
-  never pass through float; one sent as a float is rejected, not rounded). Counts are integers
-  (Int64 in the gate, as the contract's int64 says); numeric strings are accepted as type drift; a
-  count the API did not send is empty, not 0. Anything else of the wrong type is kept as its JSON
-  text, so the gate rejects it with the value in the reason and nothing is lost. Unknown and new
-  fields are never read, never checked, and never make a post or page fail.
+* JSON types are the contract's: a column's logical type is also the JSON type its source must
+  have (ids and text are strings, counts integers, flags booleans, lists arrays; on the way, an
+  object such as ``public_metrics`` must be an object). A value of another JSON type (an id sent
+  as a number, a count as a numeric string or a float, text as an object, a hashtag as a bare
+  string) is never converted: it reaches the gate as a :class:`~etl.contracts.Mistyped` cell, the
+  column's ``json_type`` check rejects the post, and the reason quotes the value. Ids stay exact
+  strings; counts are integers (Int64 in the gate, as the contract's int64 says); a value the API
+  did not send (absent or null) is empty, not 0. Unknown and new fields are never read, never
+  checked, and never make a post or page fail.
 * ``created_at`` is normalised to the contract's format in UTC; a time without a zone is ambiguous
   and is rejected, not guessed.
 * List columns are JSON arrays (``[]`` when the API sent none), written with ``ensure_ascii=False``.
@@ -35,13 +38,21 @@ Decisions users rely on (each is tested):
 * Duplicates: the first occurrence of a tweet id wins (curated or quarantined); later ones are
   counted in ``duplicates`` and not written again. ``tweets_in = curated + quarantined +
   duplicates`` always holds.
-* Quarantine lines are JSON objects ``{"kind", "reason", "source", "record"}``: ``kind`` is
+* Any body ``json.loads`` reads (what the extractor lands) is processed: UTF-8 with or without a
+  BOM, UTF-16 or UTF-32; a lone surrogate, escaped (``"\\ud800"``) or raw (bytes ``ED A0 80``);
+  invalid UTF-8 inside a string; ``NaN`` or a number out of range (``1e400``). The fast path
+  (msgspec) gives way to the reference path (``json``) on whatever it raises, and a bad value
+  costs only its post: a string that cannot be UTF-8 fails the gate's ``utf8`` check wherever
+  the contract reads it, a non-finite number its column's type; the rest of the page is curated.
+* Quarantine lines are strict JSON objects ``{"kind", "reason", "source", "record"}``: ``kind`` is
   ``tweet`` (rejected by the gate; ``record`` is the post's JSON as received), ``page`` (a body that
   is empty, not UTF-8, not JSON or not a response; ``record`` is the body as text, or the JSON
   value when it parsed) or
   ``api_error`` (a Problem from a response's partial ``errors`` array, counted in ``api_errors``).
-  A string holding a lone surrogate (JSON can carry ``"\\ud800"``) cannot be written as UTF-8:
-  its post is quarantined by the gate's ``utf8`` check and its quarantine line is ASCII-escaped.
+  A record JSON in UTF-8 cannot hold as it is (a lone surrogate, undecodable bytes, a non-finite
+  number) is written ASCII-escaped, non-finite numbers as the strings ``NaN``/``Infinity``, and
+  ``record_base64`` holds its original bytes: the post's own bytes, cut from the page, or the
+  body's (an ``api_error`` record has none; its page is in ``raw/``).
 * The gate fails (``report.fatal``) when a dataset-level contract rule of severity ``error`` is
   breached (``quarantined_share``), when a required column is missing entirely (no post carried
   it, e.g. a field that was not requested), when the transform cannot produce a contract column,
@@ -50,20 +61,26 @@ Decisions users rely on (each is tested):
 
 from __future__ import annotations
 
+import base64
+import codecs
 import contextlib
 import csv
+import functools
 import gc
 import json
 import keyword
+import math
 import os
 import re
+import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import compress, repeat
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from operator import attrgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
@@ -71,6 +88,7 @@ import numpy as np
 from etl.contracts import (
     CURATED_CONTRACT,
     ContractSpec,
+    Mistyped,
     TimestampFormat,
     every_value_matches,
     load_contract,
@@ -161,29 +179,138 @@ class TransformReport:
 
 # --- reading pages -------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _Problem:
+    """Why a body gives no response document: a stable check key (``page:<check>`` in the
+    report) and the message quoted in the quarantine line."""
+
+    check: str
+    message: str
+
+
+@dataclass(frozen=True)
 class _Doc:
     """One response document (a dict, or a typed page from the fast path), or why a body could
     not give one."""
 
     source: str
     value: Any = None
-    problem: str | None = None
-    text: str = ""
+    problem: _Problem | None = None
     body: bytes = b""
     typed: bool = False  # value is a page struct from the fast path, not parsed JSON
+    origin: _Origin | None = None  # how the reference path read the body
 
 
-def _decode(body: bytes) -> str:
-    return body.decode("utf-8", errors="surrogateescape")
+_WS = re.compile(r"[ \t\n\r]*")  # JSON whitespace
+_STRICT_JSON = json.JSONDecoder()
+
+
+class _Origin:
+    """A body as the reference path read it: its text, and how a slice of the text gives back
+    the bytes it came from, so a rejected post's original bytes can be kept exactly.
+
+    The body is decoded as ``json.loads`` decodes bytes, which is what the extractor parses
+    before landing one: UTF-8 (with or without a BOM), UTF-16 or UTF-32, found from the first
+    bytes, with ``surrogatepass`` (so ``ED A0 80``, U+D800 encoded as UTF-8, is a lone
+    surrogate). A body with bytes invalid even so is decoded as UTF-8 with ``surrogateescape``:
+    each bad byte becomes a lone surrogate, which the gate's ``utf8`` check rejects wherever the
+    contract reads it, and which encodes back to the same byte.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        encoding = json.detect_encoding(body)
+        self.codec: str = "utf-8" if encoding.startswith("utf-8") else encoding
+        self.errors = "surrogatepass"  # how json.loads decodes UTF-16/32
+        self.error: UnicodeDecodeError | None = None  # the first undecodable bytes, if any
+        if self.codec in ("utf-16", "utf-32"):  # the BOM says which byte order
+            little = body.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF16_LE))
+            self.codec += "-le" if little else "-be"
+        skip = _bom_size(body, encoding)
+        try:
+            self.text = body[skip:].decode(self.codec, self.errors)
+        except UnicodeDecodeError as exc:
+            self.error = exc
+            self.codec, self.errors = "utf-8", "surrogateescape"
+            self.text = body.decode("utf-8", "surrogateescape")
+        self._spans: list[tuple[int, int]] | None = None
+
+    def encode(self, text: str) -> bytes:
+        """The bytes a slice of the text was decoded from."""
+        return text.encode(self.codec, self.errors)
+
+    def item_bytes(self, index: int) -> bytes | None:
+        """The original bytes of ``data[index]`` (``data`` itself when it is one post)."""
+        if self._spans is None:
+            try:
+                self._spans = _data_spans(self.text)
+            except (ValueError, IndexError, RecursionError):
+                self._spans = []  # cannot happen for a body json.loads read; nothing to offer
+        if index >= len(self._spans):
+            return None
+        start, end = self._spans[index]
+        return self.encode(self.text[start:end])
+
+
+def _bom_size(body: bytes, encoding: str) -> int:
+    boms = {
+        "utf-8-sig": codecs.BOM_UTF8,
+        "utf-16": codecs.BOM_UTF16_LE,
+        "utf-32": codecs.BOM_UTF32_LE,
+    }
+    return len(boms[encoding]) if encoding in boms else 0
+
+
+def _data_spans(text: str) -> list[tuple[int, int]]:
+    """Where each item of a response's ``data`` sits in its text, as ``json.loads`` reads it:
+    the last ``data`` key wins; a ``data`` that is one object is one item."""
+    at = _past_ws(text, 0)
+    if text[at] != "{":
+        return []
+    spans: list[tuple[int, int]] = []
+    at = _past_ws(text, at + 1)
+    while text[at] == '"':
+        key, at = scanstring(text, at + 1)
+        at = _past_ws(text, _past_ws(text, at) + 1)  # past the ":"
+        if key == "data":
+            spans, at = _value_spans(text, at)
+        else:
+            at = _STRICT_JSON.raw_decode(text, at)[1]
+        at = _past_ws(text, at)
+        if text[at] != ",":
+            break
+        at = _past_ws(text, at + 1)
+    return spans
+
+
+def _value_spans(text: str, at: int) -> tuple[list[tuple[int, int]], int]:
+    if text[at] != "[":
+        end = _STRICT_JSON.raw_decode(text, at)[1]
+        return [(at, end)], end
+    spans: list[tuple[int, int]] = []
+    at = _past_ws(text, at + 1)
+    if text[at] == "]":
+        return spans, at + 1
+    while True:
+        end = _STRICT_JSON.raw_decode(text, at)[1]
+        spans.append((at, end))
+        at = _past_ws(text, end)
+        if text[at] != ",":
+            return spans, at + 1  # past "]"
+        at = _past_ws(text, at + 1)
+
+
+def _past_ws(text: str, at: int) -> int:
+    match = _WS.match(text, at)
+    return match.end() if match else at
 
 
 class _FastDecoder:
     """The fast path: msgspec decodes a page into structs holding only the post fields the
     contract reads, skipping everything else without building Python objects for it.
 
-    A page it cannot take (JSON Lines, a BOM, a lone surrogate, NaN, a post or envelope field of
-    an unexpected JSON type) goes through ``json`` and the generic path, whose behaviour is the
-    reference: the fast path only ever gives the same rows sooner.
+    A page it cannot take (JSON Lines, a BOM, UTF-16, invalid UTF-8, a lone surrogate, NaN, a
+    number out of its range, deep nesting, a post or envelope field of an unexpected JSON type)
+    goes through ``json`` and the generic path, whose behaviour is the reference: the fast path
+    only ever gives the same rows sooner.
     """
 
     def __init__(self, keys: Iterable[str]) -> None:
@@ -212,7 +339,9 @@ class _FastDecoder:
             return None
         try:
             return self._decoder.decode(body)
-        except msgspec.DecodeError:  # also ValidationError
+        # Not only DecodeError: msgspec raises UnicodeDecodeError on invalid UTF-8 and
+        # RecursionError on deep nesting. Whatever it raises, the reference path decides.
+        except Exception:
             return None
 
 
@@ -223,26 +352,35 @@ def _parse_body(source: str, body: bytes, fast: _FastDecoder, lines: bool = True
         yield _Doc(source, value=typed, body=body, typed=True)
         return
     if not body.strip():
-        yield _Doc(source, problem="empty body", text=_decode(body))
+        yield _Doc(source, problem=_Problem("empty_body", "empty body"), body=body)
         return
+    origin = _Origin(body)
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 ({exc.reason} at byte {exc.start})"
-        yield _Doc(source, problem=problem, text=_decode(body))
-        return
-    try:
-        yield _Doc(source, value=json.loads(text))
+        yield _Doc(source, value=json.loads(origin.text), body=body, origin=origin)
         return
     except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data" or not lines:
-            yield _Doc(source, problem=f"invalid JSON: {exc}", text=text)
+        # One line with more after its document is not JSON Lines, only invalid.
+        if exc.msg != "Extra data" or not lines or "\n" not in origin.text.strip():
+            yield _Doc(source, problem=_unparsed(origin, exc), body=body)
             return
+    except (ValueError, RecursionError) as exc:  # too many digits, too deeply nested
+        yield _Doc(source, problem=_unparsed(origin, exc), body=body)
+        return
     # JSON strings cannot hold a raw newline, so "\n" splits JSON Lines safely (splitlines would
     # also split on U+2028, which JSON strings may hold).
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(origin.text.split("\n"), 1):
         if line.strip():
-            yield from _parse_body(f"{source}:{number}", line.encode("utf-8"), fast, lines=False)
+            yield from _parse_body(f"{source}:{number}", origin.encode(line), fast, lines=False)
+
+
+def _unparsed(origin: _Origin, exc: Exception) -> _Problem:
+    # Undecodable bytes are the likelier cause of a parse failure, and the clearer message.
+    if origin.error is not None:
+        where = f"{origin.error.reason} at byte {origin.error.start}"
+        return _Problem("not_UTF-8", f"not UTF-8 ({where})")
+    if isinstance(exc, RecursionError):
+        return _Problem("invalid_JSON", "invalid JSON: nested too deeply")
+    return _Problem("invalid_JSON", f"invalid JSON: {exc}")
 
 
 _JSON_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
@@ -252,28 +390,42 @@ def _json_kind(value: Any) -> str:
     return _JSON_KINDS.get(type(value), "number")
 
 
-def _response_problem(value: Any) -> str | None:
+_NOT_RESPONSE = "not_an_X_API_v2_response"
+
+
+def _response_problem(value: Any) -> _Problem | None:
+    what = "not an X API v2 response: "
     if not isinstance(value, dict):
-        return f"not an X API v2 response: a JSON {_json_kind(value)}, not an object"
+        return _Problem(_NOT_RESPONSE, f"{what}a JSON {_json_kind(value)}, not an object")
     if not value.keys() & _RESPONSE_KEYS:
         hint = f" (a Problem: {value.get('title')})" if "title" in value else ""
-        return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+        return _Problem(_NOT_RESPONSE, f"{what}none of data, includes, meta, errors{hint}")
     data = value.get("data")
     if data is not None and not isinstance(data, list | dict):
-        return f"not an X API v2 response: data is a JSON {_json_kind(data)}"
+        return _Problem(_NOT_RESPONSE, f"{what}data is a JSON {_json_kind(data)}")
     errors = value.get("errors")
     if errors is not None and not isinstance(errors, list):
-        return f"not an X API v2 response: errors is a JSON {_json_kind(errors)}"
+        return _Problem(_NOT_RESPONSE, f"{what}errors is a JSON {_json_kind(errors)}")
     return None
 
 
-def _typed_problem(page: Any) -> str | None:
+def _typed_problem(page: Any) -> _Problem | None:
     unset = msgspec.UNSET
     if page.data is unset and page.includes is unset and page.meta is unset:
         if page.errors is unset:
             hint = f" (a Problem: {page.title})" if page.title is not unset else ""
-            return f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+            message = f"not an X API v2 response: none of data, includes, meta, errors{hint}"
+            return _Problem(_NOT_RESPONSE, message)
     return None
+
+
+def _json_or_text(body: bytes) -> Any:
+    """A body msgspec read, as ``json`` reads it; its text when ``json`` cannot (a number with
+    more digits than Python converts, nesting deeper than its parser goes)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", "surrogateescape")
 
 
 def _users_by_id(users: Any) -> dict[str, Any]:
@@ -301,57 +453,68 @@ def _json_text(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _as_string(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
+def _mistyped(value: Any) -> Mistyped:
+    """A value of the wrong JSON type, kept for the gate to reject (never converted)."""
+    if type(value) is Mistyped:
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # an id sent as a JSON number: Python ints keep every digit
-    return _json_text(value)
+    try:
+        text = _json_text(value)
+    except (ValueError, RecursionError):  # nested too deeply to write: the kind says enough
+        text = "…"
+    return Mistyped(_json_kind(value), text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
 
 
-def _as_integer(value: Any) -> str | None:
+def _as_string(value: Any) -> str | Mistyped | None:
+    if value is None or type(value) is str:
+        return value
+    return _mistyped(value)  # an id sent as a number, text as an object: the API says string
+
+
+def _as_integer(value: Any) -> int | Mistyped | None:
+    if value is None or type(value) is int:
+        return value
+    return _mistyped(value)  # a count sent as a string, a float or a boolean
+
+
+def _as_number(value: Any) -> str | Mistyped | None:
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return str(int(value))  # type drift: a count sent as a numeric string
-    return _json_text(value)
-
-
-def _as_number(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if type(value) is int:
         return repr(value)
-    return _json_text(value)
+    if type(value) is float:
+        return repr(value) if math.isfinite(value) else _json_text(value)  # the gate judges 1e400
+    return _mistyped(value)
 
 
-def _as_boolean(value: Any) -> str | None:
+def _as_boolean(value: Any) -> str | Mistyped | None:
     if value is None:
         return None
-    if isinstance(value, bool):
+    if type(value) is bool:
         return "true" if value else "false"
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower()  # type drift: a flag sent as a string
-    return _json_text(value)
+    return _mistyped(value)  # a flag sent as a string or a number
 
 
-def _as_array(value: Any) -> str:
-    if value is None or value == []:
+def _as_array(value: Any) -> str | Mistyped:
+    if value is None:
         return "[]"
-    return _json_text(value)
+    if type(value) is list:
+        return _json_text(value)
+    return _mistyped(value)
 
 
-def _as_object(value: Any) -> str | None:
-    return None if value is None else _json_text(value)
+def _as_object(value: Any) -> str | Mistyped | None:
+    if value is None:
+        return None
+    if type(value) is dict:
+        return _json_text(value)
+    return _mistyped(value)
 
 
-def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], str | None]:
+def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], Any]:
     """One value to the contract's format."""
 
-    def as_timestamp(value: Any) -> str | None:
-        if not isinstance(value, str):
+    def as_timestamp(value: Any) -> str | Mistyped | None:
+        if type(value) is not str:
             return _as_string(value)
         if fmt is None or fmt.pattern.fullmatch(value):
             return value
@@ -366,7 +529,7 @@ def _timestamp_converter(fmt: TimestampFormat | None) -> Callable[[Any], str | N
     return as_timestamp
 
 
-_CONVERTERS: dict[str, Callable[[Any], str | None]] = {
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "string": _as_string,
     "integer": _as_integer,
     "number": _as_number,
@@ -377,7 +540,7 @@ _CONVERTERS: dict[str, Callable[[Any], str | None]] = {
 _BOOLEAN_TEXT = {True: "true", False: "false"}
 
 
-def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], str | None]) -> Column:
+def _convert_all(values: list[Any], kind: str, convert: Callable[[Any], Any]) -> Column:
     # Fast paths for the types the API is documented to send; anything else, value by value.
     types = set(map(type, values))
     if kind == "string" and types <= {str, _NONE}:
@@ -418,13 +581,19 @@ def _source_path(path: str) -> tuple[str | int, ...] | None:
 
 
 def _follow(value: Any, steps: tuple[str | int, ...]) -> Any:
+    """The value at ``steps`` below ``value``; None when a step is absent, a Mistyped when a
+    step is of the wrong JSON type (``public_metrics`` sent as a list)."""
+    if value is None:
+        return None
     for step in steps:
         if isinstance(step, int):
-            value = value[step] if isinstance(value, list) and len(value) > step else None
-        elif isinstance(value, dict):
+            if type(value) is not list:
+                return _mistyped(value)
+            value = value[step] if len(value) > step else None
+        elif type(value) is dict:
             value = value.get(step)
         else:
-            return None
+            return _mistyped(value)
         if value is None:
             return None
     return value
@@ -439,7 +608,7 @@ class _Chunk:
         self.fields: dict[str, list[Any]] = {k: [] for k in keys}
         self.authors: list[Any] = []
         self.sources: list[str] = []
-        self.records: list[Any] = []  # the post's dict, or (page number, position) in bodies
+        self.records: list[Any] = []  # a _DictRef, or (page number, position) in bodies
         self.bodies: list[bytes] = []
         self._entities: list[Any] | None = None
 
@@ -451,7 +620,7 @@ class _Chunk:
         truncated text), else the top-level ones. Computed once for the three entity columns."""
         if self._entities is None:
             self._entities = [
-                n["entities"] if type(n) is dict and type(n.get("entities")) is dict else e
+                n["entities"] if type(n) is dict and n.get("entities") is not None else e
                 for n, e in zip(self.fields["note_tweet"], self.fields["entities"], strict=True)
             ]
         return self._entities
@@ -463,9 +632,9 @@ class _Chunk:
         self.records.extend(zip(repeat(len(self.bodies)), range(len(posts))))
         self.bodies.append(body)
 
-    def add_dicts(self, source: str, posts: list[dict[str, Any]], users: dict[str, Any]) -> None:
+    def add_dicts(self, source: str, posts: list[_DictRef], users: dict[str, Any]) -> None:
         for key, values in self.fields.items():
-            values.extend([p.get(key) for p in posts])
+            values.extend([p.post.get(key) for p in posts])
         self._add(source, len(posts), users)
         self.records.extend(posts)
 
@@ -477,16 +646,46 @@ class _Chunk:
         else:
             self.authors.extend(repeat(None, n))
 
-    def record(self, position: int, parsed: dict[int, Any]) -> Any:
-        """The original JSON of the post at ``position`` (typed pages are parsed again)."""
+    def record(
+        self, position: int, parsed: dict[int, Any]
+    ) -> tuple[Any, Callable[[], bytes | None]]:
+        """The original JSON of the post at ``position`` (typed pages are parsed again), and how
+        to get its original bytes (kept when the JSON cannot be written as it came)."""
         ref = self.records[position]
-        if isinstance(ref, dict):
-            return ref
+        if isinstance(ref, _DictRef):
+            return ref.post, functools.partial(ref.origin.item_bytes, ref.at)
         page_no, index = ref
         if page_no not in parsed:
-            parsed[page_no] = json.loads(self.bodies[page_no])["data"]
+            parsed[page_no] = _typed_data(self.bodies[page_no])
         data = parsed[page_no]
-        return data[index] if isinstance(data, list) else data
+        return (data[index] if isinstance(data, list) else data), lambda: None
+
+
+class _DictRef(NamedTuple):
+    """A post read by the reference path: its dict, its page and its position in ``data``."""
+
+    post: dict[str, Any]
+    origin: _Origin
+    at: int
+
+
+_RAW_DATA = msgspec.json.Decoder(msgspec.defstruct("RawData", [("data", msgspec.Raw)]))
+_RAW_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _typed_data(body: bytes) -> Any:
+    """``data`` of a page the fast path read, as ``json`` reads it. A post ``json`` cannot read
+    (a number of more digits than Python converts, in a field msgspec skipped) is its JSON text."""
+    try:
+        return json.loads(body)["data"]
+    except (ValueError, RecursionError):
+        raw = bytes(cast("Any", _RAW_DATA.decode(body)).data)
+        items = _RAW_ITEMS.decode(raw) if raw.startswith(b"[") else raw
+        return _json_or_text(raw) if not isinstance(items, list) else list(map(_raw_item, items))
+
+
+def _raw_item(raw: msgspec.Raw) -> Any:
+    return _json_or_text(bytes(raw))
 
 
 def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
@@ -494,13 +693,16 @@ def _path_values(chunk: _Chunk, steps: tuple[str | int, ...]) -> list[Any]:
     rest = steps[1:]
     if not rest:
         return base
+    # The common shapes in one comprehension each; anything unusual (absent, or a step of the
+    # wrong JSON type) takes _follow, which says which.
     if len(rest) == 1 and isinstance(rest[0], str):
         key = rest[0]
-        return [v.get(key) if type(v) is dict else None for v in base]
+        return [v.get(key) if type(v) is dict else _follow(v, rest) for v in base]
     if len(rest) == 2 and rest[0] == 0 and isinstance(rest[1], str):  # referenced_tweets[0].id
         key = rest[1]
         return [
-            v[0].get(key) if type(v) is list and v and type(v[0]) is dict else None for v in base
+            v[0].get(key) if type(v) is list and v and type(v[0]) is dict else _follow(v, rest)
+            for v in base
         ]
     return [_follow(v, rest) for v in base]
 
@@ -534,12 +736,18 @@ def _path_column(col: ColumnSpec) -> tuple[set[str], Callable[[_Chunk], Column]]
 
 def _text_column(chunk: _Chunk) -> Column:
     return [
-        _unescape(t) if type(t) is str else _as_string(t)
-        for t in (
-            n.get("text") if type(n) is dict and n.get("text") is not None else t
-            for n, t in zip(chunk.fields["note_tweet"], chunk.fields["text"], strict=True)
-        )
+        (_unescape(t) if type(t) is str else _as_string(t)) if n is None else _note_text(n, t)
+        for n, t in zip(chunk.fields["note_tweet"], chunk.fields["text"], strict=True)
     ]
+
+
+def _note_text(note: Any, text: Any) -> Any:
+    if type(note) is not dict:
+        return _mistyped(note)
+    full = note.get("text")
+    if full is None:
+        return _unescape(text) if type(text) is str else _as_string(text)
+    return _unescape(full) if type(full) is str else _mistyped(full)
 
 
 def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable[[_Chunk], Column]:
@@ -548,16 +756,18 @@ def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable
         lists: list[list[Any]] = []  # the item values of each non-empty list, in row order
         where: list[int] = []
         for entities in chunk.entities():
-            items = entities.get(kind) if type(entities) is dict else None
+            items = entities.get(kind) if type(entities) is dict else _follow(entities, (kind,))
             if items and type(items) is list:
                 where.append(len(column))
                 column.append(None)
                 if fallback is None:
-                    lists.append([i.get(key) if type(i) is dict else i for i in items])
+                    lists.append([i.get(key) if type(i) is dict else _mistyped(i) for i in items])
                 else:
                     lists.append([_entity_value(i, key, fallback) for i in items])
-            else:  # none, or not a list: kept as sent, the gate judges it
-                column.append(_json_text(items) if items else "[]")
+            elif items is None or type(items) is list:  # none sent
+                column.append("[]")
+            else:  # not a list (or entities not an object): the gate rejects it
+                column.append(_mistyped(items))
         for position, text in zip(where, _json_texts(lists), strict=True):
             column[position] = text
         return column
@@ -565,18 +775,29 @@ def _entity_column(kind: str, key: str, fallback: str | None = None) -> Callable
     return build
 
 
-def _json_texts(lists: list[list[Any]]) -> list[str]:
+def _json_texts(lists: list[list[Any]]) -> list[str | Mistyped]:
     """:func:`_json_text` of each list; lists of plain strings (tags, names, URLs) are checked
     for characters needing an escape in one pass over all of them."""
     flat = [v for values in lists for v in values]
-    if set(map(type, flat)) <= {str} and not _NEEDS_ESCAPE.search("".join(flat)):
+    types = set(map(type, flat))
+    if types <= {str} and not _NEEDS_ESCAPE.search("".join(flat)):
         return ['["' + '", "'.join(values) + '"]' if values else "[]" for values in lists]
+    if Mistyped in types:
+        return [_list_text(values) for values in lists]
     return [_json_text(values) if values else "[]" for values in lists]
 
 
+def _list_text(values: list[Any]) -> str | Mistyped:
+    # An item of the wrong JSON type (a hashtag sent as a bare string) makes the cell Mistyped.
+    mistyped = next((v for v in values if type(v) is Mistyped), None)
+    if mistyped is not None:
+        return mistyped
+    return _json_text(values) if values else "[]"
+
+
 def _entity_value(item: Any, key: str, fallback: str | None) -> Any:
-    if not isinstance(item, dict):
-        return item  # kept as sent; the gate judges it
+    if type(item) is not dict:
+        return _mistyped(item)
     value = item.get(key)
     if value is None and fallback is not None:
         value = item.get(fallback)
@@ -729,7 +950,7 @@ def _gate_reasons(
         cases = err.failure_cases
     else:
         return {}, []
-    by_row: dict[int, list[str]] = {}
+    failures: dict[int, list[tuple[str, str, Any]]] = {}
     every_row: list[str] = []
     for context, column, check, case, index in zip(
         cases["schema_context"],
@@ -744,13 +965,25 @@ def _gate_reasons(
         if index is None or index != index:  # NaN: the failure is about the column, not a value
             every_row.append(f"{name}: {check}")
         else:
-            by_row.setdefault(int(index), []).append(f"{name}: {check} ({_shown(case)})")
-    for reasons in by_row.values():
-        # A value that fails the dtype coercion fails the dtype check too: one reason is enough.
-        coerced = {r.split(": coerce_", 1)[0] for r in reasons if ": coerce_dtype(" in r}
-        if coerced:
-            reasons[:] = [r for r in reasons if r.split(": dtype(", 1)[0] not in coerced]
+            failures.setdefault(int(index), []).append((str(name), str(check), case))
+    by_row = {
+        row: [f"{name}: {check} ({_shown(case)})" for name, check, case in _one_per_cause(found)]
+        for row, found in failures.items()
+    }
     return by_row, every_row
+
+
+def _one_per_cause(found: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """A value of the wrong JSON type also fails the column's dtype and its coercion, and one
+    that fails the coercion fails the dtype: the first cause is reason enough."""
+    mistyped = {name for name, check, _ in found if check.startswith("json_type")}
+    uncoerced = {name for name, check, _ in found if check.startswith("coerce_dtype(")}
+    return [
+        (name, check, case)
+        for name, check, case in found
+        if not (check.startswith(("dtype(", "coerce_dtype(")) and name in mistyped)
+        and not (check.startswith("dtype(") and name in uncoerced)
+    ]
 
 
 def _check_key(reason: str) -> str:
@@ -787,13 +1020,40 @@ def _share_breach(rule: QualityRule, report: TransformReport) -> str | None:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def _dump_line(obj: dict[str, Any]) -> str:
-    line = json.dumps(obj, ensure_ascii=False)
+def _dump_line(obj: dict[str, Any], original: Callable[[], bytes | None] | None = None) -> str:
+    """One quarantine line: the record as it came when JSON in UTF-8 can hold it. A record it
+    cannot hold as it is (a lone surrogate or undecodable bytes in a string, a number out of
+    range such as ``1e400``, ``NaN``) is written ASCII-escaped, with non-finite numbers as the
+    strings ``NaN``/``Infinity``/``-Infinity``, and its original bytes go beside it in
+    ``record_base64``: those, not the approximation, are the record."""
     try:
+        line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
         line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = json.dumps(obj)  # a lone surrogate: \u-escapes keep it, losslessly
-    return line + "\n"
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        pass
+    else:
+        return line + "\n"
+    kept = dict(obj)
+    raw = original() if original is not None else None
+    if raw is not None:
+        kept["record_base64"] = base64.b64encode(raw).decode("ascii")
+    try:
+        kept["record"] = _finite(obj["record"])
+        return json.dumps(kept, ensure_ascii=True, allow_nan=False) + "\n"
+    except (ValueError, RecursionError):  # nested too deeply to write: the bytes hold it
+        kept["record"] = None
+        return json.dumps(kept, ensure_ascii=True) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each non-finite float as the JSON token it stands for, as a string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
@@ -845,6 +1105,8 @@ class _Unit:
 
         self.spec = spec
         self.schema = pandera_schema(spec)
+        # The same gate for the usual unit, where no value has the wrong JSON type.
+        self.schema_well_typed = pandera_schema(spec, json_types=False)
         self.columns = _Columns(spec)
         self.fast = _FastDecoder(self.columns.keys)
 
@@ -865,11 +1127,7 @@ class _Unit:
             _typed_problem(doc.value) if typed else _response_problem(doc.value)
         )
         if problem is not None:
-            out.pages_quarantined += 1
-            key = "page:" + problem.split(":", 1)[0].replace(" ", "_")
-            out.checks[key] = out.checks.get(key, 0) + 1
-            record = doc.text or (json.loads(doc.body) if typed else doc.value)
-            out.early_lines.append(_quarantine_line("page", [problem], doc.source, record))
+            self._page_problem(doc, problem, out)
             return
         if typed:
             page = doc.value
@@ -890,16 +1148,30 @@ class _Unit:
         if typed:
             chunk.add_typed(doc.source, posts, _users_by_id(users), doc.body)
             return
+        origin = cast("_Origin", doc.origin)
         objects = []
-        for item in posts:
+        for index, item in enumerate(posts):
             if isinstance(item, dict):
-                objects.append(item)
+                objects.append(_DictRef(item, origin, index))
                 continue
             out.not_objects += 1
             out.checks["record:not_an_object"] = out.checks.get("record:not_an_object", 0) + 1
             reason = f"record: not a post object (a JSON {_json_kind(item)})"
-            out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item))
+            original = functools.partial(origin.item_bytes, index)
+            out.early_lines.append(_quarantine_line("tweet", [reason], doc.source, item, original))
         chunk.add_dicts(doc.source, objects, _users_by_id(users))
+
+    @staticmethod
+    def _page_problem(doc: _Doc, problem: _Problem, out: _UnitResult) -> None:
+        out.pages_quarantined += 1
+        key = f"page:{problem.check}"
+        out.checks[key] = out.checks.get(key, 0) + 1
+        if doc.problem is not None:  # unparseable: the body as text, each bad byte escaped
+            record = doc.body.decode("utf-8", "surrogateescape")
+        else:  # parsed, but not a response
+            record = _json_or_text(doc.body) if doc.typed else doc.value
+        line = _quarantine_line("page", [problem.message], doc.source, record, lambda: doc.body)
+        out.early_lines.append(line)
 
     def _gate(self, chunk: _Chunk, out: _UnitResult) -> None:
         names = self.columns.names
@@ -912,25 +1184,33 @@ class _Unit:
                 columns = [list(compress(c, keep)) for c in columns]
                 positions = list(compress(positions, keep))
         ids = columns[names.index("tweet_id")] if "tweet_id" in names else [None] * len(positions)
-        out.ids = _id_numbers(ids) if _all_decimal_ids(ids) else ids
+        if _all_decimal_ids(ids):
+            out.ids = _id_numbers(ids)
+        else:  # a mistyped id is rejected by the gate, never taken as anyone's duplicate
+            out.ids = [t if type(t) is str else None for t in ids]
         # The first value almost always settles it; list.count(None) would compare every value.
         out.filled = {
             n for n, c in zip(names, columns, strict=True) if any(v is not None for v in c)
         }
-        frame = _frame(names, self.columns.kinds, columns)
-        by_row, every_row = _gate_reasons(self.schema, frame)
-        lines = _csv_lines(columns)
+        types = [set(map(type, c)) for c in columns]  # once, for the frame and the CSV
+        frame = _frame(names, self.columns.kinds, columns, types)
+        mistyped = any(Mistyped in held for held in types)
+        by_row, every_row = _gate_reasons(
+            self.schema if mistyped else self.schema_well_typed, frame
+        )
+        lines = _csv_lines(columns, types)
         out.passed = [True] * len(positions)
         if by_row or every_row:
             parsed: dict[int, Any] = {}
             for i, position in enumerate(positions):
                 reasons = every_row + by_row.get(i, [])
                 if reasons:
-                    record = chunk.record(position, parsed)
+                    record, original = chunk.record(position, parsed)
                     out.passed[i] = False
                     out.reasons[i] = [_check_key(r) for r in reasons]
                     source = chunk.sources[position]
-                    out.rejected[i] = _quarantine_line("tweet", reasons, source, record)
+                    line = _quarantine_line("tweet", reasons, source, record, original)
+                    out.rejected[i] = line
             lines = list(compress(lines, out.passed))
         # Rows that passed are valid UTF-8 (the gate checks it); an ASCII row's size is its length.
         out.csv = "".join(lines).encode("utf-8")
@@ -941,10 +1221,13 @@ _CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what makes csv's QUOTE_MINIMAL quote a
 _CSV_CELL_TYPES = frozenset((str, int, _NONE))
 
 
-def _csv_cells(values: Column) -> list[str] | None:
+def _csv_cells(values: Column, types: set[type] | None = None) -> list[str] | None:
     """One column as CSV cells, quoted as csv.writer would; None when it holds a value of
-    another type, which csv.writer must format."""
-    types = set(map(type, values))
+    another type, which csv.writer must format. ``types``: the types the column holds."""
+    types = set(map(type, values)) if types is None else types
+    if Mistyped in types:  # the gate rejects those rows: they are never written
+        values = [None if type(v) is Mistyped else v for v in values]
+        types = (types - {Mistyped}) | {_NONE}
     if not types <= _CSV_CELL_TYPES:
         return None
     cells: list[str] = values if types <= {str} else ["" if v is None else str(v) for v in values]
@@ -959,10 +1242,11 @@ def _csv_cells(values: Column) -> list[str] | None:
     ]
 
 
-def _csv_lines(columns: list[Column]) -> list[str]:
+def _csv_lines(columns: list[Column], types: list[set[type]] | None = None) -> list[str]:
     """The CSV line of each row: the bytes csv.writer writes (RFC 4180, QUOTE_MINIMAL, CRLF),
     built column by column, which costs a fraction of formatting field by field."""
-    cells = [_csv_cells(c) for c in columns]
+    held = types if types is not None else [set(map(type, c)) for c in columns]
+    cells = [_csv_cells(c, t) for c, t in zip(columns, held, strict=True)]
     if not columns or not columns[0] or any(c is None for c in cells):
         sink = _LineSink()
         csv.writer(sink, lineterminator="\r\n").writerows(zip(*columns, strict=True))
@@ -975,37 +1259,48 @@ def _csv_lines(columns: list[Column]) -> list[str]:
     return list(map(",".join, zip(*ready, strict=True)))
 
 
-def _first_in_unit(ids: list[str | None]) -> list[bool]:
+def _first_in_unit(ids: list[Any]) -> list[bool]:
     seen: set[str] = set()
     keep = []
     for tid in ids:
-        keep.append(tid is None or tid not in seen)
-        if tid is not None:
+        fresh = type(tid) is not str or tid not in seen  # no id, or a mistyped one: the gate's
+        keep.append(fresh)
+        if fresh and tid is not None:
             seen.add(tid)
     return keep
 
 
-def _frame(names: list[str], kinds: list[str], columns: list[Column]) -> pd.DataFrame:
+def _frame(
+    names: list[str], kinds: list[str], columns: list[Column], types: list[set[type]]
+) -> pd.DataFrame:
     import pandas as pd
 
-    def series(kind: str, values: Column) -> pd.Series:
+    def series(kind: str, values: Column, held: set[type]) -> pd.Series:
+        if Mistyped in held:
+            return pd.Series(values, dtype=object)  # the json_type check rejects those cells
         if kind != "integer":
             return pd.Series(values, dtype="str")
-        if set(map(type, values)) <= {int, _NONE}:
-            with contextlib.suppress(TypeError, OverflowError):  # beyond int64: coercion judges
-                return pd.Series(pd.array(values, dtype="Int64"))
-        return pd.Series(values, dtype=object)  # text of odd values: the gate's coercion judges it
+        with contextlib.suppress(TypeError, OverflowError):  # beyond int64: coercion judges
+            return pd.Series(pd.array(values, dtype="Int64"))
+        return pd.Series(values, dtype=object)
 
     return pd.DataFrame(
         {
-            name: series(kind, values)
-            for name, kind, values in zip(names, kinds, columns, strict=True)
+            name: series(kind, values, held)
+            for name, kind, values, held in zip(names, kinds, columns, types, strict=True)
         }
     )
 
 
-def _quarantine_line(kind: str, reasons: list[str], source: str, record: Any) -> str:
-    return _dump_line({"kind": kind, "reason": reasons, "source": source, "record": record})
+def _quarantine_line(
+    kind: str,
+    reasons: list[str],
+    source: str,
+    record: Any,
+    original: Callable[[], bytes | None] | None = None,
+) -> str:
+    obj = {"kind": kind, "reason": reasons, "source": source, "record": record}
+    return _dump_line(obj, original)
 
 
 class _Run:
@@ -1109,13 +1404,36 @@ def _units(pages: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes
 _WORKER: _Unit | None = None  # a worker process's unit processor, for the last contract seen
 
 
-def _warm_worker() -> None:
-    """A worker's start: with fork it shares the modules this process imported; a spawned
-    worker imports pandas and pandera here, before any work."""
+def _warm_worker(parent: int) -> None:
+    """A worker's start: it dies with ``parent``, the process running the transform; with fork
+    it shares the modules that process imported; a spawned worker imports pandas and pandera
+    here, before any work."""
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent reports it; a worker just stops,
+    # without a traceback of its own.
+    signal.signal(signal.SIGINT, lambda *_: os._exit(128 + signal.SIGINT))
     import pandera.pandas  # noqa: F401
 
     gc.freeze()  # as in _few_gc_passes, for the worker's lifetime
     gc.set_threshold(50_000, 20, 100)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies, however it dies (Linux).
+
+    A worker whose parent was killed would otherwise wait for work forever: it holds its
+    siblings' queue open, and the pipes that tell the lineage process its step has ended.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: nothing to ask for
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request: no signal would come
+        os._exit(1)
 
 
 def _work(spec: ContractSpec, pages: list[tuple[str, bytes]]) -> _UnitResult:
@@ -1138,7 +1456,8 @@ def _new_pool(workers: int) -> Any:
     method = "fork" if threading.active_count() == 1 else "spawn"
     if method not in multiprocessing.get_all_start_methods():
         method = "spawn"
-    return ProcessPoolExecutor(workers, multiprocessing.get_context(method), _warm_worker)
+    context = multiprocessing.get_context(method)
+    return ProcessPoolExecutor(workers, context, _warm_worker, (os.getpid(),))
 
 
 def _results_in_parallel(
@@ -1150,12 +1469,16 @@ def _results_in_parallel(
 
     with _new_pool(workers) as pool:
         pending: deque[Future[_UnitResult]] = deque()
-        for unit in units:
-            pending.append(pool.submit(_work, spec, unit))
-            if len(pending) >= 2 * workers:
+        try:
+            for unit in units:
+                pending.append(pool.submit(_work, spec, unit))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the run failed: no more work
+            raise
 
 
 def transform_pages(
@@ -1275,9 +1598,12 @@ def transform_files(
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
-    Writes ``out_dir/quarantine.jsonl`` and ``out_dir/report.json`` always. The CSV is written to
-    a temporary file and renamed to ``out_dir/tweets.csv`` on a pass; on a breach it is deleted,
-    and so is a ``tweets.csv`` left by an earlier run, so the directory never shows curated rows
+    A run's outputs replace the last run's together, or not at all (see :mod:`etl._outdir`):
+    they are written into a staging directory inside ``out_dir`` and moved into place when the
+    run is done, ``report.json`` last; so a run that fails or is killed leaves the last outputs
+    as they were, and a ``report.json`` always describes the files beside it. Each run writes
+    ``quarantine.jsonl`` and ``report.json``; ``tweets.csv`` only on a pass; on a breach a
+    ``tweets.csv`` left by an earlier run is removed, so the directory never shows curated rows
     beside a failing report.
 
     Args:
@@ -1293,27 +1619,40 @@ def transform_files(
         The report.
 
     Raises:
-        etl.cli.UsageError: an input is missing.
+        etl.cli.UsageError: an input is missing, or another run is writing to ``out_dir``.
         etl.contracts.ContractError: the contract cannot be read.
     """
+    from etl._outdir import OutputDirBusyError, replace_together
+    from etl.cli import UsageError
+
     files = input_files(inputs)
     if workers is None:
         workers = _auto_workers(files)
     spec = load_contract(contract_path or CURATED_CONTRACT)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / "tweets.csv"
-    partial = out_dir / ".tweets.csv.partial"
+    try:
+        with replace_together(out_dir, OUTPUT_NAMES) as staging:
+            return _transform_into(staging, files, spec, progress, workers)
+    except OutputDirBusyError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+OUTPUT_NAMES = ("quarantine.jsonl", "tweets.csv", "report.json")
+"""What ``tweetpipe transform`` writes in ``--out``, in the order a run's set replaces the last
+one's: the report, which describes the others, last."""
+
+
+def _transform_into(
+    staging: Path, files: list[Path], spec: ContractSpec, progress: bool, workers: int
+) -> TransformReport:
+    csv_path = staging / "tweets.csv"
     with (
-        partial.open("w", encoding="utf-8", newline="") as csv_out,
-        (out_dir / "quarantine.jsonl").open("w", encoding="utf-8", newline="\n") as q_out,
+        csv_path.open("w", encoding="utf-8", newline="") as csv_out,
+        (staging / "quarantine.jsonl").open("w", encoding="utf-8", newline="\n") as q_out,
     ):
         report = transform_pages(_file_pages(files), csv_out, q_out, spec, progress, workers)
-    if report.passed:
-        os.replace(partial, final)
-    else:
-        partial.unlink()
-        final.unlink(missing_ok=True)
-    (out_dir / "report.json").write_text(
+    if not report.passed:
+        csv_path.unlink()
+    (staging / "report.json").write_text(
         json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return report

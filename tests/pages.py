@@ -138,4 +138,23 @@ def mixed_corpus() -> list[bytes]:
         body(page([tweet(ids(40, 1)[0], text="lone LONE surrogate")])).replace(b"LONE", b"\\ud800"),
         body(page(None, errors=[problem("8")])),
         body({"title": "Too Many Requests", "status": 429}),
+        # Bodies msgspec refuses but json.loads (and so the extractor) accepts, and posts whose
+        # fields have the wrong JSON type.
+        body(page([tweet(t, text="raw RAW") for t in ids(50, 2)])).replace(
+            b"RAW", b"\xed\xa0\x80", 1
+        ),
+        body(page([tweet(ids(52, 1)[0], text="bad \xff byte")])).replace(b"\xc3\xbf", b"\xff"),
+        body(page([tweet(ids(53, 1)[0], public_metrics={"like_count": "NAN"})])).replace(
+            b'"NAN"', b"NaN"
+        ),
+        "\ufeff".encode() + body(page([tweet(ids(54, 1)[0])])),
+        body(page([tweet(ids(55, 1)[0])])).decode().encode("utf-16"),
+        body(
+            page(
+                [
+                    tweet(ids(56, 1)[0], text={"a": 1}),
+                    tweet(ids(57, 1)[0], edit_history_tweet_ids=[]),
+                ]
+            )
+        ),
     ]

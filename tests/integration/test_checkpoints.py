@@ -176,8 +176,16 @@ def _breach_stale_created_at() -> tuple[bytes, dict]:
     return _csv(rows), {}
 
 
+def _breach_empty_edit_history() -> tuple[bytes, dict]:
+    # The contract's minItems 1: a post is always the first version of itself.
+    rows = [_row(i) for i in range(10)]
+    rows[6]["edit_history_tweet_ids"] = "[]"
+    return _csv(rows), {}
+
+
 _BREACHES = {
     "bad_id_pattern": _breach_bad_id,
+    "empty_edit_history": _breach_empty_edit_history,
     "duplicate_id": _breach_duplicate_id,
     "missing_column": _breach_missing_column,
     "quarantined_share": _breach_quarantined_share,
@@ -223,6 +231,10 @@ def breaches(docs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     [
         ("bad_id_pattern", {("expect_column_values_to_match_regex", "tweet_id")}),
         ("duplicate_id", {("expect_column_values_to_be_unique", "tweet_id")}),
+        (
+            "empty_edit_history",
+            {("expect_column_values_to_match_json_schema", "edit_history_tweet_ids")},
+        ),
         (
             "missing_column",
             {
@@ -317,6 +329,19 @@ def test_without_report_or_rows_the_dependent_checks_are_skipped_not_passed(docs
 def test_naive_interval_bounds_are_refused(docs_dir, tmp_path):
     with pytest.raises(ValueError, match="interval_start"):
         _curated(docs_dir, tmp_path, "naive", _csv([]), interval_start=datetime(2024, 5, 1))
+
+
+def test_raw_page_with_an_empty_edit_history_warns(docs_dir):
+    page = json.loads(_page([str(_BASE_ID), str(_BASE_ID + 1)]))
+    page["data"][1]["edit_history_tweet_ids"] = []
+    summary = validate_raw_pages(
+        [("raw/s/page-1.json", json.dumps(page).encode())], docs_dir=docs_dir, run_name="raw_edits"
+    )
+
+    warning = next(
+        f for f in summary.failed if f.get("column") == "bad_data_edit_history_tweet_ids"
+    )
+    assert warning["severity"] == "warning"  # the transform quarantines that post
 
 
 def test_raw_pages_gate(docs_dir):

@@ -124,7 +124,7 @@ def test_index_lists_both_runs_newest_first_with_status_and_link(site: _Site) ->
         "tweetpipe / tweets_curated",
         BREACH,
         "\u2717 Failed",
-        "1 of 54",
+        "1 of 55",
     ]
     assert passed["cells"][3:5] == ["green", "\u2713 Passed"]
     # Shown to the second; the attribute has the full time (both runs may share a second).
@@ -201,7 +201,7 @@ def test_a_run_failing_only_warnings_is_marked_apart(site: _Site, tmp_path: Path
 
     assert [r["class"] for r in table.rows] == ["failed", "warning"]
     assert table.rows[1]["cells"][4] == "\u26a0 Warnings only"
-    assert table.rows[1]["cells"][5] == "1 of 54"
+    assert table.rows[1]["cells"][5] == "1 of 55"
 
 
 def test_a_broken_result_file_is_named(site: _Site, tmp_path: Path) -> None:

@@ -180,6 +180,49 @@ def test_a_step_process_killed_midway_leaves_a_fail_event_and_no_process(tmp_pat
     assert _processes_naming(tmp_path) == []  # the lineage process exited too
 
 
+_PARENT_KILLED_WITH_A_CHILD = """
+    import os, sys, time
+    from pathlib import Path
+    from etl.lineage_beside import lineage_run_beside
+    with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])):
+        pid = os.fork()  # like a worker: it holds every pipe this process holds
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(pid, flush=True)
+        time.sleep(120)
+"""
+
+
+def test_a_killed_step_is_reported_failed_while_a_process_it_forked_lives_on(
+    tmp_path: Path,
+) -> None:
+    step = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_PARENT_KILLED_WITH_A_CHILD), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert step.stdout is not None
+    forked = int(step.stdout.readline())
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "lineage" / "events.jsonl").is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)  # START is written by the lineage process
+        step.send_signal(signal.SIGKILL)
+        step.wait(30)
+        deadline = time.monotonic() + 20  # the forked process lives for 60 s
+        while len(_events(tmp_path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start, fail = _events(tmp_path)
+        assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+        assert fail["run"]["facets"]["errorMessage"]["message"] == (
+            "the run's process ended without reporting an outcome"
+        )
+    finally:
+        os.kill(forked, signal.SIGKILL)
+
+
 def _processes_naming(path: Path) -> list[int]:
     import psutil
 

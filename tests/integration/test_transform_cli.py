@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
+
+import psutil
+import pytest
 
 from etl import transform
 from etl.cli import main
 from tests.pages import body, ids, mixed_corpus, page, tweet
-
-if TYPE_CHECKING:
-    import pytest
 
 TWEETPIPE = Path(sys.executable).with_name("tweetpipe")  # the installed console script
 
@@ -162,3 +166,172 @@ def test_workers_below_one_is_a_usage_error(
 
     assert code == 2
     assert "--workers must be at least 1, not 0" in capsys.readouterr().err
+
+
+# --- a killed run ---------------------------------------------------------------------------------
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+# Lineage goes to the default file under --out: nothing from the test environment may redirect.
+_ENV = {k: v for k, v in os.environ.items() if "OPENLINEAGE" not in k}
+
+
+def _generated(path: Path, tweets: int) -> Path:
+    """A sizeable realistic input, from the benchmark's generator (about 870 bytes a post)."""
+    subprocess.run(
+        [sys.executable, str(BENCH / "generate.py"), "--tweets", str(tweets), "--out", str(path)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return path
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (a zombie has exited; whoever adopted it reaps it)."""
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def _events(out: Path) -> list[dict[str, Any]]:
+    path = out / "lineage" / "events.jsonl"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_killed_multi_worker_transform_leaves_no_process_and_reports_fail(
+    tmp_path: Path,
+) -> None:
+    data = _generated(tmp_path / "posts.jsonl", 30_000)  # about 26 MiB: four units of work
+    out = tmp_path / "out"
+    cli = subprocess.Popen(
+        [str(TWEETPIPE), "transform", str(data), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_ENV,
+    )
+    step = psutil.Process(cli.pid)
+    children: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while len(children) < 3 and cli.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children = step.children(recursive=True)  # the lineage process and two workers
+    assert len(children) >= 3 and cli.poll() is None, "the run ended before it could be killed"
+
+    cli.kill()  # SIGKILL: no handler, no finally, no atexit
+    cli.wait(30)
+    try:
+        deadline = time.monotonic() + 30
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(children) == []
+    finally:
+        for orphan in _alive(children):  # a failed run of this test leaves nothing behind
+            orphan.kill()
+    while len(_events(out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    start, fail = _events(out)
+    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+    assert start["run"]["runId"] == fail["run"]["runId"]
+    message = fail["run"]["facets"]["errorMessage"]["message"]
+    assert message == "the run's process ended without reporting an outcome"
+
+
+# --- outputs of one run replace those of the last together, or not at all -------------------------
+_OUTPUTS = ("tweets.csv", "quarantine.jsonl", "report.json")
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in _OUTPUTS if (out / name).exists()}
+
+
+def _first_run(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """An --out directory holding a consistent set from a run with one quarantined post."""
+    src = tmp_path / "first.json"
+    src.write_bytes(body(page([tweet(t) for t in ids(0, 30)] + [tweet(ids(90, 1)[0], lang="??")])))
+    out = tmp_path / "out"
+    assert main(["transform", str(src), "--out", str(out)]) == 0
+    old = _outputs(out)
+    assert set(old) == set(_OUTPUTS) and old["quarantine.jsonl"]
+    return out, old
+
+
+def test_a_run_that_fails_midway_leaves_the_last_outputs_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, old = _first_run(tmp_path)
+    before = sorted(p.name for p in out.iterdir())
+    src = tmp_path / "second.jsonl"
+    src.write_bytes(b"\n".join(body(page([tweet(t)])) for t in ids(100, 20)) + b"\n")
+    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # a unit per page: the failure comes midway
+    merge = transform._Run.merge
+    merged = [0]
+
+    def failing_merge(self: transform._Run, unit: transform._UnitResult) -> None:
+        merged[0] += 1
+        if merged[0] == 10:
+            raise OSError("disk full")
+        merge(self, unit)
+
+    monkeypatch.setattr(transform._Run, "merge", failing_merge)
+
+    with pytest.raises(OSError, match="disk full"):
+        transform.transform_files([src], out)
+
+    assert _outputs(out) == old
+    assert sorted(p.name for p in out.iterdir()) == before  # no temporary file or directory
+
+
+def test_a_killed_run_leaves_the_last_outputs_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    out, old = _first_run(tmp_path)
+    data = _generated(tmp_path / "posts.jsonl", 30_000)
+    cli = subprocess.Popen(
+        [str(TWEETPIPE), "transform", str(data), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_ENV,
+    )
+    step = psutil.Process(cli.pid)
+    children: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while len(children) < 3 and cli.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # workers start once the outputs are open and the first unit is read
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children = step.children(recursive=True)
+    assert cli.poll() is None, "the run ended before it could be killed"
+    cli.kill()
+    cli.wait(30)
+    for orphan in _alive(children):  # not this test's subject; never left behind
+        orphan.kill()
+
+    assert _outputs(out) == old
+
+    src = tmp_path / "third.json"
+    src.write_bytes(body(page([tweet(t) for t in ids(200, 3)])))
+    assert main(["transform", str(src), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*_OUTPUTS, "lineage"])
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert (report["curated"], (out / "quarantine.jsonl").read_bytes()) == (3, b"")
+
+
+def test_a_page_with_a_raw_lone_surrogate_is_curated_but_its_post(tmp_path: Path) -> None:
+    # The filer's case: ED A0 80 (U+D800 as UTF-8) lands, json.loads reads it, msgspec refuses.
+    posts = [tweet(t, text=f"post {t}") for t in ids(0, 25)]
+    raw = body(page(posts)).replace(f"post {ids(3, 1)[0]}".encode(), b"x \xed\xa0\x80 y", 1)
+    src = tmp_path / "raw" / "page-00001.json"
+    src.parent.mkdir()
+    src.write_bytes(raw)
+    out = tmp_path / "out"
+
+    proc = _tweetpipe(str(src.parent), "--out", str(out))
+
+    assert proc.returncode == 0, proc.stderr
+    with (out / "tweets.csv").open(encoding="utf-8", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 24
+    (line,) = (out / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+    rejected = json.loads(line)
+    assert rejected["record"]["id"] == ids(3, 1)[0]
+    assert base64.b64decode(rejected["record_base64"]) in raw

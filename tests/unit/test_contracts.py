@@ -20,6 +20,7 @@ from etl.contracts import (
     ColumnSpec,
     ContractError,
     ContractSpec,
+    Mistyped,
     TimestampFormat,
     _column_regex,
     _fullmatches,
@@ -221,6 +222,64 @@ def test_array_columns_must_hold_json_arrays_of_their_item_type() -> None:
         ("tags", "json_array", 3),
         ("tags", "json_array", 4),
     ]
+
+
+def test_array_item_counts_and_uniqueness_come_from_the_contract() -> None:
+    spec = _spec(
+        ColumnSpec("ids", "array", items_type="string", min_items=1),
+        ColumnSpec("pair", "array", min_items=2, max_items=2, unique_items=True),
+    )
+    data: dict[str, list[str | None]] = {
+        "ids": ['["1"]', "[]", " [ ] ", '["1", "2"]', "[]"],
+        "pair": ["[1, 2]", "[1, 1]", "[1]", '[{"a": 1}, {"a": 2}]', "[1, 2, 3]"],
+    }
+    assert _failures(spec, data) == [
+        ("ids", "item_count", 1),
+        ("ids", "item_count", 2),
+        ("ids", "item_count", 4),
+        ("pair", "item_count", 1),
+        ("pair", "item_count", 2),
+        ("pair", "item_count", 4),
+    ]
+
+
+def test_json_type_check_rejects_mistyped_cells_and_the_other_checks_skip_them() -> None:
+    spec = _spec(
+        ColumnSpec("text", "string", pattern="^[a-z]+$", max_length=3),
+        ColumnSpec("n", "integer", minimum=0),
+    )
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["abc", Mistyped("object", '{"a": 1}'), None], dtype=object),
+            "n": pd.Series([1, Mistyped("string", '"7"'), -1], dtype=object),
+        }
+    )
+    with pytest.raises(pa.errors.SchemaErrors) as err:
+        pandera_schema(spec).validate(frame, lazy=True)
+    cases = err.value.failure_cases
+    got = sorted(
+        (str(c), str(k), str(f), i)
+        for c, k, f, i in zip(
+            cases["column"], cases["check"], cases["failure_case"], cases["index"], strict=True
+        )
+        if not str(k).startswith(("dtype(", "coerce_dtype("))  # the same cells, another view
+    )
+    assert got == [
+        ("n", "json_type integer", 'a JSON string: "7"', 1),
+        ("n", "minimum 0", "-1", 2),
+        ("text", "json_type string", 'a JSON object: {"a": 1}', 1),
+    ]
+    # Without the json_type checks (for units known to hold none) the schema is otherwise equal.
+    lean = pandera_schema(spec, json_types=False)
+    assert [c.name for c in lean.columns["text"].checks] == [
+        c.name for c in pandera_schema(spec).columns["text"].checks if c.name != "json_type"
+    ]
+
+
+def test_number_columns_reject_what_json_cannot_hold() -> None:
+    spec = _spec(ColumnSpec("x", "number"))
+    got = _failures(spec, {"x": ["1.5", "-2e3", "Infinity", "NaN", "inf", "7"]})
+    assert got == [("x", "number", 2), ("x", "number", 3), ("x", "number", 4)]
 
 
 def test_lengths_and_utf8() -> None:

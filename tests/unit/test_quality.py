@@ -70,6 +70,23 @@ def test_curated_suite_carries_the_contract_constraints(curated):
     assert all(e["meta"]["version"] == curated.version for e in exps)
 
 
+def test_array_item_options_become_a_json_schema_expectation(curated):
+    (count,) = [
+        e
+        for e in derive_expectations(curated)
+        if e["meta"]["rules"] == ["edit_history_tweet_ids.itemCount"]
+    ]
+    assert count["type"] == "expect_column_values_to_match_json_schema"
+    assert count["kwargs"]["json_schema"] == {"type": "array", "minItems": 1}
+
+    col = replace(curated.column("hashtags"), min_items=None, max_items=3, unique_items=True)
+    spec = replace(curated, columns=(col,))
+    (count,) = [
+        e for e in derive_expectations(spec) if e["meta"]["rules"] == ["hashtags.itemCount"]
+    ]
+    assert count["kwargs"]["json_schema"] == {"type": "array", "maxItems": 3, "uniqueItems": True}
+
+
 def test_a_dataset_rule_repeating_a_column_rule_is_folded_into_one_expectation(curated):
     exps = derive_expectations(curated)
 
@@ -199,6 +216,21 @@ def test_violations_are_counted_per_property(raw):
     assert row["bad_errors"] == 1  # not an array
     assert row["bad_data_text"] == 0
     assert (row["data_len"], row["result_count"]) == (3, 101)
+
+
+def test_an_empty_edit_history_is_counted_against_min_items(raw):
+    posts = [
+        {"id": "1", "text": "x", "author_id": "1", "created_at": "t", "edit_history_tweet_ids": []},
+        {
+            "id": "2",
+            "text": "y",
+            "author_id": "1",
+            "created_at": "t",
+            "edit_history_tweet_ids": ["2"],
+        },
+    ]
+    row = flatten_page("raw/a/3.json", _page(data=posts), page_checks(raw))
+    assert row["bad_data_edit_history_tweet_ids"] == 1
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
 import io
@@ -77,14 +78,17 @@ def test_newlines_quotes_commas_emoji_rtl_survive_csv_and_pandas() -> None:
 
 
 # --- ids, times, counts ---------------------------------------------------------------------------
-def test_ids_above_2_53_stay_exact_even_when_sent_as_json_numbers() -> None:
-    as_number = body(page([tweet()])).replace(
+def test_an_id_sent_as_a_json_number_is_quarantined_with_its_digits_not_coerced() -> None:
+    # The API says string; a number is another JSON type, however exact Python keeps it.
+    as_number = body(page([tweet(), tweet(ids(1, 1)[0])])).replace(
         f'"id": "{BIG_ID}"'.encode(), f'"id": {BIG_ID}'.encode()
     )
-    assert f'"id": {BIG_ID}'.encode() in as_number
     res = run(as_number)
-    assert res.rows[0]["tweet_id"] == BIG_ID
-    assert int(float(BIG_ID)) != int(BIG_ID)  # the point: a float would have changed it
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    line = res.quarantine[0]
+    assert line["reason"] == [f"tweet_id: json_type string ('a JSON number: {BIG_ID}')"]
+    assert line["record"]["id"] == int(BIG_ID)  # the record keeps every digit
+    assert res.report.check_failures == {"tweet_id:json_type": 1}
 
 
 def test_id_sent_as_a_float_is_quarantined_not_rounded() -> None:
@@ -93,7 +97,9 @@ def test_id_sent_as_a_float_is_quarantined_not_rounded() -> None:
     )
     res = run(raw)
     assert res.report.quarantined == 1
-    assert any(r.startswith("tweet_id: pattern") for r in res.quarantine[0]["reason"])
+    assert res.quarantine[0]["reason"] == [
+        "tweet_id: json_type string ('a JSON number: 1.8469864761331958e+18')"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -129,29 +135,29 @@ def test_counts_absent_are_empty_not_zero() -> None:
     assert res.row(ids(1, 1)[0])["like_count"] == ""
 
 
-def test_type_drift_numeric_string_counts_and_string_flags_are_accepted() -> None:
+def test_numeric_string_counts_and_string_flags_are_quarantined_not_coerced() -> None:
     drift = tweet(
-        public_metrics={"retweet_count": "7", "reply_count": 1, "like_count": "12"},
+        public_metrics={"retweet_count": "7", "reply_count": 1, "like_count": 12.0},
         possibly_sensitive="true",
-        edit_controls={"edits_remaining": "5", "is_edit_eligible": "true"},
     )
-    plain = tweet(ids(1, 1)[0], edit_controls={"edits_remaining": 4, "is_edit_eligible": True})
+    plain = tweet(ids(1, 1)[0])
     res = run(body(page([drift, plain])))
-    assert res.report.curated == 2
-    row = res.row(BIG_ID)
-    assert (row["retweet_count"], row["like_count"], row["possibly_sensitive"]) == (
-        "7",
-        "12",
-        "true",
-    )
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    assert res.quarantine[0]["reason"] == [
+        "retweet_count: json_type integer ('a JSON string: \"7\"')",
+        "like_count: json_type integer ('a JSON number: 12.0')",
+        "possibly_sensitive: json_type boolean ('a JSON string: \"true\"')",
+    ]
 
 
 def test_wrong_typed_count_is_quarantined_with_the_value_in_the_reason() -> None:
     res = run(body(page([tweet(public_metrics={"like_count": "lots"})])))
     assert res.report.quarantined == 1
-    # The gate's Int64 coercion rejects it; the dtype failure that follows is not repeated.
-    assert res.quarantine[0]["reason"] == ["like_count: coerce_dtype('Int64') ('\"lots\"')"]
-    assert res.report.check_failures == {"like_count:coerce_dtype('Int64')": 1}
+    # The json_type check rejects it; the dtype and coercion failures that follow are not repeated.
+    assert res.quarantine[0]["reason"] == [
+        "like_count: json_type integer ('a JSON string: \"lots\"')"
+    ]
+    assert res.report.check_failures == {"like_count:json_type": 1}
 
 
 def test_count_beyond_int64_is_quarantined() -> None:
@@ -364,6 +370,304 @@ def test_lone_surrogate_is_quarantined_losslessly() -> None:
     assert line["record"]["text"] == "Hel\ud800lo pipeline #data @bob https://t.co/abc"
 
 
+# --- bodies msgspec refuses: the reference path isolates the bad post -----------------------------
+def _strict_json(line: dict[str, Any]) -> None:
+    """A quarantine line is strict JSON (no NaN) and UTF-8, whatever the record held."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    text = json.dumps(line, ensure_ascii=False, allow_nan=False)
+    json.loads(text, parse_constant=refuse)
+
+
+def test_a_raw_lone_surrogate_quarantines_its_post_and_curates_the_rest() -> None:
+    # ED A0 80 is U+D800 encoded as UTF-8: json.loads (so the extractor) takes it, msgspec
+    # raises UnicodeDecodeError.
+    posts = [tweet(t, text=f"post {t}") for t in ids(0, 3)]
+    raw = body(page(posts)).replace(f"post {ids(1, 1)[0]}".encode(), b"bad \xed\xa0\x80 post", 1)
+    assert json.loads(raw)["data"][1]["text"] == "bad \ud800 post"
+
+    res = run(raw)
+
+    assert (res.report.tweets_in, res.report.curated, res.report.quarantined) == (3, 2, 1)
+    assert [r["tweet_id"] for r in res.rows] == [ids(0, 1)[0], ids(2, 1)[0]]
+    line = res.quarantine[0]
+    assert line["reason"] == ["text: utf8 (no lone surrogates) ('bad \\ud800 post')"]
+    assert line["record"]["id"] == ids(1, 1)[0]
+    original = base64.b64decode(line["record_base64"])
+    assert original == body(posts[1]).replace(
+        f"post {ids(1, 1)[0]}".encode(), b"bad \xed\xa0\x80 post"
+    )
+    assert original in raw  # the post's bytes exactly as they came
+
+
+def test_invalid_utf8_inside_a_string_costs_only_its_post() -> None:
+    posts = [tweet(t) for t in ids(0, 2)] + [tweet(ids(2, 1)[0], source="\u00ff")]
+    raw = body(page(posts))
+    bad = raw.replace(b"Hello", b"He\xff\xfello", 1)  # in the first post's text (read)
+    bad = bad.replace(b"\xc3\xbf", b"\xff")  # in the third post's source (never read)
+
+    res = run(bad)
+
+    # The third post's bad byte is in a field the contract does not read: it is curated.
+    assert (res.report.curated, res.report.quarantined) == (2, 1)
+    line = res.quarantine[0]
+    assert line["reason"][0].startswith("text: utf8")
+    assert base64.b64decode(line["record_base64"]) in bad
+    assert base64.b64decode(line["record_base64"]).startswith(b'{"id": "' + BIG_ID.encode())
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        (b"NaN", "NaN"),
+        (b"Infinity", "Infinity"),
+        (b"-Infinity", "-Infinity"),
+        (b"1e400", "Infinity"),
+    ],
+)
+def test_a_count_json_cannot_hold_is_quarantined_with_its_bytes(sent: bytes, shown: str) -> None:
+    raw = body(page([tweet(), tweet(ids(1, 1)[0])])).replace(
+        b'"like_count": 12', b'"like_count": ' + sent, 1
+    )
+
+    res = run(raw)
+
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    line = res.quarantine[0]
+    _strict_json(line)
+    assert line["reason"] == [f"like_count: json_type integer ('a JSON number: {shown}')"]
+    assert line["record"]["public_metrics"]["like_count"] == shown
+    assert b'"like_count": ' + sent in base64.b64decode(line["record_base64"])
+
+
+def test_a_number_python_cannot_convert_in_an_unread_field_costs_nothing() -> None:
+    huge = b"9" * 5000  # json.loads refuses more than 4300 digits; msgspec skips it unread
+    raw = body(page([tweet(lang="??"), tweet(ids(1, 1)[0])])).replace(
+        b'"lang": "??"', b'"lang": "??", "x": ' + huge, 1
+    )
+
+    res = run(raw)
+
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    record = res.quarantine[0]["record"]  # json cannot parse it: the post's JSON text
+    assert record.startswith('{"id": "' + BIG_ID) and huge.decode() in record
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: "\ufeff".encode() + text.encode(),
+        lambda text: text.encode("utf-16"),
+        lambda text: text.encode("utf-16-le"),
+        lambda text: text.encode("utf-32"),
+    ],
+    ids=["utf-8 BOM", "utf-16", "utf-16-le", "utf-32"],
+)
+def test_bodies_in_any_encoding_json_loads_reads_are_transformed(encode: Any) -> None:
+    text = body(page([tweet(t, text="naïve ✓ 😀") for t in ids(0, 2)])).decode()
+    raw = encode(text)
+    assert json.loads(raw)["data"][0]["text"] == "naïve ✓ 😀"
+
+    res = run(raw)
+
+    assert res.report.curated == 2 and [r["text"] for r in res.rows] == ["naïve ✓ 😀"] * 2
+
+
+def test_a_utf16_post_with_a_lone_surrogate_keeps_its_utf16_bytes() -> None:
+    text = body(page([tweet(), tweet(ids(1, 1)[0])])).decode().replace("Hello", "He\ud800llo", 1)
+    raw = text.encode("utf-16-le", "surrogatepass")
+
+    res = run(raw)
+
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    original = base64.b64decode(res.quarantine[0]["record_base64"])
+    assert original in raw and original.decode("utf-16-le", "surrogatepass").startswith('{"id"')
+
+
+def test_nesting_too_deep_for_json_quarantines_the_page_without_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    raw = body(page([tweet()])).replace(b'"lang": "en"', b'"lang": "en", "x": ' + deep, 1)
+
+    res = run(raw, body(page([tweet(ids(1, 1)[0])])))
+
+    assert (res.report.pages_quarantined, res.report.curated) == (1, 1)
+    assert res.quarantine[0]["reason"] == ["invalid JSON: nested too deeply"]
+    assert res.report.check_failures == {"page:invalid_JSON": 1}
+
+
+_HOSTILE_BYTES = st.lists(
+    st.sampled_from(
+        [
+            b"\xed\xa0\x80",
+            b"\xed\xbf\xbf",
+            b"\xff",
+            b"\xc3",
+            b"\x80",
+            b"\\ud800",
+            b"\\udfff",
+            b"\\u0000",
+            b"\xf4\x90\x80\x80",
+        ]
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    where=st.lists(
+        st.sampled_from(["Hello", "alice_dev", "pipeline", "2024-05-01T12", "bob"]),
+        min_size=1,
+        max_size=3,
+    ),
+    junk=_HOSTILE_BYTES,
+)
+def test_any_body_json_loads_reads_is_processed_and_nothing_is_lost(
+    where: list[str], junk: list[bytes]
+) -> None:
+    # Hostile bytes spliced into string values of a page: whatever json.loads accepts (what
+    # the extractor lands), the transform processes; every post is curated or quarantined.
+    raw = body(page([tweet(t) for t in ids(0, 4)]))
+    for word, bad in zip(where, junk * len(where), strict=False):
+        raw = raw.replace(word.encode(), word[:2].encode() + bad + word[2:].encode(), 1)
+
+    res = run(raw)
+
+    lands = True
+    try:
+        json.loads(raw)
+    except ValueError:
+        lands = False
+    if lands:
+        assert res.report.pages_quarantined == 0
+        assert res.report.curated + res.report.quarantined == 4
+    for line in res.quarantine:
+        _strict_json(line)
+        if "record_base64" in line:
+            assert base64.b64decode(line["record_base64"]) in raw
+
+
+# --- JSON types: a value of another JSON type is rejected, never converted ------------------------
+_OF_KIND: dict[str, Any] = {
+    "string": "7",
+    "integer": 7,
+    "float": 7.5,
+    "boolean": True,
+    "object": {"k": "v"},
+    "array": ["x"],
+}
+_ACCEPTS = {
+    "string": {"string"},
+    "timestamp": {"string"},
+    "integer": {"integer"},
+    "boolean": {"boolean"},
+    "array": {"array"},
+}
+
+
+def _put(post: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data[].a.b``, ``data[].a[0].b`` or ``data[].a.b[].c`` in a post, building what is
+    missing."""
+    steps = path.removeprefix("data[].").replace("[0]", ".0").replace("[]", ".0").split(".")
+    node: Any = post
+    for step, after in zip(steps, steps[1:], strict=False):
+        empty: Any = [{}] if after == "0" else {}
+        if step == "0":
+            node = node[0]
+            continue
+        if not isinstance(node.get(step), type(empty)) or not node.get(step):
+            node[step] = empty
+        node = node[step]
+    node[steps[-1]] = value
+
+
+def _mistyped_cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for col in load_contract().columns:
+        path = next((s for s in col.sources if s.startswith("data[].")), None)
+        if path is None:
+            continue
+        json_type = (
+            "string"
+            if path.endswith("[].tag") or path.endswith("[].username") or path.endswith("_url")
+            else col.logical_type
+        )
+        for kind in _OF_KIND:
+            if kind not in _ACCEPTS[json_type]:
+                cases.append((col.name, path, kind))
+    return cases
+
+
+@pytest.mark.parametrize(("column", "path", "kind"), _mistyped_cases())
+def test_every_column_rejects_a_source_value_of_another_json_type(
+    column: str, path: str, kind: str
+) -> None:
+    post = tweet(note_tweet=None) if "note_tweet" not in path else tweet()
+    _put(post, path, _OF_KIND[kind])
+    res = run(body(page([post, tweet(ids(1, 1)[0])])))
+
+    assert (res.report.curated, res.report.quarantined) == (1, 1), res.rows
+    reasons = res.quarantine[0]["reason"]
+    # A list item of the wrong type fails the list's JSON check; anything else, json_type.
+    assert any(r.startswith((f"{column}: json_type", f"{column}: json_array")) for r in reasons), (
+        reasons
+    )
+    assert res.rows[0]["tweet_id"] == ids(1, 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("text", {"a": 1}, "text: json_type string ('a JSON object: {\"a\": 1}')"),
+        ("text", 42, "text: json_type string ('a JSON number: 42')"),
+        ("text", ["a", "b"], 'text: json_type string (\'a JSON array: ["a", "b"]\')'),
+        ("note_tweet", "long", "text: json_type string ('a JSON string: \"long\"')"),
+        ("public_metrics", [1, 2], "retweet_count: json_type integer ('a JSON array: [1, 2]')"),
+        ("entities", "none", "hashtags: json_type array ('a JSON string: \"none\"')"),
+        (
+            "referenced_tweets",
+            {"type": "quoted"},
+            'referenced_tweet_type: json_type string (\'a JSON object: {"type": "quoted"}\')',
+        ),
+        ("withheld", ["DE"], "withheld_country_codes: json_type array ('a JSON array: [\"DE\"]')"),
+        (
+            "edit_history_tweet_ids",
+            BIG_ID,
+            f"edit_history_tweet_ids: json_type array ('a JSON string: \"{BIG_ID}\"')",
+        ),
+    ],
+)
+def test_a_wrong_json_type_is_named_in_the_reason(field: str, value: Any, reason: str) -> None:
+    res = run(body(page([tweet(**{field: value})])))
+    assert res.report.quarantined == 1 and res.rows == []
+    assert reason in res.quarantine[0]["reason"]
+
+
+def test_an_author_username_of_another_json_type_is_rejected_not_stringified() -> None:
+    users = [{**ALICE, "username": 12345}, BOB]
+    res = run(body(page([tweet(), tweet(ids(1, 1)[0], author_id=BOB["id"])], users=users)))
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    assert res.quarantine[0]["reason"] == [
+        "author_username: json_type string ('a JSON number: 12345')"
+    ]
+
+
+def test_hashtags_sent_as_bare_strings_are_rejected_not_taken_as_tags() -> None:
+    res = run(body(page([tweet(entities={"hashtags": ["data"]}), tweet(ids(1, 1)[0])])))
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    assert res.quarantine[0]["reason"] == ["hashtags: json_type array ('a JSON string: \"data\"')"]
+
+
+def test_an_empty_edit_history_breaks_the_contracts_min_items() -> None:
+    res = run(body(page([tweet(edit_history_tweet_ids=[]), tweet(ids(1, 1)[0])])))
+    assert (res.report.curated, res.report.quarantined) == (1, 1)
+    assert res.quarantine[0]["reason"] == ["edit_history_tweet_ids: item_count 1.. ('[]')"]
+    assert res.report.check_failures == {"edit_history_tweet_ids:item_count": 1}
+
+
 # --- duplicates, identity, determinism ------------------------------------------------------------
 def test_duplicates_across_pages_are_kept_once_and_counted() -> None:
     first = body(page([tweet(), tweet(ids(1, 1)[0])]))
@@ -466,7 +770,7 @@ def test_a_new_contract_column_with_a_plain_path_just_works(contract: ContractSp
     )
     spec = dataclasses.replace(contract, columns=(*contract.columns, extra))
     res = run(
-        body(page([tweet(), tweet(ids(1, 1)[0], edit_controls={"edits_remaining": "2"})])),
+        body(page([tweet(), tweet(ids(1, 1)[0], edit_controls={"edits_remaining": 2})])),
         contract=spec,
     )
     assert [r["edits_remaining"] for r in res.rows] == ["5", "2"]
