@@ -57,8 +57,9 @@ _DOCS_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._
 _DOCS_URL_MAX = 2000
 # The markdown report is a pull-request comment, which the host caps at 65,536 characters:
 # bounded tables with bounded cells stay well below.
-_MD_MAX_ROWS = 100
+MARKDOWN_MAX_ROWS = 100
 _MD_MAX_CELL = 240
+_MD_MAX_CODE = 160
 
 # Contract keys consumers and lineage find the data by; any other top-level key is metadata.
 _CONTRACT_BREAKING_KEYS = {"id": "the contract id", "name": "the dataset name"}
@@ -328,7 +329,12 @@ def diff_against_ref(ref: str, directory: Path = CONTRACTS_DIR) -> DiffReport:
     return DiffReport(tuple(diffs), base=ref)
 
 
-def render(report: DiffReport, fmt: str = "text", docs_url: str | None = None) -> str:
+def render(
+    report: DiffReport,
+    fmt: str = "text",
+    docs_url: str | None = None,
+    max_rows: int = MARKDOWN_MAX_ROWS,
+) -> str:
     """Write a report for people (``text``), CI comments (``markdown``) or tools (``json``).
 
     The markdown report opens with a one-line verdict, then a table of contracts, then the
@@ -339,6 +345,7 @@ def render(report: DiffReport, fmt: str = "text", docs_url: str | None = None) -
         fmt: one of ``text``, ``json``, ``markdown``.
         docs_url: where ``tweetpipe contracts docs`` is published (checked with
             :func:`docs_url_setting`); the markdown report links each contract's page.
+        max_rows: the most rows of each markdown table (the rest are counted).
 
     Returns:
         The rendered report, ending with a newline.
@@ -351,7 +358,7 @@ def render(report: DiffReport, fmt: str = "text", docs_url: str | None = None) -
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2, sort_keys=True, default=str) + "\n"
     if fmt == "markdown":
-        return _markdown(report, docs_url)
+        return _markdown(report, docs_url, max_rows)
     return _text(report)
 
 
@@ -983,8 +990,17 @@ def _text(report: DiffReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_cell(text: str) -> str:
-    """Text for a code span in a table cell: nothing in it can end the cell or the span."""
+def markdown_code(text: str) -> str:
+    """Text for a code span in a markdown table cell: nothing in it can end the cell or the span.
+
+    Args:
+        text: the text (a path, a column, a revision).
+
+    Returns:
+        The text to put between single backticks, on one line, cut at 160 characters.
+    """
+    if len(text) > _MD_MAX_CODE:
+        text = text[: _MD_MAX_CODE - 1] + "\u2026"
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
@@ -1014,7 +1030,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _md_verdict(report: DiffReport) -> str:
-    base = f" against `{_md_cell(report.base)}`" if report.base else ""
+    base = f" against `{markdown_code(report.base)}`" if report.base else ""
     breaking = [c for d in report.contracts for c in d.changes if c.breaking]
     others = sum(not c.breaking for d in report.contracts for c in d.changes)
     if report.ok:
@@ -1028,10 +1044,10 @@ def _md_verdict(report: DiffReport) -> str:
         return f"### Contract changes{base}: passes ({why})"
     failing = [d for d in report.contracts if not d.ok]
     wanted = "; ".join(
-        f"`{_md_cell(d.contract)}` needs version {markdown_text(_next_major(d.old_version))}, "
+        f"`{markdown_code(d.contract)}` needs version {markdown_text(_next_major(d.old_version))}, "
         f"is {markdown_text(d.new_version)}"
         if d.new_version
-        else f"`{_md_cell(d.contract)}` removed while its status is not retired"
+        else f"`{markdown_code(d.contract)}` removed while its status is not retired"
         for d in failing
     )
     count = sum(c.breaking for d in failing for c in d.changes)
@@ -1042,7 +1058,7 @@ def _md_verdict(report: DiffReport) -> str:
 
 
 def _md_contract(diff: ContractDiff, docs_url: str | None) -> str:
-    name = f"`{_md_cell(diff.contract)}`"
+    name = f"`{markdown_code(diff.contract)}`"
     if docs_url is None or diff.new_source is None:
         return name
     from etl.contract_docs import page_name
@@ -1050,15 +1066,17 @@ def _md_contract(diff: ContractDiff, docs_url: str | None) -> str:
     return f"[{name}]({docs_url}/{page_name(diff.contract)})"
 
 
-def _md_changes(title: list[str], changes: list[tuple[ContractDiff, Change]]) -> list[str]:
+def _md_changes(
+    title: list[str], changes: list[tuple[ContractDiff, Change]], max_rows: int
+) -> list[str]:
     lines = [*title, "", "| contract | where | change |", "|---|---|---|"]
-    for diff, change in changes[:_MD_MAX_ROWS]:
+    for diff, change in changes[:max_rows]:
         lines.append(
-            f"| `{_md_cell(diff.contract)}` | `{_md_cell(change.where)}` "
+            f"| `{markdown_code(diff.contract)}` | `{markdown_code(change.where)}` "
             f"| {markdown_text(change.message)} |"
         )
-    if len(changes) > _MD_MAX_ROWS:
-        rest = len(changes) - _MD_MAX_ROWS
+    if len(changes) > max_rows:
+        rest = len(changes) - max_rows
         lines += [
             "",
             f"... and {rest} more: run `tweetpipe contracts diff --base` to see them all.",
@@ -1066,28 +1084,30 @@ def _md_changes(title: list[str], changes: list[tuple[ContractDiff, Change]]) ->
     return lines
 
 
-def _markdown(report: DiffReport, docs_url: str | None = None) -> str:
+def _markdown(report: DiffReport, docs_url: str | None, max_rows: int) -> str:
     lines = [_md_verdict(report), ""]
     lines += ["| contract | version | breaking | verdict |", "|---|---|---|---|"]
-    for diff in report.contracts[:_MD_MAX_ROWS]:
+    for diff in report.contracts[:max_rows]:
         mark = "ok" if diff.ok else "**FAIL**"
         breaking = sum(c.breaking for c in diff.changes)
         lines.append(
             f"| {_md_contract(diff, docs_url)} | {markdown_text(_versions(diff))} | {breaking} "
             f"| {mark}: {markdown_text(diff.verdict())} |"
         )
+    if len(report.contracts) > max_rows:
+        lines += ["", f"... and {len(report.contracts) - max_rows} more contract(s)."]
     changes = [(d, c) for d in report.contracts for c in d.changes]
     breaking_changes = [(d, c) for d, c in changes if c.breaking]
     other_changes = [(d, c) for d, c in changes if not c.breaking]
     if breaking_changes:
         title = [f"#### {_plural(len(breaking_changes), 'breaking change')}"]
-        lines += ["", *_md_changes(title, breaking_changes)]
+        lines += ["", *_md_changes(title, breaking_changes, max_rows)]
     if other_changes:
         # GitHub renders markdown inside <details> only after a blank line
         summary = (
             f"<details><summary>{_plural(len(other_changes), 'non-breaking change')}</summary>"
         )
-        lines += ["", *_md_changes([summary], other_changes), "", "</details>"]
+        lines += ["", *_md_changes([summary], other_changes, max_rows), "", "</details>"]
     if docs_url is not None:
         lines += ["", f"Contract docs: {docs_url}/index.html"]
     return "\n".join(lines) + "\n"

@@ -33,10 +33,12 @@ from etl.contract_codeowners import (
     owned_paths,
 )
 from etl.contract_diff import (
+    MARKDOWN_MAX_ROWS,
     DiffInputError,
     DiffReport,
     diff_against_ref,
     docs_url_setting,
+    markdown_code,
     markdown_text,
     render,
 )
@@ -53,8 +55,9 @@ REVIEWED_DIRS = ("contracts", "expectations")
 COMMENT_FILE = "comment.md"
 STATE_FILE = "review.json"
 _MAX_DETAILS = 50
+_DIFF_ROW_LIMITS = (MARKDOWN_MAX_ROWS, 40, 10)
 _MAX_DETAIL_CHARS = 400
-_BASE_LABEL = re.compile(r"[A-Za-z0-9._/^~@{}-]{1,200}")
+_MAX_LABEL = 200
 
 
 class ReviewUsageError(ValueError):
@@ -255,18 +258,26 @@ def render_comment(review: Review, docs_url: str | None = None) -> str:
     lines += ["| gate | command | result |", "|---|---|---|"]
     for gate in review.gates:
         result = "ok" if gate.ok else "**fails**"
-        lines.append(f"| {gate.name} | {_code(gate.command)} | {result}: {_text(gate.summary)} |")
+        command = f"`{markdown_code(gate.command)}`"
+        lines.append(f"| {gate.name} | {command} | {result}: {_text(gate.summary)} |")
     for gate in (g for g in review.gates if g.details):
         lines += ["", f"{gate.name}:", "", *_fenced(gate.details)]
     lines += _owners_lines(review.owners)
-    if review.diff is not None:
-        lines += ["", render(review.diff, "markdown", docs_url).rstrip("\n")]
-    lines += [
+    footer = [
         "",
         f"<sub>Edited in place on every push. Locally: {_code('make ci-contracts')}, or "
         f"{_code(f'tweetpipe contracts review --base {review.base}')}.</sub>",
     ]
-    return _fit("\n".join(lines) + "\n")
+    head = "\n".join(lines) + "\n"
+    if review.diff is None:
+        return _fit(head + "\n".join(footer) + "\n")
+    # the whole diff when it fits in a comment, else fewer rows per table (the rest are counted)
+    for max_rows in _DIFF_ROW_LIMITS:
+        diff = render(review.diff, "markdown", docs_url, max_rows)
+        body = head + "\n" + diff + "\n".join(footer) + "\n"
+        if len(body) <= MAX_BODY_CHARS:
+            return body
+    return _fit(body)
 
 
 def _owners_lines(owners: Sequence[OwnedPath]) -> list[str]:
@@ -281,7 +292,7 @@ def _owners_lines(owners: Sequence[OwnedPath]) -> list[str]:
 
 
 def _code(text: str) -> str:
-    """A code span that no backtick inside can end."""
+    """A code span that no backtick inside can end (outside tables: a ``|`` is not escaped)."""
     text = text.replace("\n", " ")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
@@ -309,6 +320,11 @@ def _fit(body: str) -> str:
     return body[: MAX_BODY_CHARS - len(note)] + note
 
 
+def _is_label(label: str) -> bool:
+    """A name git could give a branch: printable, without spaces (markdown escaping does the rest)."""
+    return 0 < len(label) <= _MAX_LABEL and label.isprintable() and not re.search(r"\s", label)
+
+
 # --- command line --------------------------------------------------------------------------------
 def run_review_cli(args: argparse.Namespace) -> int:
     """``tweetpipe contracts review --base REF [--base-label TEXT] [--root DIR] [--out DIR]``.
@@ -329,8 +345,11 @@ def run_review_cli(args: argparse.Namespace) -> int:
 
     label = args.base_label or None
     try:
-        if label is not None and not _BASE_LABEL.fullmatch(label):
-            raise ReviewUsageError(f"--base-label {label[:60]!r}: a branch or revision name")
+        if label is not None and not _is_label(label):
+            raise ReviewUsageError(
+                f"--base-label {label[:60]!r}: a branch or revision name (printable, no spaces, "
+                f"at most {_MAX_LABEL} characters)"
+            )
         docs_url = docs_url_setting(args.docs_url)
         review = run_review(Path(args.root), args.base, label)
     except (ReviewUsageError, DiffInputError) as exc:
