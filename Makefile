@@ -46,7 +46,8 @@ ci-contracts: env
 # medium severity or above from zizmor's security audit (offline: no audit that needs the host's
 # API; no configuration file or ignore comment can silence a finding). The git hooks' config too.
 ci-workflows: env
-	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows \
+	  $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 	$(RUN) zizmor --offline --no-config --no-ignores --min-severity medium --no-progress \
 	  .github/workflows .pre-commit-config.yaml
 	$(RUN) pre-commit validate-config .pre-commit-config.yaml
