@@ -6,7 +6,8 @@
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: env demo test lint typecheck bench airflow airflow-down system-deps ci-contracts
+.PHONY: env demo test lint typecheck bench airflow airflow-down system-deps ci-contracts \
+	ci-workflows pr-checks hooks
 
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as here) nothing ever caches bytecode, so
 # without it every command compiles pandas, GX and Airflow again at start-up (a small transform:
@@ -29,18 +30,39 @@ lint: env
 	$(RUN) ruff format --check etl dags tests bench
 	$(RUN) mypy
 
-# Contract review gates: contracts valid, suites in sync with them, and the last commit's contract
-# changes classified (a breaking change needs a major version bump). A clone without a parent
-# commit (single commit, shallow) has nothing to compare against, so the diff is skipped.
+# Contract review gates: contracts valid, suites in sync with them, CODEOWNERS naming each
+# contract's team, and the last commit's contract changes classified (a breaking change needs a
+# major version bump). A clone without a parent commit (single commit, shallow) has nothing to
+# compare against, so the diff is skipped.
 ci-contracts: env
 	$(RUN) tweetpipe contracts lint
 	$(RUN) tweetpipe expectations sync --check
+	$(RUN) tweetpipe contracts codeowners --check
 	@if git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null 2>&1; then \
 	  $(RUN) tweetpipe contracts diff --base HEAD~1; \
 	else echo "contracts diff: no previous commit to compare with, skipped"; fi
 
-test: env system-deps lint ci-contracts
+# The repository host's workflows: valid against the GitHub workflow schema, and no finding of
+# medium severity or above from zizmor's security audit (offline: no audit that needs the host's
+# API; no configuration file or ignore comment can silence a finding). The git hooks' config too.
+ci-workflows: env
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows \
+	  $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
+	$(RUN) zizmor --offline --no-config --no-ignores --min-severity medium --no-progress \
+	  .github/workflows .pre-commit-config.yaml
+	$(RUN) pre-commit validate-config .pre-commit-config.yaml
+
+test: env system-deps lint ci-contracts ci-workflows
 	$(RUN) pytest
+
+# What the pull-request workflow's test job runs: `make test` without the end-to-end tests, which
+# need Debian's Chromium (system-deps, as root) and start real Airflow services.
+pr-checks: env lint ci-contracts ci-workflows
+	$(RUN) pytest -m "not e2e"
+
+# The git hooks of .pre-commit-config.yaml (contract lint, suites, version bump, CODEOWNERS, ruff).
+hooks: env
+	$(RUN) pre-commit install
 
 bench: env
 	$(RUN) python bench/run.py

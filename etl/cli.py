@@ -123,6 +123,12 @@ def _add_expectations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     verbs = p.add_subparsers(dest="expectations_verb", required=True)
     sync = verbs.add_parser("sync", help="regenerate expectations/ from contracts/")
     sync.add_argument("--check", action="store_true", help="fail when the files are out of date")
+    sync.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the suites in DIR/expectations from the contracts in DIR/contracts "
+        "(default: the pipeline's own)",
+    )
     sync.set_defaults(handler=_cmd_expectations_sync)
 
 
@@ -199,6 +205,7 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="contracts directory for --base (default: ./contracts, else the bundled ones)",
     )
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
     diff.set_defaults(handler=_cmd_contracts_diff)
     docs = verbs.add_parser("docs", help="render the contracts as a static HTML site")
     docs.add_argument(
@@ -210,6 +217,48 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     docs.add_argument("--out", required=True, metavar="DIR", help="output directory")
     docs.add_argument("--store", metavar="URL", help="also publish under docs/contracts/ there")
     docs.set_defaults(handler=_cmd_contracts_docs)
+    _add_contracts_review(verbs)
+
+
+_DOCS_URL_HELP = (
+    "where `contracts docs` is published, linked from the markdown report "
+    "(default: $TWEETPIPE_CONTRACT_DOCS_URL)"
+)
+
+
+def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    owners = verbs.add_parser(
+        "codeowners", help="write the CODEOWNERS section: each contract is reviewed by its team"
+    )
+    owners.add_argument("--check", action="store_true", help="fail when the section is stale")
+    owners.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    owners.add_argument(
+        "--file",
+        metavar="PATH",
+        help="the CODEOWNERS file (default: the one the host reads, else .github/CODEOWNERS)",
+    )
+    owners.set_defaults(handler=_cmd_contracts_codeowners)
+    review = verbs.add_parser(
+        "review", help="every contract gate against a base revision, as a pull-request comment"
+    )
+    review.add_argument("--base", required=True, metavar="REF", help="the pull request's base")
+    review.add_argument("--base-label", metavar="TEXT", help="how to name the base (a branch)")
+    review.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    review.add_argument("--out", metavar="DIR", help="write comment.md and review.json there")
+    review.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
+    review.set_defaults(handler=_cmd_contracts_review)
+
+
+def _cmd_contracts_codeowners(args: argparse.Namespace) -> int:
+    from etl.contract_codeowners import run_codeowners_cli
+
+    return run_codeowners_cli(args)
+
+
+def _cmd_contracts_review(args: argparse.Namespace) -> int:
+    from etl.contract_review import run_review_cli
+
+    return run_review_cli(args)
 
 
 def _cmd_contracts_lint(args: argparse.Namespace) -> int:

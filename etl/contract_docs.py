@@ -206,10 +206,21 @@ def _load_page(path: Path) -> _Page:
         raise DocsInputError(f"{path}: cannot read contract: {exc}") from exc
     if not isinstance(doc, dict):
         raise DocsInputError(f"{path}: a contract is a YAML mapping")
-    stem = path.name.removesuffix(".yaml").removesuffix(".odcs")
-    file_name = re.sub(r"[^A-Za-z0-9._-]", "_", stem) + ".html"
     history = version_history(path)
-    return _Page(file_name, path, doc, tuple(history) if history is not None else None)
+    return _Page(page_name(path), path, doc, tuple(history) if history is not None else None)
+
+
+def page_name(contract: Path | str) -> str:
+    """The file name of a contract's page in the site (``x.odcs.yaml`` -> ``x.html``).
+
+    Args:
+        contract: the contract file.
+
+    Returns:
+        The page's file name, relative to the site's root.
+    """
+    stem = Path(contract).name.removesuffix(".yaml").removesuffix(".odcs")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem) + ".html"
 
 
 def _parse_log(log: str) -> list[tuple[str, str, str, str, str]]:

@@ -57,6 +57,7 @@ from etl.suites import (
     load_suite_file,
     page_checks,
     page_columns,
+    suite_locations,
     sync_expectations,
 )
 
@@ -98,19 +99,29 @@ class QualityGateFailed(Exception):
 
 
 def run_sync_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe expectations sync [--check]``.
+    """``tweetpipe expectations sync [--check] [--root DIR]``.
 
     Args:
-        args: parsed arguments (``check``).
+        args: parsed arguments (``check``; ``root``: another checkout's ``contracts/`` and
+            ``expectations/`` instead of the pipeline's own).
 
     Returns:
         0 when in sync (or rewritten), 1 when ``--check`` found out-of-date files or a contract
         cannot be mapped.
 
     Raises:
-        UsageError: a rewrite was asked of an installed wheel's suites (exit code 2).
+        UsageError: a rewrite was asked of an installed wheel's suites, or ``--root`` has no
+            ``contracts/`` (exit code 2).
     """
-    if not args.check and resources.is_bundled(EXPECTATIONS_DIR):
+    expectations_dir: Path = EXPECTATIONS_DIR
+    contracts: tuple[Path, ...] = SUITE_CONTRACTS
+    if getattr(args, "root", None):
+        if not (Path(args.root) / "contracts").is_dir():
+            from etl.cli import UsageError
+
+            raise UsageError(f"--root {args.root}: no contracts/ folder there")
+        expectations_dir, contracts = suite_locations(Path(args.root))
+    if not args.check and resources.is_bundled(expectations_dir):
         from etl.cli import UsageError
 
         # The installed gates read these files; rewriting them inside site-packages would change
@@ -122,15 +133,16 @@ def run_sync_cli(args: argparse.Namespace) -> int:
         )
     try:
         stale = sync_expectations(
-            check=args.check, expectations_dir=EXPECTATIONS_DIR, contracts=SUITE_CONTRACTS
+            check=args.check, expectations_dir=expectations_dir, contracts=contracts
         )
     except (ContractError, ValueError) as exc:
         print(f"tweetpipe expectations sync: error: {exc}", file=sys.stderr)
         return 1
-    names = ", ".join(_display(p) for p in stale)
+    names = ", ".join(_display(p, expectations_dir) for p in stale)
     if args.check and stale:
         print(
-            f"expectations out of date: {names}; run `tweetpipe expectations sync`",
+            f"expectations out of date: {names}; run `tweetpipe expectations sync"
+            + (f" --root {args.root}`" if getattr(args, "root", None) else "`"),
             file=sys.stderr,
         )
         return 1
@@ -138,9 +150,9 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, expectations_dir: Path = EXPECTATIONS_DIR) -> str:
     try:
-        return path.relative_to(EXPECTATIONS_DIR.parent).as_posix()
+        return path.relative_to(expectations_dir.parent).as_posix()
     except ValueError:
         return str(path)
 

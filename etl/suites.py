@@ -619,6 +619,21 @@ def render_suite(spec: ContractSpec, existing: dict[str, Any] | None) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+def suite_locations(root: Path) -> tuple[Path, tuple[Path, ...]]:
+    """The suites folder and the contracts with a suite, in another copy of the repository.
+
+    ``tweetpipe expectations sync --root DIR`` checks a checkout other than the one the package
+    runs from (a pre-commit hook's repository, a pull request's tree).
+
+    Args:
+        root: a folder holding ``contracts/`` and ``expectations/``.
+
+    Returns:
+        ``ROOT/expectations`` and the contracts of :data:`SUITE_CONTRACTS` under ``ROOT/contracts``.
+    """
+    return root / "expectations", tuple(root / "contracts" / c.name for c in SUITE_CONTRACTS)
+
+
 def sync_expectations(
     *,
     check: bool,

@@ -19,6 +19,7 @@ from etl.contract_diff import (
     diff_against_ref,
     diff_documents,
     diff_files,
+    docs_url_setting,
     render,
 )
 from tests.git_repo import git
@@ -302,13 +303,96 @@ def test_json_output_is_complete() -> None:
 def test_markdown_output_is_a_table_with_escaped_cells() -> None:
     md = render(_report("2.0.0"), "markdown")
     lines = md.splitlines()
-    assert lines[0] == "### Contract changes: passes"
-    assert "| **breaking** | `orders.note` | column removed |" in lines
-    assert "| non-breaking | `orders.a\\|b` | optional column added |" in lines
+    assert lines[0] == (
+        "### Contract changes: passes "
+        "(1 breaking change with a major version bump, 1 non-breaking change)"
+    )
+    assert "| `contracts/orders.odcs.yaml` | `orders.note` | column removed |" in lines
+    assert "| `contracts/orders.odcs.yaml` | `orders.a\\|b` | optional column added |" in lines
     # every table row has the same number of unescaped separators as its header
     rows = [line for line in lines if line.startswith("| ")]
     for row in rows:
         assert row.replace("\\|", "").count("|") in (4, 5), row
+
+
+def test_markdown_opens_with_the_verdict_breaking_first_the_rest_folded() -> None:
+    md = render(_report(), "markdown")
+    lines = md.splitlines()
+    assert lines[0] == (
+        "### Contract changes: fails (1 breaking change without a major version bump: "
+        "`contracts/orders.odcs.yaml` needs version 2.0.0, is 1.2.0)"
+    )
+    breaking = lines.index("#### 1 breaking change")
+    folded = lines.index("<details><summary>1 non-breaking change</summary>")
+    closed = lines.index("</details>")
+    removed = lines.index("| `contracts/orders.odcs.yaml` | `orders.note` | column removed |")
+    added = next(i for i, line in enumerate(lines) if "optional column added" in line)
+    assert breaking < removed < folded < added < closed
+    assert lines[folded + 1] == ""  # the host renders markdown inside <details> after a blank line
+
+
+def test_markdown_without_breaking_changes_has_no_breaking_section() -> None:
+    report = DiffReport((diff_documents(BASE, _new(lambda d: _add(d, _NEW_OPTIONAL)), "o"),))
+    md = render(report, "markdown")
+    assert md.splitlines()[0] == "### Contract changes: passes (1 non-breaking change)"
+    assert "breaking change\n" not in md and "<details>" in md
+
+
+def test_markdown_shows_values_from_the_contract_as_text() -> None:
+    def edit(doc: Doc) -> None:
+        _opts(doc, "note")["pattern"] = "^</details><img src=x> @octocat [x](http://e.invalid)$"
+
+    md = render(DiffReport((diff_documents(BASE, _new(edit), "orders"),)), "markdown")
+    assert "</details>" not in md.replace("\n</details>\n", "")
+    assert "<img" not in md
+    assert "@octocat" not in md and "@\u2060octocat" in md
+    assert "[x](" not in md and "\\[x\\](" in md
+
+
+def test_markdown_links_each_contract_to_its_docs_page(repo: Path) -> None:
+    contracts = repo / "contracts"
+    _write(contracts / "orders.odcs.yaml", _new(lambda d: _add(d, _NEW_OPTIONAL), "1.3.0"))
+    md = render(diff_against_ref("HEAD", contracts), "markdown", "https://docs.example.org/c")
+    assert (
+        "| [`contracts/orders.odcs.yaml`](https://docs.example.org/c/orders.html) | 1.3.0"
+        in md.replace("1.2.0 -&gt; ", "")
+    )
+    assert md.rstrip().endswith("Contract docs: https://docs.example.org/c/index.html")
+    assert "docs.example.org" not in render(diff_against_ref("HEAD", contracts), "markdown")
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "url"),
+    [
+        (None, {}, None),
+        (None, {"TWEETPIPE_CONTRACT_DOCS_URL": ""}, None),
+        (
+            None,
+            {"TWEETPIPE_CONTRACT_DOCS_URL": "https://d.example.org/x/"},
+            "https://d.example.org/x",
+        ),
+        ("http://127.0.0.1:8000/docs", {"TWEETPIPE_CONTRACT_DOCS_URL": "https://o"}, None),
+    ],
+)
+def test_docs_url_from_the_flag_else_the_environment(
+    given: str | None, env: dict[str, str], url: str | None
+) -> None:
+    assert docs_url_setting(given, env) == (url or given)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["javascript:alert(1)", "https://x.example.org/a b", "https://x.example.org/)[y](z", "ftp://x"],
+)
+def test_a_bad_docs_url_is_a_usage_error(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    argv = ["contracts", "diff", "--base", "HEAD", "--dir", str(repo / "contracts")]
+    assert main([*argv, "--docs-url", bad]) == 2
+    assert "--docs-url" in capsys.readouterr().err
+    monkeypatch.setenv("TWEETPIPE_CONTRACT_DOCS_URL", bad)
+    assert main(argv) == 2
+    assert "TWEETPIPE_CONTRACT_DOCS_URL" in capsys.readouterr().err
 
 
 # --- files and the command line ------------------------------------------------------------------
@@ -428,4 +512,4 @@ def test_cli_base_markdown(repo: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("### Contract changes against `HEAD`: passes")
-    assert "| non-breaking | `orders.coupon` | optional column added |" in out
+    assert "| `contracts/orders.odcs.yaml` | `orders.coupon` | optional column added |" in out
