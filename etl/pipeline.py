@@ -119,25 +119,8 @@ def store_url(params: Mapping[str, Any]) -> str:
     try:
         parse_store_url(url)
     except StoreError as exc:
-        _mask_url_credentials(url)
         raise _not_retried(PipelineError(f"{where}: {exc}")) from None
     return url
-
-
-def _mask_url_credentials(url: str) -> None:
-    """Register a URL's user info with Airflow's secrets masker, so that whatever Airflow still
-    logs or reports about this task (the run's conf, say) shows ``***`` in its place."""
-    authority = url.partition("://")[2].partition("/")[0]
-    userinfo = authority.rpartition("@")[0]
-    if not userinfo:
-        return
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - outside Airflow nothing else logs it
-        return
-    for secret in {userinfo, *userinfo.split(":", 1)}:
-        if len(secret) >= 4:
-            mask_secret(secret)
 
 
 def open_pipeline_store(params: Mapping[str, Any]) -> Store:
