@@ -43,8 +43,9 @@ _TWEET_EXPANSIONS = frozenset(
 _USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
 _DEFAULT_USER_FIELDS = ("id", "name", "username")
-_ID_RE = re.compile(r"^[0-9]{1,19}$")
-_USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+# Used with fullmatch: an anchored "$" would let a final line feed through.
+_ID_RE = re.compile(r"[0-9]{1,19}")
+_USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 _DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
 
@@ -196,7 +197,7 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
 
 def _tweet_id(params: dict[str, str], name: str) -> str | None:
     raw = params.get(name)
-    if raw is not None and not _ID_RE.match(raw):
+    if raw is not None and not _ID_RE.fullmatch(raw):
         raise _invalid(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
     return raw
 
@@ -410,7 +411,7 @@ def _window(
 
 
 def _users_by_username(state: Backend, params: dict[str, str], username: str) -> dict[str, Any]:
-    if not _USERNAME_RE.match(username):
+    if not _USERNAME_RE.fullmatch(username):
         raise _invalid(
             "username", username, f"The `username` path parameter value [{username}] is invalid"
         )
@@ -426,7 +427,7 @@ def _users_by_username(state: Backend, params: dict[str, str], username: str) ->
 
 
 def _users_tweets(state: Backend, params: dict[str, str], user_id: str) -> dict[str, Any]:
-    if not _ID_RE.match(user_id):
+    if not _ID_RE.fullmatch(user_id):
         raise _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is invalid")
     excluded = set(_csv(params, "exclude", frozenset({"replies", "retweets"})) or [])
     user = state.corpus.user_by_id(user_id)
@@ -479,7 +480,7 @@ def _search_recent(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
     raw = params.get("ids", "")
     ids = raw.split(",") if raw else []
-    if not 1 <= len(ids) <= 100 or not all(_ID_RE.match(i) for i in ids):
+    if not 1 <= len(ids) <= 100 or not all(_ID_RE.fullmatch(i) for i in ids):
         raise _invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
     render = _Renderer(state, params, _TWEET_EXPANSIONS)
     found = [t for t in (state.corpus.tweet(i) for i in ids) if t is not None]
@@ -494,10 +495,10 @@ def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 
 
 _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^/2/users/by/username/([^/]+)$"), "users_by_username"),
-    (re.compile(r"^/2/users/([^/]+)/tweets$"), "users_tweets"),
-    (re.compile(r"^/2/tweets/search/recent$"), "tweets_search_recent"),
-    (re.compile(r"^/2/tweets$"), "tweets_lookup"),
+    (re.compile(r"/2/users/by/username/([^/]+)"), "users_by_username"),
+    (re.compile(r"/2/users/([^/]+)/tweets"), "users_tweets"),
+    (re.compile(r"/2/tweets/search/recent"), "tweets_search_recent"),
+    (re.compile(r"/2/tweets"), "tweets_lookup"),
 )
 
 
@@ -511,7 +512,7 @@ def route(path: str) -> tuple[str, str]:
         ``(kind, argument)``; kind is ``unknown`` for paths the emulator does not serve.
     """
     for pattern, kind in _ROUTES:
-        m = pattern.match(path)
+        m = pattern.fullmatch(path)
         if m:
             return kind, unquote(m.group(1)) if m.groups() else ""
     return "unknown", ""
