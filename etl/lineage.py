@@ -97,8 +97,9 @@ _SECRET_ENV = (
     "AWS_SESSION_TOKEN",
 )
 _REDACTED = "***"
-# user:password@ in any URL (a store URL, an endpoint): the credentials part goes, the host stays.
-_URL_USERINFO = re.compile(r"(?<=://)[^\s/@'\"]+@")
+# user:password@ in any URL (a store URL, an endpoint), or quoted without its scheme (botocore's
+# "Invalid bucket name" does): the credentials part goes, the host stays.
+_URL_USERINFO = re.compile(r"(?<=://)[^\s/@'\"]+@|[^\s/@'\":]+:[^\s/@'\"]+@")
 
 
 # --- names --------------------------------------------------------------------------------------
