@@ -294,3 +294,19 @@ def test_the_env_file_is_read_below_the_environment(emulator: Any, tmp_path: Pat
         assert EMULATOR_TOKEN not in done.stdout + done.stderr
     for name in ("from-dotenv", "from-env", "from-flag"):
         assert LocalStore(tmp_path / name).list("raw/"), name
+
+
+def test_a_misspelt_config_key_is_one_usage_line_naming_file_and_line(
+    emulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "wrong.yaml"
+    config.write_text("store: out\nsources:\n  acounts: [ada_builds]\n  queries: [python]\n")
+
+    code, out, err = _extract(["--config", str(config), *WINDOW], capsys)
+
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"tweetpipe extract: error: {config}:3: sources.acounts: unknown key "
+        "(did you mean 'accounts'?)"
+    ]
+    assert emulator.request_log == [] and not (tmp_path / "out").exists()
