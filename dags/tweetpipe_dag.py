@@ -23,6 +23,7 @@ from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, tas
 from etl.airflow_lineage import lineage_task
 
 _SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.pipeline while the task runs
+_NO_URL_CREDENTIALS = r"^(?![A-Za-z][A-Za-z0-9+.-]*://[^/]*@)"
 
 default_args: dict[str, Any] = {
     # Transient trouble (API outage, S3 hiccup) is retried with backoff; a quality breach raises
@@ -47,15 +48,26 @@ params = {
         "",
         type="string",
         title="Pipeline config (pipeline.yaml)",
-        description="A pipeline.yaml path on the workers; empty: the one shipped with tweetpipe.",
+        description="A pipeline.yaml path on the workers (empty: the one shipped with tweetpipe): "
+        "its sources and store; its api.base_url is not used (the X API connection's host is).",
     ),
     "store": Param(
         "",
         type="string",
+        # A URL with user:password@ is refused when the run is triggered: the run's conf goes
+        # into every OpenLineage event and the metadata database, so it must never hold one.
+        pattern=_NO_URL_CREDENTIALS,
         title="Store",
-        description="s3://bucket/prefix or a directory; empty: $TWEETPIPE_STORE, then the config.",
+        description="s3://bucket/prefix or a directory; empty: $TWEETPIPE_STORE, then the config. "
+        "No credentials in the URL: S3 credentials come from the AWS connection.",
     ),
-    "x_conn_id": Param("x_api_default", type="string", title="X API connection"),
+    "x_conn_id": Param(
+        "x_api_default",
+        type="string",
+        title="X API connection",
+        description="An HTTP connection named x_api_* (or listed in TWEETPIPE_X_CONN_IDS); its "
+        "host is the API base URL, its password the bearer token.",
+    ),
     "aws_conn_id": Param("aws_default", type="string", title="AWS connection"),
 }
 

@@ -3,6 +3,8 @@
 Each verb resolves secrets and configuration at the edge (environment, flags) and calls one step
 function from ``etl``. Exit codes: 0 success, 1 a gate breach or a failed source, 2 usage errors.
 Heavy imports (pandas, GX, Airflow) happen inside the handlers, so ``tweetpipe --help`` is fast.
+The console script reads ``.env`` from the working directory first; the real environment wins
+over it, and flags win over both.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+ENV_FILE = ".env"
+"""Read from the working directory by the console script, below the real environment."""
 
 
 class UsageError(Exception):
@@ -58,7 +63,10 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--query", action="append", default=[], metavar="QUERY")
     p.add_argument("--config", metavar="FILE", help="pipeline.yaml with sources")
     p.add_argument(
-        "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
+        "--store",
+        metavar="URL",
+        help="s3://bucket/prefix or a directory (default: $TWEETPIPE_STORE, then the config's "
+        "store:)",
     )
     p.add_argument("--start", metavar="ISO", help="window start (inclusive), ISO 8601")
     p.add_argument("--end", metavar="ISO", help="window end (exclusive), ISO 8601")
@@ -322,13 +330,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def load_env_file(path: Path | None = None) -> bool:
+    """Read ``KEY=value`` lines of a ``.env`` file into the environment, without overriding.
+
+    The precedence is: command-line flags, then the real environment, then ``.env``: a variable
+    already set is left alone, and a flag always wins over a variable. Values are never printed;
+    a line the parser cannot read is reported (by python-dotenv) with its line number only.
+
+    Args:
+        path: the file; default ``.env`` in the working directory.
+
+    Returns:
+        Whether the file was there and read.
+    """
+    from dotenv import load_dotenv
+
+    env_file = path or Path.cwd() / ENV_FILE
+    if not env_file.is_file():
+        return False
+    return load_dotenv(env_file, override=False, interpolate=False)
+
+
 def run() -> NoReturn:
-    """The ``tweetpipe`` console script: :func:`main`, then exit with its code.
+    """The ``tweetpipe`` console script: ``.env`` (see :func:`load_env_file`), :func:`main`, then
+    exit with its code.
 
     Objects left at exit are frozen first, so the interpreter's last garbage collection skips
     them: with pandas loaded it would spend a tenth of a second freeing memory the operating
     system takes back anyway.
     """
+    load_env_file()
     code = main()
     gc.freeze()
     sys.exit(code)

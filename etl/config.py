@@ -8,29 +8,148 @@ stored watermark). Nothing here holds a secret: the bearer token is resolved by 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import jsonschema
 import yaml
 
 SourceKind = Literal["account", "query"]
 
-_USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")  # matched in full: "$" takes a trailing "\n"
-_MAX_QUERY_LENGTH = 512  # recent search accepts queries of up to 512 characters
-_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
-
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # a real page of 100 posts is well under 2 MiB
 MIN_MAX_BODY_BYTES = 1024
 MAX_MAX_BODY_BYTES = 1024 * 1024 * 1024
+STORE_ENV = "TWEETPIPE_STORE"
+"""The environment variable naming the store when no flag or DAG param does."""
+MAX_CONFIG_BYTES = 1 << 20
+"""A pipeline config larger than this is refused unread (a DAG param may name any file)."""
+
+_USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
+_MAX_QUERY_LENGTH = 512  # recent search accepts queries of up to 512 characters
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+# A key shown in an error message: a config's keys are plain names; anything else may be content
+# that does not belong in a log, so it is not repeated.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}")
+
+_STRINGS: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "tweetpipe pipeline.yaml",
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {
+        "store": {"type": ["string", "null"], "maxLength": 1024},
+        "api": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "base_url": {"type": ["string", "null"], "maxLength": 1024},
+                "max_body_bytes": {
+                    "type": ["integer", "null"],
+                    "minimum": MIN_MAX_BODY_BYTES,
+                    "maximum": MAX_MAX_BODY_BYTES,
+                },
+            },
+        },
+        "sources": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {"accounts": _STRINGS, "queries": _STRINGS},
+        },
+    },
+}
+"""The shape of ``pipeline.yaml``; values are checked further by :func:`source_problem` and the
+store and URL checks."""
+_VALIDATOR = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+}
+_SCHEMA_PROBLEMS = {"maxLength": "is too long"}
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file, as data.
+
+    Attributes:
+        file: the file as given.
+        line: 1-based line, or None when the problem is the file as a whole.
+        key: the key path (``sources.accounts[2]``), empty for the file itself.
+        problem: what is wrong, without quoting any value from the file.
+        column: 1-based column, when known (YAML syntax errors).
+    """
+
+    file: str
+    line: int | None
+    key: str
+    problem: str
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.key}: {self.problem}" if self.key else f"{where}: {self.problem}"
 
 
 class ConfigError(ValueError):
-    """A pipeline configuration (file, source or window) is not usable; the message names it."""
+    """A pipeline configuration (file, source or window) is not usable; the message names it.
+
+    Attributes:
+        problems: for a configuration file, every problem found (the message names the first).
+    """
+
+    def __init__(self, message: str, problems: tuple[ConfigProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    @classmethod
+    def from_problems(cls, problems: list[ConfigProblem]) -> ConfigError:
+        """The error for a file's problems: the first named, the rest counted."""
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return cls(f"{problems[0]}{more}", tuple(problems))
+
+    @classmethod
+    def at(
+        cls, path: Path, line: int | None, key: str, problem: str, column: int | None = None
+    ) -> ConfigError:
+        """The error for one problem in file ``path``."""
+        return cls.from_problems([ConfigProblem(str(path), line, key, problem, column)])
+
+
+def source_problem(kind: str, value: str) -> str | None:
+    """Why ``value`` is not a usable source of ``kind``, without quoting it; None when it is.
+
+    Args:
+        kind: ``"account"`` or ``"query"``.
+        value: the username or the query text.
+
+    Returns:
+        The problem, or None.
+    """
+    if kind == "account":
+        if not _USERNAME.fullmatch(value):
+            return "is not a valid X username (1-15 letters, digits or underscores, without '@')"
+    elif kind == "query":
+        if not value.strip() or len(value) > _MAX_QUERY_LENGTH:
+            return f"must be a non-empty query of at most {_MAX_QUERY_LENGTH} characters"
+    else:
+        return "is neither 'account' nor 'query'"
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,20 +165,11 @@ class Source:
     value: str
 
     def __post_init__(self) -> None:
-        if self.kind == "account":
-            if _USERNAME.fullmatch(self.value) is None:
-                raise ConfigError(
-                    f"account {self.value!r} is not a valid X username "
-                    "(1-15 letters, digits or underscores, without '@')"
-                )
-        elif self.kind == "query":
-            if not self.value.strip() or len(self.value) > _MAX_QUERY_LENGTH:
-                raise ConfigError(
-                    f"query {self.value!r} must be non-empty and at most "
-                    f"{_MAX_QUERY_LENGTH} characters"
-                )
-        else:
-            raise ConfigError(f"source kind {self.kind!r} is neither 'account' nor 'query'")
+        problem = source_problem(self.kind, self.value)
+        if problem is not None:
+            # The value is the user's own (a flag, a DAG param): quoting it helps them find it.
+            # Values from a file are checked before they get here, and never quoted.
+            raise ConfigError(f"{self.kind} {self.value!r} {problem}")
 
     @property
     def slug(self) -> str:
@@ -198,22 +308,12 @@ def parse_time(text: str, name: str = "time") -> datetime:
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value
 
 
-def _string_list(doc: dict[str, Any], key: str, path: Path) -> list[str]:
-    value = doc.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: sources.{key} must be a list of strings")
-    return value
-
-
-def _optional_str(doc: dict[str, Any], key: str, path: Path) -> str | None:
-    value = doc.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{path}: {key} must be a string")
-    return value
-
-
 def load_config(config_path: Path | str) -> PipelineConfig:
-    """Read ``pipeline.yaml``.
+    """Read ``pipeline.yaml`` and check it against :data:`CONFIG_SCHEMA`.
+
+    Errors name the file, the line and the key path (``sources.accounts[2]``), never a value:
+    the file may be any file a DAG param names, so nothing of its content beyond key names is
+    repeated. Unknown keys are errors, with the closest valid key suggested.
 
     Args:
         config_path: the YAML file, shaped like::
@@ -228,36 +328,242 @@ def load_config(config_path: Path | str) -> PipelineConfig:
 
     Returns:
         The parsed configuration.
+
+    Raises:
+        ConfigError: the file cannot be read or breaks the schema; ``problems`` lists every
+            problem found, the message names the first.
     """
     path = Path(config_path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read pipeline config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"pipeline config {path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"pipeline config {path} must be a YAML mapping")
+    text = _read_config_text(path)
+    doc, lines = _compose(text, path)
+    problems = sorted(
+        _schema_problems(doc, lines, path) or _value_problems(doc, lines, path),
+        key=lambda p: (p.line or 0, p.key),
+    )
+    if problems:
+        raise ConfigError.from_problems(problems)
     sources_doc = doc.get("sources") or {}
-    if not isinstance(sources_doc, dict):
-        raise ConfigError(f"{path}: sources must be a mapping with accounts and queries")
-    api_doc = doc.get("api") or {}
-    if not isinstance(api_doc, dict):
-        raise ConfigError(f"{path}: api must be a mapping")
-    try:
-        sources = [Source("account", v) for v in _string_list(sources_doc, "accounts", path)]
-        sources += [Source("query", v) for v in _string_list(sources_doc, "queries", path)]
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    max_body = api_doc.get("max_body_bytes")
-    if max_body is not None:
-        max_body = parse_max_body_bytes(max_body, f"{path}: api.max_body_bytes")
+    sources = [Source("account", v) for v in sources_doc.get("accounts") or []]
+    sources += [Source("query", v) for v in sources_doc.get("queries") or []]
     return PipelineConfig(
         sources=tuple(dedupe_sources(sources)),
-        store_url=_optional_str(doc, "store", path),
-        api_base_url=_optional_str(api_doc, "base_url", path),
-        max_body_bytes=max_body,
+        store_url=doc.get("store"),
+        api_base_url=(doc.get("api") or {}).get("base_url"),
+        max_body_bytes=(doc.get("api") or {}).get("max_body_bytes"),
     )
+
+
+def _read_config_text(path: Path) -> str:
+    """The file's text: a regular file, at most :data:`MAX_CONFIG_BYTES`, UTF-8."""
+    try:
+        # Non-blocking, so a FIFO named as the config cannot hang the reader; fstat then tells.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError.at(path, None, "", "not a regular file")
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError.at(
+            path, None, "", f"cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError.at(path, None, "", f"larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError.at(path, line, "", "not UTF-8 text") from None
+
+
+# PyYAML's messages quote the offending text; only its class and position are reported.
+_YAML_PROBLEMS = {
+    "ScannerError": "a token cannot be read",
+    "ParserError": "the structure is broken",
+    "ComposerError": "an alias or document cannot be composed",
+    "ConstructorError": "a value cannot be constructed",
+    "ReaderError": "a character YAML does not allow",
+}
+
+
+def _compose(text: str, path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """The document as plain values, and the line of every key path in it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        problem = _YAML_PROBLEMS.get(type(exc).__name__, "a syntax error")
+        raise ConfigError.at(path, line, "", f"not valid YAML ({problem})", column) from None
+    except yaml.YAMLError as exc:
+        problem = _YAML_PROBLEMS.get(type(exc).__name__, "a syntax error")
+        raise ConfigError.at(path, None, "", f"not valid YAML ({problem})") from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is None:  # an empty file: no sources, no store
+        return {}, lines
+    return _Composer(path, lines).value(node, ()), lines
+
+
+class _Composer:
+    """Plain values from YAML nodes, recording each key's line; anchors and aliases refused."""
+
+    def __init__(self, path: Path, lines: dict[tuple[str | int, ...], int]) -> None:
+        self.path = path
+        self.lines = lines
+        self.seen: set[int] = set()
+        self.constructor = yaml.SafeLoader("")
+
+    def value(self, node: yaml.Node, at: tuple[str | int, ...]) -> Any:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if id(node) in self.seen:
+            raise self._error(node, at, "anchors and aliases are not supported")
+        self.seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, at)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, (*at, i)) for i, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise self._error(node, at, "a value that cannot be constructed") from None
+
+    def _mapping(self, node: yaml.MappingNode, at: tuple[str | int, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
+                raise self._error(key_node, at, "a key that is not a plain string")
+            if key in out:
+                raise self._error(key_node, (*at, key), "given twice")
+            self.lines[(*at, key)] = key_node.start_mark.line + 1
+            out[key] = self.value(value_node, (*at, key))
+        return out
+
+    def _error(self, node: yaml.Node, at: tuple[str | int, ...], problem: str) -> ConfigError:
+        return ConfigError.at(self.path, node.start_mark.line + 1, key_path(at), problem)
+
+
+def key_path(at: tuple[str | int, ...]) -> str:
+    """``("sources", "accounts", 2)`` as ``sources.accounts[2]``.
+
+    Args:
+        at: keys and list indexes from the document's root.
+
+    Returns:
+        The dotted path; a key that is not a plain name is shown as ``?``.
+    """
+    out = ""
+    for part in at:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            shown = part if _PLAIN_KEY.fullmatch(part) else "?"
+            out += f".{shown}" if out else shown
+    return out
+
+
+def _line(lines: dict[tuple[str | int, ...], int], at: tuple[str | int, ...]) -> int | None:
+    while at not in lines and at:
+        at = at[:-1]
+    return lines.get(at)
+
+
+def _schema_problems(
+    doc: Any, lines: dict[tuple[str | int, ...], int], path: Path
+) -> list[ConfigProblem]:
+    problems = []
+    for error in _VALIDATOR.iter_errors(doc):
+        at = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            known = sorted(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(known)):
+                problems.append(_unknown_key(path, lines, (*at, key), known))
+            continue
+        problem = _SCHEMA_PROBLEMS.get(str(error.validator), "does not fit the schema")
+        if error.validator == "type":
+            problem = f"must be {_type_words(error.validator_value)}"
+        elif error.validator == "maxLength":
+            problem = f"must be at most {error.validator_value} characters"
+        elif error.validator in ("minimum", "maximum"):
+            problem = (
+                f"must be a whole number of bytes from {MIN_MAX_BODY_BYTES} to {MAX_MAX_BODY_BYTES}"
+            )
+        problems.append(ConfigProblem(str(path), _line(lines, at), key_path(at), problem))
+    return problems
+
+
+def _unknown_key(
+    path: Path, lines: dict[tuple[str | int, ...], int], at: tuple[str | int, ...], known: list[str]
+) -> ConfigProblem:
+    name = str(at[-1])
+    shown = name if _PLAIN_KEY.fullmatch(name) else None
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if shown else []
+    if close:
+        return ConfigProblem(
+            str(path), _line(lines, at), key_path(at), f"unknown key (did you mean {close[0]!r}?)"
+        )
+    valid = ", ".join(known)
+    if shown:
+        return ConfigProblem(
+            str(path), _line(lines, at), key_path(at), f"unknown key (valid keys: {valid})"
+        )
+    where = key_path(at[:-1])
+    problem = f"unknown key, not a plain name (valid keys: {valid})"
+    return ConfigProblem(str(path), _line(lines, at), where, problem)
+
+
+def _type_words(value: Any) -> str:
+    names = [value] if isinstance(value, str) else list(value)
+    words = [_TYPE_WORDS.get(n, n) for n in names if n != "null"]
+    return " or ".join(words) + (" (or empty)" if "null" in names else "")
+
+
+def _value_problems(
+    doc: dict[str, Any], lines: dict[tuple[str | int, ...], int], path: Path
+) -> list[ConfigProblem]:
+    """What the schema cannot say: usernames, queries and URLs, checked as the code does."""
+    problems = []
+    sources_doc = doc.get("sources") or {}
+    for key, kind in (("accounts", "account"), ("queries", "query")):
+        for i, value in enumerate(sources_doc.get(key) or []):
+            problem = source_problem(kind, value)
+            if problem:
+                at = ("sources", key, i)
+                problems.append(ConfigProblem(str(path), _line(lines, at), key_path(at), problem))
+    if (store := doc.get("store")) is not None:
+        from etl.store import StoreError, parse_store_url
+
+        try:
+            parse_store_url(store)
+        except StoreError as exc:
+            problems.append(ConfigProblem(str(path), _line(lines, ("store",)), "store", str(exc)))
+    base_url = (doc.get("api") or {}).get("base_url")
+    if base_url is not None and (problem := api_base_url_problem(base_url)):
+        url_at: tuple[str | int, ...] = ("api", "base_url")
+        problems.append(ConfigProblem(str(path), _line(lines, url_at), key_path(url_at), problem))
+    return problems
+
+
+def api_base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an X API base URL, without quoting it; None when it can.
+
+    Args:
+        url: e.g. ``https://api.twitter.com`` or the emulator's ``http://127.0.0.1:8089``.
+
+    Returns:
+        The problem, or None.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if "@" in parts.netloc:
+        return "must not carry credentials (user:password@host)"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    return None
 
 
 def load_sources(config_path: Path | str) -> list[Source]:

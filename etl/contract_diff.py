@@ -451,7 +451,7 @@ def _version(doc: dict[str, Any] | None) -> str | None:
 
 
 def _major(version: str | None) -> int | None:
-    match = SEMVER.match(version or "")
+    match = SEMVER.fullmatch(version or "")
     return int(match.group(1)) if match else None
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from etl.contract_tree import PropertyRef
+    from etl.store import Store
 
 DOCS_PREFIX = "docs/contracts/"
 _HISTORY_LIMIT = 200
@@ -150,12 +151,12 @@ def build_site(paths: Sequence[str | Path], out: Path) -> list[Path]:
     return written
 
 
-def publish_site(files: Iterable[Path], store_url: str, prefix: str = DOCS_PREFIX) -> list[str]:
+def publish_site(files: Iterable[Path], store: Store | str, prefix: str = DOCS_PREFIX) -> list[str]:
     """Copy the site's files into a store, next to the Data Docs.
 
     Args:
         files: the files :func:`build_site` wrote (all in one directory).
-        store_url: ``s3://bucket/prefix`` or a local directory.
+        store: the store, or its URL (``s3://bucket/prefix`` or a local directory).
         prefix: key prefix (default ``docs/contracts/``).
 
     Returns:
@@ -163,7 +164,8 @@ def publish_site(files: Iterable[Path], store_url: str, prefix: str = DOCS_PREFI
     """
     from etl.store import open_store
 
-    store = open_store(store_url)
+    if isinstance(store, str):
+        store = open_store(store)
     keys = []
     for path in files:
         key = f"{prefix}{path.name}"
@@ -186,15 +188,22 @@ def run_docs_cli(args: argparse.Namespace) -> int:
         UsageError: a path is missing or a contract unreadable (exit code 2).
     """
     from etl.cli import EXIT_OK, UsageError
+    from etl.store import StoreError, open_store
 
+    try:
+        # Checked first (a writable directory, a bucket that answers): a bad --store is one
+        # line, before any page is rendered.
+        store = open_store(args.store, check=True) if args.store else None
+    except StoreError as exc:
+        raise UsageError(f"--store: {exc}") from None
     try:
         files = build_site(args.paths, Path(args.out))
     except DocsInputError as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {len(files) - 2} contract page(s) and the index to {files[0]}")
-    if args.store:
-        keys = publish_site(files, args.store)
-        print(f"published {len(keys)} file(s) under {DOCS_PREFIX} in {args.store}")
+    if store is not None:
+        keys = publish_site(files, store)
+        print(f"published {len(keys)} file(s) under {DOCS_PREFIX} in {store.url}")
     return EXIT_OK
 
 

@@ -44,9 +44,9 @@ CONTRACT_GLOB = "*.odcs.yaml"
 
 # SemVer 2.0.0: MAJOR.MINOR.PATCH without leading zeros, optional pre-release and build metadata.
 SEMVER = re.compile(
-    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
-)
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)  # used with fullmatch
 
 # Regex tokens, so escapes and character classes are looked at as units.
 _REGEX_TOKEN = re.compile(
@@ -335,7 +335,7 @@ def _short(message: str, limit: int = 240) -> str:
 # --- our rules -----------------------------------------------------------------------------------
 def _version_findings(doc: _Doc) -> Iterator[Finding]:
     version = doc.data.get("version")
-    if not isinstance(version, str) or not SEMVER.match(version):
+    if not isinstance(version, str) or not SEMVER.fullmatch(version):
         yield doc.finding(
             ("version",),
             f"version {version!r} is not semantic (MAJOR.MINOR.PATCH as a string, e.g. '1.2.0')",

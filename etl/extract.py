@@ -57,10 +57,12 @@ from etl.config import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_MAX_BODY_BYTES,
     MIN_MAX_BODY_BYTES,
+    STORE_ENV,
     ConfigError,
     PipelineConfig,
     Source,
     Window,
+    api_base_url_problem,
     dedupe_sources,
     load_config,
     load_sources,
@@ -1494,11 +1496,36 @@ def _cli_client(config: PipelineConfig | None, max_body_bytes: int) -> XClient:
         raise ConfigError("X_BEARER_TOKEN is not set: export the X API bearer token")
     from_env = os.environ.get("X_API_BASE_URL", "").strip()
     base_url = from_env or (config.api_base_url if config else None)
+    # The config file's URL was checked when it was read; the variable's is checked here, and
+    # neither is quoted (it may carry credentials).
+    if from_env and (problem := api_base_url_problem(from_env)):
+        raise ConfigError(f"X_API_BASE_URL {problem}")
     try:
         return make_client(token, base_url, max_body_bytes=max_body_bytes)
     except ValueError as exc:
         where = "X_API_BASE_URL" if from_env else "api.base_url of the config"
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _cli_store(args: argparse.Namespace, config: PipelineConfig | None) -> Store:
+    """The store: ``--store``, else ``$TWEETPIPE_STORE``, else the config's ``store:``; checked
+    (a writable directory, a bucket that answers) before anything is fetched."""
+    from etl.store import StoreError, open_store
+
+    candidates = (
+        ("--store", args.store or ""),
+        (STORE_ENV, os.environ.get(STORE_ENV, "").strip()),
+        (f"store: in {args.config}", (config.store_url or "") if config else ""),
+    )
+    for where, url in candidates:
+        if url:
+            try:
+                return open_store(url, check=True)
+            except StoreError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(
+        f"no store: give --store, set {STORE_ENV}, or name one under store: in --config FILE"
+    )
 
 
 def _summary(report: ExtractReport, seconds: float) -> str:
@@ -1544,12 +1571,14 @@ def _summary(report: ExtractReport, seconds: float) -> str:
 
 
 def run_extract_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe extract``: land the configured sources in ``--store``.
+    """``tweetpipe extract``: land the configured sources in the store.
 
     The token comes from ``X_BEARER_TOKEN``, the API base URL from ``X_API_BASE_URL`` (else the
-    config file's ``api.base_url``, else the real API), the body limit from ``--max-body-bytes``
-    (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB). A source that fails,
-    whatever it raised, fails alone: it is reported, the others still land, and the exit is 1.
+    config file's ``api.base_url``, else the real API), the store from ``--store`` (else
+    ``TWEETPIPE_STORE``, else the config file's ``store:``), the body limit from
+    ``--max-body-bytes`` (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB).
+    A source that fails, whatever it raised, fails alone: it is reported, the others still land,
+    and the exit is 1.
 
     Args:
         args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``,
@@ -1561,7 +1590,6 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-    from etl.store import open_store
 
     try:
         config = _cli_config(args)
@@ -1569,7 +1597,7 @@ def run_extract_cli(args: argparse.Namespace) -> int:
         window = _cli_window(args)
         limit = resolve_max_body_bytes(config, getattr(args, "max_body_bytes", None))
         client = _cli_client(config, limit)
-        store = open_store(args.store)
+        store = _cli_store(args, config)
     except ValueError as exc:  # ConfigError included: bad input, named in the message
         raise UsageError(str(exc)) from None
     if not logging.getLogger().handlers:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,6 +97,9 @@ _SECRET_ENV = (
     "AWS_SESSION_TOKEN",
 )
 _REDACTED = "***"
+# user:password@ in any URL (a store URL, an endpoint), or quoted without its scheme (botocore's
+# "Invalid bucket name" does): the credentials part goes, the host stays.
+_URL_USERINFO = re.compile(r"(?<=://)[^\s/@'\"]+@|[^\s/@'\":]+:[^\s/@'\"]+@")
 
 
 # --- names --------------------------------------------------------------------------------------
@@ -379,7 +383,8 @@ def output_statistics_facet(
 
 
 def redact(text: str) -> str:
-    """``text`` with the values of secret environment variables replaced by ``***``.
+    """``text`` with the values of secret environment variables, and the user info of any URL
+    (``s3://KEY:SECRET@bucket``), replaced by ``***``.
 
     Args:
         text: free text about to leave the process (an error message, a stack trace).
@@ -391,7 +396,7 @@ def redact(text: str) -> str:
         secret = os.environ.get(var, "")
         if len(secret) >= 8:
             text = text.replace(secret, _REDACTED)
-    return text
+    return _URL_USERINFO.sub(f"{_REDACTED}@", text)
 
 
 def error_facet(

@@ -1,7 +1,14 @@
 """The orchestration adapter: one function per DAG task, from Airflow's world to the steps.
 
 Each function resolves what only the orchestrator knows (the DAG params, the ``x_api_default`` and
-``aws_default`` connections, the run id) and calls one step of ``etl``. Tasks hand over nothing but
+``aws_default`` connections, the run id) and calls one step of ``etl``.
+
+Trust: whoever may trigger the DAG chooses the params, so a param never decides where a secret
+goes. The X API's host comes from the X API connection itself (or the deployment's
+``X_API_BASE_URL``), never from a param or the config file a param names; and only a connection
+meant for the X API (see :func:`x_connection_allowed`) is ever used as one. Settings from params
+are checked and reported without quoting what could be a secret (a store URL's credentials, a
+config file's content). Tasks hand over nothing but
 object keys and small summaries (the returned dicts, which go to XCom); every task downloads what
 it needs from the store into its own temporary directory, so the DAG runs unchanged on a Celery or
 Kubernetes executor.
@@ -24,6 +31,7 @@ exponential backoff apply to it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl import resources
+from etl.config import STORE_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -42,8 +51,14 @@ if TYPE_CHECKING:
     from etl.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
-STORE_ENV = "TWEETPIPE_STORE"
 X_CONN_ID = "x_api_default"
+X_CONN_IDS_ENV = "TWEETPIPE_X_CONN_IDS"
+"""Deployment setting: comma-separated ids of the connections that may be used for the X API.
+Unset: ids ``x_api`` and ``x_api_*``. Either way the connection's type must be HTTP."""
+X_CONN_TYPES = ("http", "https")
+_X_CONN_NAME = re.compile(r"x_api(?:_[A-Za-z0-9_]+)?")
+_SHOWN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's default for [core] max_map_length
 AWS_CONN_ID = "aws_default"
 CHECKPOINT_XCOM_KEY = "checkpoint"
 DOCS_PREFIX = "docs/"
@@ -72,23 +87,40 @@ def store_url(params: Mapping[str, Any]) -> str:
         params: the DAG run's params.
 
     Returns:
-        ``s3://bucket/prefix`` or a local directory.
+        ``s3://bucket/prefix`` or a local directory, its shape checked.
 
     Raises:
-        AirflowFailException: none of the three names a store (a PipelineError, not retried).
+        AirflowFailException: none of the three names a store, the config cannot be read, or the
+            URL is malformed (carries credentials, say); the message names which setting and
+            quotes none of it (a PipelineError, not retried).
     """
-    if url := _param(params, "store") or os.environ.get(STORE_ENV, "").strip():
-        return url
-    from etl.config import load_config
+    from etl.store import StoreError, parse_store_url
 
-    config = _config_path(params)
-    if config.is_file() and (url := load_config(config).store_url or ""):
+    where, url = "the DAG param 'store'", _param(params, "store")
+    if not url:
+        where, url = STORE_ENV, os.environ.get(STORE_ENV, "").strip()
+    if not url:
+        from etl.config import ConfigError, load_config
+
+        config = _config_path(params)
+        try:
+            # load_config checks the file's store: as parse_store_url does.
+            url = (load_config(config).store_url or "") if config.is_file() else ""
+        except ConfigError as exc:
+            raise _not_retried(PipelineError(str(exc))) from None
+        if not url:
+            raise _not_retried(
+                PipelineError(
+                    f"no store: set the DAG param 'store', the {STORE_ENV} variable, or 'store:' "
+                    f"in {config}"
+                )
+            )
         return url
-    raise _not_retried(
-        PipelineError(
-            f"no store: set the DAG param 'store', the {STORE_ENV} variable, or 'store:' in {config}"
-        )
-    )
+    try:
+        parse_store_url(url)
+    except StoreError as exc:
+        raise _not_retried(PipelineError(f"{where}: {exc}")) from None
+    return url
 
 
 def open_pipeline_store(params: Mapping[str, Any]) -> Store:
@@ -104,16 +136,19 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
     Returns:
         The store.
     """
-    from etl.store import S3Store, open_store
+    from etl.store import S3Store, StoreError, open_store, parse_store_url
 
     url = store_url(params)
-    if not url.startswith("s3://"):
-        return open_store(url)
+    location = parse_store_url(url)
+    if location.kind != "s3":
+        try:
+            return open_store(url, check=True)
+        except StoreError as exc:
+            raise _not_retried(PipelineError(str(exc))) from None
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    bucket, _, prefix = url[len("s3://") :].partition("/")
     client = S3Hook(aws_conn_id=_param(params, "aws_conn_id", AWS_CONN_ID)).get_conn()
-    return S3Store(bucket, prefix.strip("/"), client=client)
+    return S3Store(location.bucket, location.prefix, client=client)
 
 
 def _source_from_text(text: str) -> Source:
@@ -133,7 +168,8 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
         ``{"kind", "value", "slug"}`` per source, without duplicates.
 
     Raises:
-        AirflowFailException: a source is malformed, or there is none (not retried).
+        AirflowFailException: a source is malformed, there is none, or there are more than
+            Airflow maps in one run (``[core] max_map_length``); not retried.
     """
     from etl.config import ConfigError, dedupe_sources, load_sources
 
@@ -151,7 +187,27 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
                 f"no sources: the 'sources' param is empty and so is {_config_path(params)}"
             )
         )
+    limit = _max_map_length()
+    if len(sources) > limit:
+        # Airflow refuses to map more task instances than this: fail here, saying so, rather
+        # than after the push with no source run at all.
+        raise _not_retried(
+            PipelineError(
+                f"{len(sources)} sources, but Airflow maps at most {limit} task instances per "
+                "task ([core] max_map_length): split the sources across runs (the 'sources' "
+                "param) or raise the setting"
+            )
+        )
     return [{"kind": s.kind, "value": s.value, "slug": s.slug} for s in sources]
+
+
+def _max_map_length() -> int:
+    try:
+        from airflow.sdk.configuration import conf
+
+        return int(conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH))
+    except (ImportError, ValueError):
+        return DEFAULT_MAX_MAP_LENGTH
 
 
 # --- Airflow glue -------------------------------------------------------------------------------
@@ -186,35 +242,76 @@ def _push_checkpoint(summary: dict[str, Any]) -> None:
         context["ti"].xcom_push(key=CHECKPOINT_XCOM_KEY, value=summary)
 
 
+def x_connection_allowed(conn_id: str) -> bool:
+    """Whether a run may use connection ``conn_id`` for the X API (its type is checked later).
+
+    Args:
+        conn_id: the ``x_conn_id`` param.
+
+    Returns:
+        True when ``conn_id`` is listed in ``$TWEETPIPE_X_CONN_IDS``, or, with that unset, is
+        ``x_api`` or starts with ``x_api_``.
+    """
+    listed = {c.strip() for c in os.environ.get(X_CONN_IDS_ENV, "").split(",") if c.strip()}
+    if listed:
+        return conn_id in listed
+    return _X_CONN_NAME.fullmatch(conn_id) is not None
+
+
 def _x_client(params: Mapping[str, Any]) -> XClient:
-    """The X API client from the connection (password = bearer token, host = API base URL)."""
+    """The X API client from the connection (password = bearer token, host = API base URL).
+
+    The bearer token goes only where the connection (or the deployment's ``X_API_BASE_URL``)
+    points, and only a connection meant for the X API is used: neither the params nor the config
+    file they may name can send a connection's password to another host.
+    """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from etl.config import load_config
+    from etl.config import api_base_url_problem
     from etl.extract import make_client, resolve_max_body_bytes
 
     conn_id = _param(params, "x_conn_id", X_CONN_ID)
+    shown = repr(conn_id) if _SHOWN_ID.fullmatch(conn_id) else "(not a plain id)"
+    if not x_connection_allowed(conn_id):
+        raise _not_retried(
+            PipelineError(
+                f"x_conn_id {shown} is not an X API connection: use x_api_default, an HTTP "
+                f"connection named x_api_*, or one listed in {X_CONN_IDS_ENV}"
+            )
+        )
     try:
         conn = BaseHook.get_connection(conn_id)
-        token, base_url = conn.password or "", _base_url(conn.host, conn.port, conn.schema)
     except AirflowNotFoundException:
+        conn = None
+    if conn is not None:
+        if (conn.conn_type or "").lower() not in X_CONN_TYPES:
+            # Another service's connection: its password is never sent as a bearer token.
+            kind = conn.conn_type if _SHOWN_ID.fullmatch(conn.conn_type or "") else "another"
+            raise _not_retried(
+                PipelineError(
+                    f"connection {shown} is of type {kind}, not http: only an HTTP connection "
+                    "holding the X API bearer token may be used as x_conn_id"
+                )
+            )
+        token, base_url = conn.password or "", _base_url(conn.host, conn.port, conn.schema)
+    else:
         # As the CLI does: the variables stand in for a missing connection.
-        token = os.environ.get("X_BEARER_TOKEN", "")
-        base_url = os.environ.get("X_API_BASE_URL", "").strip() or None
+        token, base_url = os.environ.get("X_BEARER_TOKEN", ""), None
+    # A connection without a host uses the deployment's setting, else the real API.
+    base_url = base_url or os.environ.get("X_API_BASE_URL", "").strip() or None
     if not token.strip():
         raise _not_retried(
             PipelineError(
-                f"no X API bearer token: create the Airflow connection {conn_id!r} with the token "
+                f"no X API bearer token: create the Airflow connection {shown} with the token "
                 "as its password (or set X_BEARER_TOKEN)"
             )
         )
-    config_path = _config_path(params)
-    config = load_config(config_path) if config_path.is_file() else None
-    if base_url is None and config is not None:
-        base_url = config.api_base_url
-    # X_API_MAX_BODY_BYTES, else the config's api.max_body_bytes, else 8 MiB: as the CLI.
-    return make_client(token, base_url, max_body_bytes=resolve_max_body_bytes(config))
+    if base_url is not None and (problem := api_base_url_problem(base_url)):
+        raise _not_retried(PipelineError(f"the X API base URL of {shown} {problem}"))
+    # Like the host, the body limit is the deployment's (X_API_MAX_BODY_BYTES, else 8 MiB), never
+    # a per-run config's.
+    return make_client(token, base_url, max_body_bytes=resolve_max_body_bytes(None))
 
 
 def _base_url(host: str | None, port: int | None, scheme: str | None) -> str | None:

@@ -435,7 +435,7 @@ def _as_numbers(column: pd.Series, logical_type: str) -> pd.Series:
 
     pattern = re.compile(INTEGER_REGEX if logical_type == "integer" else NUMBER_REGEX)
     present = column.dropna()
-    if not all(isinstance(v, str) and pattern.match(v) for v in present):
+    if not all(isinstance(v, str) and pattern.fullmatch(v) for v in present):
         return column
     try:
         if logical_type == "integer":

@@ -8,15 +8,34 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+# S3 bucket naming rules (general purpose buckets): 3-63 lower-case letters, digits, dots and
+# hyphens, starting and ending with a letter or digit.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
+# The reachability check of an S3 store fails fast: an unreachable endpoint is reported in
+# seconds, not after boto3's default minute-long connect timeout and five attempts.
+PROBE_TIMEOUT = 5.0
+PROBE_ATTEMPTS = 2
+
+
+class StoreError(ValueError):
+    """A store setting cannot be used: a malformed URL, a path that is no writable directory, a
+    bucket that cannot be reached. The message says what to do and never quotes a URL part that
+    could hold a credential."""
 
 
 class ObjectExistsError(Exception):
@@ -62,23 +81,110 @@ def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def open_store(url: str) -> Store:
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a store URL points, checked for shape (nothing is opened).
+
+    Attributes:
+        kind: ``"s3"`` or ``"local"``.
+        bucket: the S3 bucket (empty for a local store).
+        prefix: the key prefix in the bucket, without surrounding slashes.
+        path: the local directory (None for S3).
+    """
+
+    kind: Literal["s3", "local"]
+    bucket: str = ""
+    prefix: str = ""
+    path: Path | None = None
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """Check a store URL's shape and say where it points.
+
+    A URL that carries credentials (``s3://KEY:SECRET@bucket``) is refused without quoting any of
+    it: S3 credentials come from the AWS credential chain or an Airflow connection, never from the
+    URL, and the URL shows up in logs, summaries and lineage.
+
+    Args:
+        url: ``s3://bucket[/prefix]``, ``file:///some/dir`` or a directory path.
+
+    Returns:
+        The location.
+
+    Raises:
+        StoreError: the URL is empty, has credentials, an unknown scheme, a bad bucket name, or
+            control characters.
+    """
+    text = url.strip()
+    if not text:
+        raise StoreError("the store is empty: give s3://bucket/prefix or a directory")
+    if not _PRINTABLE.fullmatch(text):
+        raise StoreError("the store contains control characters: give s3://bucket/prefix or a path")
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        return StoreLocation("local", path=Path(text))
+    authority = text[scheme.end() :].partition("/")[0]
+    if "@" in authority:
+        raise StoreError(
+            "the store URL carries credentials (user:password@): remove them; S3 credentials come "
+            "from the AWS credential chain (AWS_* variables, a profile, a role) or the Airflow "
+            "connection named by aws_conn_id"
+        )
+    kind = scheme.group(1).lower()
+    if kind == "file":
+        if authority not in ("", "localhost"):
+            raise StoreError("a file:// store URL names no host: write file:///some/dir")
+        return StoreLocation("local", path=Path(urlsplit(text).path))
+    if kind != "s3":
+        raise StoreError(
+            f"store URL scheme {kind}:// is not supported: give s3://bucket/prefix or a directory"
+        )
+    return _s3_location(text, authority, text[scheme.end() + len(authority) :])
+
+
+def _s3_location(text: str, authority: str, path: str) -> StoreLocation:
+    if "?" in text or "#" in text:
+        raise StoreError("an s3:// store URL takes no query or fragment: give s3://bucket/prefix")
+    if not authority:
+        raise StoreError("the store URL names no bucket: give s3://bucket/prefix")
+    if not _BUCKET.fullmatch(authority):
+        raise StoreError(
+            "the store URL's bucket name is not valid: S3 bucket names are 3-63 lower-case "
+            "letters, digits, dots and hyphens"
+        )
+    prefix = path.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise StoreError(f"store s3://{authority}: the key prefix has an empty, '.' or '..' part")
+    return StoreLocation("s3", bucket=authority, prefix=prefix)
+
+
+def open_store(url: str, *, check: bool = False) -> Store:
     """Open the store named by ``url``.
 
     Args:
         url: ``s3://bucket[/prefix]`` for S3 (credentials from the default chain, endpoint from
             ``AWS_ENDPOINT_URL``), or a local directory path (``file://`` prefix optional).
+        check: make sure the store can be used before returning it: a local directory is
+            created if missing and must be writable; an S3 bucket must answer a ``HeadBucket``
+            within :data:`PROBE_TIMEOUT` seconds per attempt.
 
     Returns:
         A store whose keys are relative to the prefix or directory.
+
+    Raises:
+        StoreError: the URL is malformed, or (``check``) the store cannot be used.
     """
-    if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not bucket:
-            raise ValueError(f"store URL {url!r} names no bucket")
-        return S3Store(bucket, prefix.strip("/"))
-    path = url[len("file://") :] if url.startswith("file://") else url
-    return LocalStore(Path(path))
+    location = parse_store_url(url)
+    if location.kind == "s3":
+        s3 = S3Store(location.bucket, location.prefix)
+        if check:
+            s3.check()
+        return s3
+    assert location.path is not None
+    local = LocalStore(location.path)
+    if check:
+        local.check()
+    return local
 
 
 def _check_key(key: str) -> str:
@@ -96,51 +202,76 @@ class LocalStore:
         self.url = str(self.root)
         self.namespace = "file"
 
+    def check(self) -> None:
+        """Make sure the root is a writable directory, creating it if missing.
+
+        Raises:
+            StoreError: it is a file, cannot be created, or is not writable.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(
+                f"store {self.root} is not a directory: give a directory or s3://bucket/prefix"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.root} cannot be created ({exc.strerror or type(exc).__name__}): "
+                "give a writable directory or s3://bucket/prefix"
+            ) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"store {self.root} is not writable: give a writable directory")
+
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def _write_temp(self, path: Path, body: bytes) -> Path:
+    def _write_temp(self, path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+        """A temporary file beside ``path`` filled by ``write``; removed again if anything fails
+        (a full disk, say), so no ``.tmp-*`` file outlives a failed write."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
+        try:
+            try:
+                fh = os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                raise
+            with fh:
+                write(fh)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
         return Path(tmp)
 
+    def _write(self, path: Path, write: Callable[[IO[bytes]], None]) -> None:
+        tmp = self._write_temp(path, write)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        path = self._path(key)
-        os.replace(self._write_temp(path, body), path)
+        self._write(self._path(key), functools.partial(_write_bytes, body))
 
     def put_file(
         self, key: str, path: Path, content_type: str = "application/octet-stream"
     ) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        os.close(fd)
-        try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        self._write(self._path(key), lambda fh: _copy_from(path, fh))
 
     def download(self, key: str, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._path(key), "rb") as src, open(path, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
+        source = self._path(key)
+        self._write(path, lambda fh: _copy_from(source, fh))
 
     def put_once(
         self, key: str, body: bytes, content_type: str = "application/octet-stream"
     ) -> PutResult:
         path = self._path(key)
         digest = sha256_hex(body)
-        tmp = self._write_temp(path, body)
+        tmp = self._write_temp(path, functools.partial(_write_bytes, body))
         try:
             # link() fails if the target exists: an atomic create-if-absent on POSIX.
             os.link(tmp, path)
@@ -152,7 +283,7 @@ class LocalStore:
                 ) from None
             created = False
         finally:
-            os.unlink(tmp)
+            _unlink_quietly(tmp)
         return PutResult(key, digest, len(body), created)
 
     def exists(self, key: str) -> bool:
@@ -181,10 +312,26 @@ class LocalStore:
             self._path(key).unlink()
 
 
+def _unlink_quietly(path: str | Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _write_bytes(body: bytes, dst: IO[bytes]) -> None:
+    dst.write(body)
+
+
+def _copy_from(source: Path, dst: IO[bytes]) -> None:
+    with open(source, "rb") as src:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+
+
 class S3Store:
     """An S3 bucket (or MinIO, LocalStack, moto) under an optional key prefix."""
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self._own_client = client is None
         if client is None:
             import boto3
 
@@ -195,6 +342,39 @@ class S3Store:
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self.namespace = f"s3://{bucket}"
+
+    def check(self) -> None:
+        """Make sure the bucket answers: one ``HeadBucket`` with short timeouts, few attempts.
+
+        A store opened with the default credential chain is probed through a client of the same
+        chain with :data:`PROBE_TIMEOUT` and :data:`PROBE_ATTEMPTS`; a client handed in (an
+        Airflow connection's) is probed as it is.
+
+        Raises:
+            StoreError: no credentials, an unreachable endpoint, no such bucket, access denied.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        probe = self.client
+        if self._own_client:
+            import boto3
+            from botocore.config import Config
+
+            probe = boto3.client(
+                "s3",
+                config=Config(
+                    connect_timeout=PROBE_TIMEOUT,
+                    read_timeout=PROBE_TIMEOUT,
+                    retries={"total_max_attempts": PROBE_ATTEMPTS, "mode": "standard"},
+                ),
+            )
+        try:
+            probe.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            raise StoreError(f"store {self.url}: {_client_error_advice(exc)}") from None
+        except BotoCoreError as exc:
+            endpoint = _endpoint_label(getattr(probe.meta, "endpoint_url", None))
+            raise StoreError(f"store {self.url}: {_botocore_advice(exc, endpoint)}") from None
 
     def _key(self, key: str) -> str:
         _check_key(key)
@@ -282,3 +462,50 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def _endpoint_label(url: str | None) -> str:
+    """The endpoint as scheme://host[:port], without any user info or path."""
+    parts = urlsplit(url or "")
+    if not parts.hostname:
+        return "the S3 endpoint"
+    port = f":{parts.port}" if parts.port else ""
+    return f"the S3 endpoint {parts.scheme}://{parts.hostname}{port}"
+
+
+def _botocore_advice(exc: Exception, endpoint: str) -> str:
+    from botocore.exceptions import (
+        ConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE, or run with an IAM role"
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_DEFAULT_REGION"
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return (
+            f"{endpoint} cannot be reached ({type(exc).__name__}): check AWS_ENDPOINT_URL "
+            "and the network"
+        )
+    return f"S3 cannot be used ({type(exc).__name__}): check the AWS settings"
+
+
+def _client_error_advice(exc: Any) -> str:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(error.get("Code", ""))
+    if status == 404 or code in ("404", "NoSuchBucket"):
+        return "the bucket does not exist: create it or fix the bucket name"
+    if status == 403 or code in ("403", "AccessDenied", "InvalidAccessKeyId"):
+        return (
+            "access denied: check the AWS credentials and that they allow s3:ListBucket on "
+            "the bucket"
+        )
+    return f"S3 answered HTTP {status} {code}: check the AWS settings"

@@ -14,6 +14,7 @@ Nothing here imports Great Expectations: the files are plain JSON, so ``sync --c
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -479,13 +480,38 @@ def _json_type_ok(value: Any, json_type: str) -> bool:
     return isinstance(value, kinds[json_type])
 
 
+# What a "$" can hide behind in a pattern: an escape or a character class, taken whole.
+_DOLLAR_OR_UNIT = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\$", re.DOTALL)
+
+
+@functools.cache
+def _python_pattern(ecma: str) -> re.Pattern[str]:
+    return re.compile(_DOLLAR_OR_UNIT.sub(lambda m: r"\Z" if m.group() == "$" else m.group(), ecma))
+
+
+def ecma_search(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches a contract's ECMA-262 ``pattern`` (JSON Schema semantics).
+
+    Python's ``$`` also matches before a final line feed, ECMA-262's only at the end: each bare
+    ``$`` is read as ``\\Z``, so ``"123\\n"`` does not pass ``^[0-9]+$``.
+
+    Args:
+        pattern: the contract's pattern (searched, not anchored, as JSON Schema does).
+        value: the value.
+
+    Returns:
+        Whether it matches.
+    """
+    return _python_pattern(pattern).search(value) is not None
+
+
 def _violates(value: Any, prop: dict[str, Any]) -> bool:
     """Whether a present value breaks its property's type, items type, pattern or range."""
     json_type = _JSON_TYPES[prop["logicalType"]]
     if not _json_type_ok(value, json_type):
         return True
     opts = prop.get("logicalTypeOptions") or {}
-    if isinstance(value, str) and "pattern" in opts and not re.search(opts["pattern"], value):
+    if isinstance(value, str) and "pattern" in opts and not ecma_search(opts["pattern"], value):
         return True
     if json_type in ("integer", "number"):
         if value < opts.get("minimum", value) or value > opts.get("maximum", value):

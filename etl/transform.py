@@ -1671,6 +1671,30 @@ def _workers(requested: int | None) -> int | None:
     return requested
 
 
+def _check_out_dir(out: Path) -> None:
+    """``--out`` must be a directory or creatable as one, before anything is read or written."""
+    from etl.cli import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is not a directory; give a directory for the outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--out {out}: cannot be created ({reason})") from None
+
+
+def _page_reasons(report: TransformReport) -> str:
+    """Why pages were quarantined, for the summary line: `` (empty body: 1, ...)``."""
+    # The report counts quarantined pages by check under "page:<problem>"; shown with spaces.
+    reasons = [
+        f"{check.removeprefix('page:').replace('_', ' ')}: {count}"
+        for check, count in sorted(report.check_failures.items())
+        if check.startswith("page:")
+    ]
+    return f" ({', '.join(reasons)})" if reasons else ""
+
+
 def run_transform_cli(args: argparse.Namespace) -> int:
     """``tweetpipe transform INPUT... --out DIR [--contract FILE] [--workers N]``.
 
@@ -1688,6 +1712,7 @@ def run_transform_cli(args: argparse.Namespace) -> int:
     from etl.contracts import ContractError
 
     out = Path(args.out)
+    _check_out_dir(out)
     paths = [Path(p) for p in args.inputs]
     workers = _workers(getattr(args, "workers", None))
     if workers is None:
@@ -1719,6 +1744,7 @@ def run_transform_cli(args: argparse.Namespace) -> int:
         f"{report.tweets_in} posts in {report.pages} pages: {report.curated} curated, "
         f"{report.quarantined} quarantined, {report.duplicates} duplicates, "
         f"{report.api_errors} API errors, {report.pages_quarantined} pages quarantined"
+        f"{_page_reasons(report)}"
     )
     print(summary, file=sys.stderr)
     print(f"lineage: {lineage.destination}", file=sys.stderr)

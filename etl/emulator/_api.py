@@ -497,10 +497,10 @@ def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 
 
 _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^/2/users/by/username/([^/]+)$"), "users_by_username"),
-    (re.compile(r"^/2/users/([^/]+)/tweets$"), "users_tweets"),
-    (re.compile(r"^/2/tweets/search/recent$"), "tweets_search_recent"),
-    (re.compile(r"^/2/tweets$"), "tweets_lookup"),
+    (re.compile(r"/2/users/by/username/([^/]+)"), "users_by_username"),
+    (re.compile(r"/2/users/([^/]+)/tweets"), "users_tweets"),
+    (re.compile(r"/2/tweets/search/recent"), "tweets_search_recent"),
+    (re.compile(r"/2/tweets"), "tweets_lookup"),
 )
 
 
@@ -514,7 +514,7 @@ def route(path: str) -> tuple[str, str]:
         ``(kind, argument)``; kind is ``unknown`` for paths the emulator does not serve.
     """
     for pattern, kind in _ROUTES:
-        m = pattern.match(path)
+        m = pattern.fullmatch(path)
         if m:
             return kind, unquote(m.group(1)) if m.groups() else ""
     return "unknown", ""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -211,3 +213,137 @@ def test_s3_store_over_http(run: Callable[..., demo.RunOutcome], moto_server: S3
     assert any(k.startswith("tweetpipe/raw/source=account-ada_builds/") for k in objects)
     assert not [k for k, body in objects.items() if EMULATOR_TOKEN.encode() in body]
     assert published["store"] == moto_server.store_url
+
+
+STORE_SECRET = "SuperSecretValue123"
+SECRET_STORE = f"s3://AKIAEXAMPLEKEY:{STORE_SECRET}@tweetpipe-bucket/p"
+
+
+def _new_events(lineage: Path, before: int) -> str:
+    return lineage.read_text()[before:] if lineage.exists() else ""
+
+
+def test_a_store_param_with_credentials_is_refused_at_trigger(
+    run: Callable[..., demo.RunOutcome], airflow_home: Path
+) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    lineage = airflow_home / "lineage" / "events.jsonl"
+    before = len(lineage.read_text()) if lineage.exists() else 0
+
+    # The run's conf goes into every OpenLineage event: such a run must never start.
+    with pytest.raises(ParamValidationError, match="store"):
+        run(SECRET_STORE, SOURCES[:1])
+
+    assert STORE_SECRET not in _new_events(lineage, before)
+
+
+def test_a_store_variable_with_credentials_fails_without_showing_them(
+    run: Callable[..., demo.RunOutcome],
+    airflow_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TWEETPIPE_STORE", SECRET_STORE)
+    lineage = airflow_home / "lineage" / "events.jsonl"
+    before = len(lineage.read_text()) if lineage.exists() else 0
+
+    outcome = run("", SOURCES[:1])
+
+    assert outcome.state == "failed"
+    assert outcome.task_state("per_source.extract", 0) == "failed"
+    out, err = capfd.readouterr()
+    assert "TWEETPIPE_STORE: the store URL carries credentials" in out + err
+    assert STORE_SECRET not in out + err and "AKIAEXAMPLEKEY" not in out + err
+    events = _new_events(lineage, before)
+    assert "carries credentials" in events  # the FAIL event says why...
+    assert STORE_SECRET not in events  # ...and holds no part of the URL
+    assert "AKIAEXAMPLEKEY" not in events
+
+
+# --- the X API connection: a run's params never send a secret elsewhere -------------------------
+AWS_SECRET = "aws-secret-key-that-must-stay-home"
+
+
+class _Trap(BaseHTTPRequestHandler):
+    """Answers 404 to everything and records what it was sent (the token, were it sent)."""
+
+    def _record(self) -> None:
+        self.server.seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        self.send_response(404)
+        self.end_headers()
+
+    do_GET = do_POST = _record
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+
+@pytest.fixture
+def trap() -> Iterator[Any]:
+    """A loopback HTTP server that should never be reached; ``trap.seen`` lists what did."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trap)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _config_pointing_at(tmp_path: Path, url: str) -> str:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"api: {{base_url: '{url}'}}\nsources: {{accounts: [ada_builds]}}\n")
+    return str(path)
+
+
+def test_another_connection_type_is_never_used_as_the_x_api_token(
+    airflow_home: Path,
+    trap: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    aws = {"conn_type": "aws", "login": "AKIAEXAMPLE", "password": AWS_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(aws))
+    conf = {
+        "store": str(tmp_path / "store"),
+        "x_conn_id": "aws_default",
+        "config": _config_pointing_at(tmp_path, trap.url),
+    }
+
+    outcome = demo.run_dag(demo.DEMO_LOGICAL_DATE, conf, retries=None)
+
+    assert outcome.state == "failed"
+    extract = [t for t in outcome.tasks if t.task_id == "per_source.extract"]
+    assert [(t.state, t.tries) for t in extract] == [("failed", 1)]  # refused, not retried
+    assert trap.seen == []
+    out, err = capfd.readouterr()
+    assert "'aws_default' is not an X API connection" in out + err
+    assert AWS_SECRET not in out + err
+    assert AWS_SECRET not in (airflow_home / "lineage" / "events.jsonl").read_text()
+
+
+def test_the_config_cannot_move_the_api_host(
+    airflow_home: Path,
+    trap: Any,
+    emulator_factory: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = emulator_factory(corpus=demo.demo_corpus())
+    # A connection without a host: the deployment's X_API_BASE_URL says where the API is.
+    conn = {"conn_type": "http", "password": EMULATOR_TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_X_API_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("X_API_BASE_URL", server.base_url)
+    conf = {"store": str(tmp_path / "store"), "config": _config_pointing_at(tmp_path, trap.url)}
+
+    outcome = demo.run_dag(demo.DEMO_LOGICAL_DATE, conf)
+
+    assert outcome.state == "success"
+    assert outcome.sources == ["account-ada_builds"]
+    assert trap.seen == [] and len(server.request_log) > 0

@@ -353,6 +353,10 @@ def test_unknown_username_is_200_with_errors(server: EmulatorServer) -> None:
         ),
         ("/2/tweets", {"ids": ",".join(["1"] * 101)}, "ids"),
         ("/2/users/by/username/not-valid!", {}, "username"),
+        # "$" in a pattern also matches before a final line feed: these must be whole matches.
+        ("/2/users/by/username/nasa%0A", {}, "username"),
+        ("/2/users/{id}%0A/tweets", {}, "id"),
+        ("/2/users/{id}/tweets", {"since_id": "1\n"}, "since_id"),
     ],
 )
 def test_bad_parameters_are_400_problems_naming_the_parameter(

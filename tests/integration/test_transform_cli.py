@@ -335,3 +335,40 @@ def test_a_page_with_a_raw_lone_surrogate_is_curated_but_its_post(tmp_path: Path
     rejected = json.loads(line)
     assert rejected["record"]["id"] == ids(3, 1)[0]
     assert base64.b64decode(rejected["record_base64"]) in raw
+
+
+def test_out_naming_a_file_is_one_usage_line(tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_bytes(body(page([tweet(t) for t in ids(0, 1)])))
+    (tmp_path / "a-file").write_text("keep me")
+
+    done = _tweetpipe(str(tmp_path / "p.json"), "--out", str(tmp_path / "a-file"))
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"tweetpipe transform: error: --out {tmp_path / 'a-file'}: is not a directory; "
+        "give a directory for the outputs"
+    ]
+    assert (tmp_path / "a-file").read_text() == "keep me"
+
+
+def test_pages_that_cannot_be_parsed_are_explained_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "latin1.json").write_bytes('{"data": "caf\xe9"}'.encode("latin-1"))
+    (tmp_path / "empty.json").write_bytes(b"")
+
+    code = main(
+        [
+            "transform",
+            str(tmp_path / "latin1.json"),
+            str(tmp_path / "empty.json"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+
+    assert code == 1
+    summary = capsys.readouterr().err.splitlines()[0]
+    # Why, in the line a user reads first, not only inside quarantine.jsonl.
+    reasons = summary.partition("2 pages quarantined (")[2]
+    assert "empty body: 1" in reasons and "not UTF-8" in reasons

@@ -199,6 +199,11 @@ def test_a_version_that_is_not_semantic_is_reported(version: str) -> None:
     assert finding.field == "version"
 
 
+def test_a_version_with_a_trailing_line_feed_is_reported() -> None:
+    text = _edit("version: 1.2.0", 'version: "1.2.0\\n"')  # YAML's escape: a real line feed
+    assert _only(lint_text(text, "c.yaml"), "version").field == "version"
+
+
 @pytest.mark.parametrize("version", ["0.1.0", "2.10.3", "1.0.0-rc.1", "1.0.0+build.7"])
 def test_semantic_versions_pass(version: str) -> None:
     text = _edit("version: 1.2.0", f"version: {version}")

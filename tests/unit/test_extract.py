@@ -391,12 +391,12 @@ def test_token_is_in_no_log_record_message_or_landed_object(
         (
             ["--account", "a"],
             {"X_BEARER_TOKEN": "t", "X_API_BASE_URL": "localhost:8089"},
-            "X_API_BASE_URL: API base URL 'localhost:8089' is not an http(s) URL",
+            "X_API_BASE_URL must be an http(s) URL with a host",
         ),
         (
             ["--config", "/nonexistent/pipeline.yaml"],
             {"X_BEARER_TOKEN": "t"},
-            "cannot read pipeline config /nonexistent/pipeline.yaml",
+            "/nonexistent/pipeline.yaml: cannot be read (No such file or directory)",
         ),
     ],
 )

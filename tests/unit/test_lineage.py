@@ -647,3 +647,14 @@ def test_object_names_are_paths_in_the_bucket_or_store_keys() -> None:
     assert lineage.object_name("s3://bucket/team/prod/", key) == f"team/prod/{key}"
     assert lineage.object_name("s3://bucket", key) == key
     assert lineage.object_name("/data/tweetpipe-store", key) == key
+
+
+def test_url_credentials_are_scrubbed_from_error_facets() -> None:
+    error = ValueError(
+        'Invalid bucket name "AKIAEXAMPLE:wJalrXUtnFEMI@bucket": s3://AKIAEXAMPLE:wJalrXUtnFEMI@b/p'
+    )
+
+    facet = lineage.error_facet(error)
+
+    assert "wJalrXUtnFEMI" not in facet.message + (facet.stackTrace or "")
+    assert "s3://***@b/p" in facet.message

@@ -7,6 +7,7 @@ and that a breach becomes the one failure Airflow never retries.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -141,17 +142,195 @@ def test_a_passing_checkpoint_is_handed_on() -> None:
     assert doc["rows"] == 12
 
 
-def test_the_extract_client_takes_the_body_limit_from_the_environment_or_the_config(
+def test_the_extract_client_takes_the_body_limit_from_the_deployment_not_the_run_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = '{"conn_type": "http", "host": "http://127.0.0.1:9", "password": "a-token"}'
     monkeypatch.setenv("AIRFLOW_CONN_X_API_DEFAULT", conn)
     monkeypatch.delenv("X_API_MAX_BODY_BYTES", raising=False)
-    params = {"config": _config(tmp_path, "api:\n  max_body_bytes: 4096\n")}
+    # A config a run's params may name is no place for the deployment's limits.
+    params = {"config": _config(tmp_path, "api:\n  max_body_bytes: 1073741824\n")}
 
-    assert pipeline._x_client(params).session.max_body_bytes == 4096
+    assert pipeline._x_client(params).session.max_body_bytes == 8 * 1024 * 1024
     monkeypatch.setenv("X_API_MAX_BODY_BYTES", "65536")
     assert pipeline._x_client(params).session.max_body_bytes == 65536
-    params = {"config": str(tmp_path / "absent.yaml")}
-    monkeypatch.delenv("X_API_MAX_BODY_BYTES")
-    assert pipeline._x_client(params).session.max_body_bytes == 8 * 1024 * 1024
+
+
+# --- which connection may be used for the X API, and where its token goes -----------------------
+AWS_SECRET = "aws-secret-key-that-must-stay-home"
+X_TOKEN = "x-api-bearer-token-for-tests"
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+@pytest.fixture
+def made_clients(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+    """Every client the adapter makes, as (token, base_url); no client sends anything here."""
+    import etl.extract
+
+    made: list[tuple[str, str | None]] = []
+    real = etl.extract.make_client
+
+    def record(token: str, base_url: str | None = None, **kwargs: object) -> object:
+        made.append((token, base_url))
+        return real(token, base_url)
+
+    monkeypatch.setattr(etl.extract, "make_client", record)
+    for name in (pipeline.X_CONN_IDS_ENV, "X_API_BASE_URL", "X_BEARER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "listed", "message"),
+    [
+        ("aws_default", "", "is not an X API connection"),
+        ("my_aws", "", "is not an X API connection"),
+        # Listed by the deployment, but of another type: still never used as a bearer token.
+        ("aws_default", "x_api_default,aws_default", "is of type aws, not http"),
+        ("x_api_aws", "", "is of type aws, not http"),
+    ],
+)
+def test_only_an_x_api_connection_lends_its_password_as_the_bearer_token(
+    conn_id: str,
+    listed: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    made_clients: list[tuple[str, str | None]],
+) -> None:
+    _connection(
+        monkeypatch,
+        conn_id,
+        conn_type="aws",
+        host="http://127.0.0.1:9",
+        login="AKIAEXAMPLE",
+        password=AWS_SECRET,
+    )
+    if listed:
+        monkeypatch.setenv(pipeline.X_CONN_IDS_ENV, listed)
+
+    with pytest.raises(AirflowFailException, match=message) as err:
+        pipeline._x_client({"x_conn_id": conn_id})
+
+    assert made_clients == []
+    assert AWS_SECRET not in str(err.value)
+
+
+def test_the_api_host_comes_from_the_connection_not_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made_clients: list[tuple[str, str | None]]
+) -> None:
+    elsewhere = _config(tmp_path, "api: {base_url: 'http://127.0.0.1:9/collect'}\n")
+    _connection(
+        monkeypatch,
+        "x_api_default",
+        conn_type="http",
+        host="http://127.0.0.1:8089",
+        password=X_TOKEN,
+    )
+    _connection(monkeypatch, "x_api_drift", conn_type="http", password=X_TOKEN)
+
+    pipeline._x_client({"config": elsewhere})
+    pipeline._x_client({"config": elsewhere, "x_conn_id": "x_api_drift"})
+    monkeypatch.setenv("X_API_BASE_URL", "http://127.0.0.1:8090")  # the deployment's setting
+    pipeline._x_client({"config": elsewhere, "x_conn_id": "x_api_drift"})
+
+    assert made_clients == [
+        (X_TOKEN, "http://127.0.0.1:8089"),
+        (X_TOKEN, None),  # no host on the connection: the real API, not the config's URL
+        (X_TOKEN, "http://127.0.0.1:8090"),
+    ]
+
+
+def test_an_allow_list_replaces_the_naming_convention(
+    monkeypatch: pytest.MonkeyPatch, made_clients: list[tuple[str, str | None]]
+) -> None:
+    monkeypatch.setenv(pipeline.X_CONN_IDS_ENV, " twitter_prod ")
+    _connection(monkeypatch, "twitter_prod", conn_type="http", password=X_TOKEN)
+    _connection(monkeypatch, "x_api_default", conn_type="http", password=X_TOKEN)
+
+    pipeline._x_client({"x_conn_id": "twitter_prod"})
+    with pytest.raises(AirflowFailException, match="is not an X API connection"):
+        pipeline._x_client({"x_conn_id": "x_api_default"})
+
+    assert made_clients == [(X_TOKEN, None)]
+
+
+def test_a_connection_host_with_credentials_is_refused_unquoted(
+    monkeypatch: pytest.MonkeyPatch, made_clients: list[tuple[str, str | None]]
+) -> None:
+    _connection(
+        monkeypatch, "x_api_default", conn_type="http", host="http://u:hunter22@h", password=X_TOKEN
+    )
+
+    with pytest.raises(AirflowFailException, match="must not carry credentials") as err:
+        pipeline._x_client({})
+
+    assert "hunter22" not in str(err.value) and made_clients == []
+
+
+# --- bad settings from params: one message, nothing quoted that could be a secret --------------
+def test_a_store_with_credentials_is_refused_without_quoting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "wJalrXUtnFEMIK7MDENGbPxRfiCY"
+    monkeypatch.delenv(pipeline.STORE_ENV, raising=False)
+    config = _config(tmp_path, f"store: s3://AKIAEXAMPLE:{secret}@bucket/p\n")
+
+    for params, where in (
+        ({"store": f"s3://AKIAEXAMPLE:{secret}@bucket/p"}, "the DAG param 'store'"),
+        ({"store": "", "config": config}, "store: the store URL carries credentials"),
+    ):
+        with pytest.raises(AirflowFailException, match="carries credentials") as err:
+            pipeline.store_url(params)
+        assert where in str(err.value)
+        assert secret not in str(err.value) and "AKIAEXAMPLE" not in str(err.value)
+    monkeypatch.setenv(pipeline.STORE_ENV, f"s3://AKIAEXAMPLE:{secret}@bucket/p")
+    with pytest.raises(AirflowFailException, match=f"{pipeline.STORE_ENV}: the store URL") as err:
+        pipeline.store_url({"store": ""})
+    assert secret not in str(err.value)
+
+
+def test_a_config_param_naming_another_file_quotes_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(pipeline.STORE_ENV, raising=False)
+    cases = {
+        "passwords": "db_password: hunter2-the-secret\n",
+        "broken": "user: admin\npassword: 'hunter2-the-secret\n",
+        "nested": "sources:\n  accounts: [ok]\n  token: hunter2-the-secret\n",
+        "value": "sources:\n  accounts: ['hunter2-the-secret']\n",
+    }
+    for name, body in cases.items():
+        path = tmp_path / name
+        path.write_text(body, encoding="utf-8")
+        for call in (pipeline.plan_sources, pipeline.store_url):
+            with pytest.raises(AirflowFailException) as err:
+                call({"sources": [], "store": "", "config": str(path)})
+            message = str(err.value)
+            assert "hunter2" not in message, (name, message)
+            assert message.startswith(f"{path}:"), message
+            assert message.count(str(path)) == 1, message
+
+
+def test_more_sources_than_airflow_maps_are_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accounts = [f"user_{i}" for i in range(1025)]
+    config = _config(tmp_path, f"sources: {{accounts: [{', '.join(accounts)}]}}\n")
+
+    with pytest.raises(AirflowFailException, match=r"1025 sources.* at most 1024 .*max_map_length"):
+        pipeline.plan_sources({"sources": [], "config": config})
+    # The limit is Airflow's setting, not a constant.
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    with pytest.raises(AirflowFailException, match="3 sources, but Airflow maps at most 2"):
+        pipeline.plan_sources({"sources": ["@a", "@b", "@c"]})
+    assert len(pipeline.plan_sources({"sources": ["@a", "@b"]})) == 2
+
+
+def test_a_username_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'sources:\n  accounts: ["hostile\\n"]\n')
+
+    with pytest.raises(AirflowFailException, match=r"accounts\[0\]: is not a valid X username"):
+        pipeline.plan_sources({"sources": [], "config": config})

@@ -423,3 +423,15 @@ def test_run_names_are_made_safe_for_paths_and_keys():
 def test_report_without_counts_is_refused():
     with pytest.raises(ValueError, match="curated"):
         quality._report_counts({"tweets_in": 3})
+
+
+def test_values_with_a_trailing_line_feed_do_not_pass_anchored_patterns() -> None:
+    import pandas as pd
+
+    column = pd.Series(["1", "2\n"], dtype=object)
+
+    # "$" also matches before a final line feed in Python: whole matches only.
+    assert quality._as_numbers(column, "integer") is column
+    assert suites.ecma_search("^[0-9]{1,19}$", "123")
+    assert not suites.ecma_search("^[0-9]{1,19}$", "123\n")
+    assert suites.ecma_search(r"^[$]\$$", "$$") and not suites.ecma_search(r"^a$", "a\n")

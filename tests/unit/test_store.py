@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from etl.store import LocalStore, ObjectExistsError, S3Store, Store, open_store, sha256_hex
+from etl.store import (
+    LocalStore,
+    ObjectExistsError,
+    S3Store,
+    Store,
+    StoreError,
+    StoreLocation,
+    open_store,
+    parse_store_url,
+    sha256_hex,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 BUCKET = "tweetpipe-unit"
 
@@ -160,3 +172,107 @@ def test_open_store_parses_urls(tmp_path: Path, s3_client: Any) -> None:
 
 def test_sha256_hex() -> None:
     assert sha256_hex(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# --- failures leave nothing behind --------------------------------------------------------------
+class _FullDisk:
+    """A file object whose writes fail as on a full disk, after the file was created."""
+
+    def __init__(self, fd: int, *args: Any, **kwargs: Any) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("operation", ["put", "put_once", "put_file", "copy", "download"])
+def test_a_full_disk_leaves_no_temporary_file(
+    operation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("raw/src.json", b"{}")
+    (tmp_path / "local.json").write_bytes(b"{}")
+    monkeypatch.setattr("etl.store.os.fdopen", _FullDisk)
+    calls = {
+        "put": lambda: store.put("raw/a/b.json", b"body"),
+        "put_once": lambda: store.put_once("raw/a/b.json", b"body"),
+        "put_file": lambda: store.put_file("raw/a/b.json", tmp_path / "local.json"),
+        "copy": lambda: store.copy("raw/src.json", "raw/a/b.json"),
+        "download": lambda: store.download("raw/src.json", tmp_path / "out" / "b.json"),
+    }
+
+    with pytest.raises(OSError) as err:
+        calls[operation]()
+
+    assert err.value.errno == errno.ENOSPC
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp-")]
+    assert leftovers == []
+    assert not (tmp_path / "store" / "raw" / "a" / "b.json").exists()
+    assert not (tmp_path / "out" / "b.json").exists()
+
+
+def test_a_failed_rename_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr("etl.store.os.replace", refuse)
+    with pytest.raises(OSError):
+        store.put("state/w.json", b"1")
+
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# --- store URLs: checked, never quoted when they could hold a credential -----------------------
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/p", "carries credentials"),
+        ("s3://wJalrXUtnFEMI@bucket", "carries credentials"),
+        ("file://user:wJalrXUtnFEMI@host/dir", "carries credentials"),
+        ("https://user:wJalrXUtnFEMI@host/dir", "carries credentials"),
+        ("s3://AKIAEXAMPLE:wJalrXUtnFEMI/p", "bucket name is not valid"),
+        ("s3://bucket/p?X-Amz-Signature=wJalrXUtnFEMI", "takes no query"),
+        ("ftp://wJalrXUtnFEMI/dir", "scheme ftp:// is not supported"),
+        ("file://wJalrXUtnFEMI/dir", "names no host"),
+        ("s3://bucket/a/../wJalrXUtnFEMI", "'..' part"),
+        ("/tmp/a\nwJalrXUtnFEMI", "control characters"),
+        ("  ", "is empty"),
+    ],
+)
+def test_malformed_store_urls_are_refused_without_quoting(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as err:
+        parse_store_url(url)
+
+    assert "wJalrXUtnFEMI" not in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_store_urls_say_where_they_point(tmp_path: Path) -> None:
+    assert parse_store_url("s3://my-bucket.eu/a/b/") == StoreLocation("s3", "my-bucket.eu", "a/b")
+    assert parse_store_url("S3://bucket") == StoreLocation("s3", "bucket", "")
+    assert parse_store_url(f"file://{tmp_path}") == StoreLocation("local", path=tmp_path)
+    assert parse_store_url("file://localhost/x") == StoreLocation("local", path=Path("/x"))
+    assert parse_store_url("rel/user@host") == StoreLocation("local", path=Path("rel/user@host"))
+
+
+def test_a_local_store_is_checked_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+
+    with pytest.raises(StoreError, match="is not a directory"):
+        open_store(str(tmp_path / "a-file"), check=True)
+    with pytest.raises(StoreError, match="cannot be created"):
+        open_store(str(tmp_path / "a-file" / "below"), check=True)
+    with pytest.raises(StoreError, match=r"cannot be created \(No such file or directory\)"):
+        open_store("/proc/tweetpipe-store", check=True)
+    store = open_store(str(tmp_path / "new" / "dir"), check=True)
+    assert (tmp_path / "new" / "dir").is_dir() and isinstance(store, LocalStore)
