@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from etl.errors import ConfigError, ConfigProblem
+
 SourceKind = Literal["account", "query"]
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # a real page of 100 posts is well under 2 MiB
@@ -77,58 +79,6 @@ _TYPE_WORDS = {
     "integer": "a whole number",
 }
 _SCHEMA_PROBLEMS = {"maxLength": "is too long"}
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a configuration file, as data.
-
-    Attributes:
-        file: the file as given.
-        line: 1-based line, or None when the problem is the file as a whole.
-        key: the key path (``sources.accounts[2]``), empty for the file itself.
-        problem: what is wrong, without quoting any value from the file.
-        column: 1-based column, when known (YAML syntax errors).
-    """
-
-    file: str
-    line: int | None
-    key: str
-    problem: str
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.key}: {self.problem}" if self.key else f"{where}: {self.problem}"
-
-
-class ConfigError(ValueError):
-    """A pipeline configuration (file, source or window) is not usable; the message names it.
-
-    Attributes:
-        problems: for a configuration file, every problem found (the message names the first).
-    """
-
-    def __init__(self, message: str, problems: tuple[ConfigProblem, ...] = ()) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-    @classmethod
-    def from_problems(cls, problems: list[ConfigProblem]) -> ConfigError:
-        """The error for a file's problems: the first named, the rest counted."""
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return cls(f"{problems[0]}{more}", tuple(problems))
-
-    @classmethod
-    def at(
-        cls, path: Path, line: int | None, key: str, problem: str, column: int | None = None
-    ) -> ConfigError:
-        """The error for one problem in file ``path``."""
-        return cls.from_problems([ConfigProblem(str(path), line, key, problem, column)])
 
 
 def source_problem(kind: str, value: str) -> str | None:
@@ -530,7 +480,8 @@ def _value_problems(
                 at = ("sources", key, i)
                 problems.append(ConfigProblem(str(path), _line(lines, at), key_path(at), problem))
     if (store := doc.get("store")) is not None:
-        from etl.store import StoreError, parse_store_url
+        from etl.errors import StoreError
+        from etl.storage.store import parse_store_url
 
         try:
             parse_store_url(store)

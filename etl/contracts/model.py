@@ -1,7 +1,7 @@
 """Data contracts (ODCS v3.1) read once into plain specs that every view is built from.
 
 The contract YAML in ``contracts/`` is the single source of truth: the Pandera gate
-(:func:`pandera_schema`), the GX suite (``etl.quality``), the lineage schema facet and the contract
+(:func:`pandera_schema`), the GX suite (``etl.steps.quality``), the lineage schema facet and the contract
 docs all read :class:`ContractSpec`, never the YAML on their own.
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from etl import resources
+from etl.errors import ContractError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,10 +44,6 @@ QUALITY_OPERATORS = (
     "mustBeBetween",
     "mustNotBeBetween",
 )
-
-
-class ContractError(ValueError):
-    """A contract file cannot be read or does not say what the pipeline needs."""
 
 
 @dataclass(frozen=True)

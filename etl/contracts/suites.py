@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from etl import resources
-from etl.contracts import (
+from etl.contracts.model import (
     CURATED_CONTRACT,
     RAW_PAGE_CONTRACT,
     ColumnSpec,
-    ContractError,
     ContractSpec,
     QualityRule,
     load_contract,
 )
+from etl.errors import ContractError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -266,7 +266,7 @@ def _column_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[s
 def _unmapped(rule: QualityRule) -> str:
     return (
         f"quality rule {rule.name!r} (metric {rule.metric}, {rule.operator} {rule.threshold!r}) "
-        "has no Great Expectations mapping in etl/suites.py"
+        "has no Great Expectations mapping in etl/contracts/suites.py"
     )
 
 

@@ -2,7 +2,7 @@
 
 ``contracts lint``, ``contracts diff`` and ``contracts docs`` all look at every property of every
 schema object, nested ones included (the raw page contract describes ``data[].id``), which
-:class:`etl.contracts.ContractSpec` flattens away. This module is that one traversal, so the three
+:class:`etl.contracts.model.ContractSpec` flattens away. This module is that one traversal, so the three
 tools name a property the same way.
 """
 
@@ -99,7 +99,7 @@ def allowed_values(prop: dict[str, Any]) -> list[Any] | None:
     """The closed value set of a property, if a quality rule declares one.
 
     ODCS v3.1 has no ``enum`` keyword; the contracts state a value set as an ``invalidValues``
-    rule with ``arguments.validValues`` (the same reading as :mod:`etl.contracts`).
+    rule with ``arguments.validValues`` (the same reading as :mod:`etl.contracts.model`).
 
     Args:
         prop: a property mapping.

@@ -11,7 +11,7 @@ pipeline ran:
 
 Facets are never typed twice: the ``schema`` facet comes from the data contract, the quality facets
 from the checkpoint's results, the ``columnLineage`` facet from the contract's
-``transformSourceObjects``. This module has no Airflow imports; ``etl.airflow_lineage`` hands the
+``transformSourceObjects``. This module has no Airflow imports; ``etl.adapters.airflow.lineage_operator`` hands the
 same :class:`StepLineage` to the Airflow provider, and :func:`lineage_run` emits it from the CLI
 through the openlineage-python client.
 """
@@ -63,8 +63,8 @@ if TYPE_CHECKING:
         RunFacet,
     )
 
-    from etl.contracts import ContractSpec
-    from etl.store import Store
+    from etl.contracts.model import ContractSpec
+    from etl.storage.store import Store
 
 log = logging.getLogger(__name__)
 _D = TypeVar("_D", InputDataset, OutputDataset)
@@ -746,14 +746,14 @@ _PAGE_NAME = "page-"
 
 @cache
 def _curated_contract() -> ContractSpec:
-    from etl.contracts import load_contract
+    from etl.contracts.model import load_contract
 
     return load_contract()
 
 
 @cache
 def _raw_contract() -> ContractSpec:
-    from etl.contracts import RAW_PAGE_CONTRACT, load_contract
+    from etl.contracts.model import RAW_PAGE_CONTRACT, load_contract
 
     return load_contract(RAW_PAGE_CONTRACT)
 
@@ -865,7 +865,7 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("source", "string", "the raw object (store key or file) the record came from"),
     ("record", "object", "the record as received: the post's JSON, or the body as text"),
 )
-"""Fields of a quarantine line (``etl.transform`` writes them); no contract governs quarantine."""
+"""Fields of a quarantine line (``etl.steps.transform`` writes them); no contract governs quarantine."""
 
 
 def _null_counts(results: Iterable[Mapping[str, Any]], columns: set[str]) -> dict[str, int]:
@@ -910,7 +910,7 @@ def checkpoint_facets(
     """The quality facets of a checkpoint's validated input, from its summary.
 
     Args:
-        checkpoint: ``etl.quality.CheckpointSummary.to_dict()``: ``results`` (one entry per
+        checkpoint: ``etl.steps.quality.CheckpointSummary.to_dict()``: ``results`` (one entry per
             expectation run: ``expectation_type``, ``column``, ``success``, ``observed_value`` or
             ``unexpected_count``, ``missing_count``, ``rule``, ``severity``) and ``rows``.
         contract: the validated dataset's contract; its columns are the schema's fields.

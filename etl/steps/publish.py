@@ -16,18 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl.errors import StagingChangedError
+
 if TYPE_CHECKING:
-    from etl.store import Store
+    from etl.storage.store import Store
 
 CURATED_FILE = "tweets.csv"
 QUARANTINE_FILE = "rejected.jsonl"
 _CSV = "text/csv; charset=utf-8"
 _JSONL = "application/x-ndjson; charset=utf-8"
 _STAMP = "%Y%m%dT%H%M%SZ"
-
-
-class StagingChangedError(Exception):
-    """The staged candidate is not the one that was audited, so it must not be published."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from etl.errors import ObjectExistsError, StoreError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -30,16 +32,6 @@ _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
 # seconds, not after boto3's default minute-long connect timeout and five attempts.
 PROBE_TIMEOUT = 5.0
 PROBE_ATTEMPTS = 2
-
-
-class StoreError(ValueError):
-    """A store setting cannot be used: a malformed URL, a path that is no writable directory, a
-    bucket that cannot be reached. The message says what to do and never quotes a URL part that
-    could hold a credential."""
-
-
-class ObjectExistsError(Exception):
-    """A write-once key already holds a different body."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from etl.contract_lint import CONTRACT_GLOB
+from etl.errors import CodeownersInputError, CodeownersUsageError
+from etl.tools.contract_lint import CONTRACT_GLOB
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterable, Iterator, Sequence
 
 SECTION_BEGIN = "# BEGIN tweetpipe contracts codeowners"
@@ -64,14 +63,6 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]
 # A path written into CODEOWNERS: plain names only, so no pattern character, space or comment
 # sign changes what the rule matches.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-
-
-class CodeownersInputError(ValueError):
-    """The section cannot be built: a contract is unreadable or names no usable owner."""
-
-
-class CodeownersUsageError(ValueError):
-    """Bad input from the user: no contracts folder, a malformed or oversized CODEOWNERS file."""
 
 
 @dataclass(frozen=True)
@@ -437,7 +428,7 @@ def rules_after_section(current: CodeownersFile) -> int:
     return sum(1 for _ in _parse_rules(current.after.splitlines()))
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -466,61 +457,3 @@ def check_codeowners(root: Path, file: Path | None = None) -> tuple[Path, Stalen
     """
     path = file if file is not None else find_codeowners(root)
     return path, staleness(read_codeowners(path), owned_paths(root))
-
-
-def run_codeowners_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe contracts codeowners [--check] [--root DIR] [--file PATH]``.
-
-    Args:
-        args: parsed arguments with ``check``, ``root`` and ``file``.
-
-    Returns:
-        0 when the section is (now) up to date, 1 when ``--check`` finds it stale or a contract
-        names no usable owner.
-
-    Raises:
-        UsageError: no contracts folder, a malformed or oversized CODEOWNERS file (exit code 2).
-    """
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-
-    root = Path(args.root)
-    path = Path(args.file) if args.file else find_codeowners(root)
-    shown = _shown(path, root)
-    try:
-        current = read_codeowners(path)
-        wanted = owned_paths(root)
-    except CodeownersUsageError as exc:
-        raise UsageError(str(exc)) from None
-    except CodeownersInputError as exc:
-        print(f"tweetpipe contracts codeowners: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    reason = staleness(current, wanted)
-    if args.check:
-        if reason is not None:
-            print(
-                f"{shown} is out of date: {reason.describe()}; "
-                "run `tweetpipe contracts codeowners`",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        print(f"{shown}: {len(wanted)} contract rule(s) up to date")
-    elif reason is None:
-        print(f"{shown}: {len(wanted)} contract rule(s) up to date")
-    else:
-        _write_atomically(path, updated_text(current, wanted))
-        print(f"{shown}: wrote {len(wanted)} contract rule(s)")
-    later = rules_after_section(current)
-    if later:
-        print(
-            f"note: {later} rule(s) follow the tweetpipe section in {shown}; the host applies the "
-            "last matching rule, so they win over it for the paths they match",
-            file=sys.stderr,
-        )
-    return EXIT_OK
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)

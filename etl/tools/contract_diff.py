@@ -39,14 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from etl import resources
-from etl._git import git_output
-from etl.contract_lint import CONTRACT_GLOB, SEMVER
-from etl.contract_tree import allowed_values
-from etl.contracts import CONTRACTS_DIR, QUALITY_OPERATORS
+from etl.contracts.model import CONTRACTS_DIR, QUALITY_OPERATORS
+from etl.contracts.tree import allowed_values
+from etl.errors import DiffInputError
+from etl.tools.contract_lint import CONTRACT_GLOB, SEMVER
+from etl.tools.git import git_output
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterable, Iterator
 
 FORMATS = ("text", "json", "markdown")
@@ -87,10 +86,6 @@ _BOUND_OPTIONS = {
     "item count": ("minItems", None, "maxItems", None),
     "property count": ("minProperties", None, "maxProperties", None),
 }
-
-
-class DiffInputError(ValueError):
-    """A contract to compare cannot be read: missing file, bad YAML, unknown git revision."""
 
 
 @dataclass(frozen=True)
@@ -360,38 +355,6 @@ def render(
     if fmt == "markdown":
         return _markdown(report, docs_url, max_rows)
     return _text(report)
-
-
-def run_diff_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe contracts diff OLD NEW`` or ``--base REF``: print the classified changes.
-
-    Args:
-        args: parsed arguments with ``files``, ``base``, ``dir`` and ``format``.
-
-    Returns:
-        0 when every change may merge, 1 when a breaking change lacks a major version bump.
-
-    Raises:
-        UsageError: wrong arguments, a missing file or an unknown revision (exit code 2).
-    """
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-
-    files = list(args.files or [])
-    if args.base is None and len(files) != 2:
-        raise UsageError("give OLD and NEW contract files, or --base REF")
-    if args.base is not None and files:
-        raise UsageError("give either OLD NEW files or --base REF, not both")
-    try:
-        if args.base is not None:
-            directory = Path(args.dir) if args.dir else resources.working_contracts_dir()
-            report = diff_against_ref(args.base, directory)
-        else:
-            report = diff_files(Path(files[0]), Path(files[1]))
-        docs_url = docs_url_setting(getattr(args, "docs_url", None))
-    except DiffInputError as exc:
-        raise UsageError(str(exc)) from None
-    print(render(report, args.format, docs_url), end="")
-    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def docs_url_setting(given: str | None, environ: dict[str, str] | None = None) -> str | None:
@@ -1061,7 +1024,7 @@ def _md_contract(diff: ContractDiff, docs_url: str | None) -> str:
     name = f"`{markdown_code(diff.contract)}`"
     if docs_url is None or diff.new_source is None:
         return name
-    from etl.contract_docs import page_name
+    from etl.tools.contract_docs import page_name
 
     return f"[{name}]({docs_url}/{page_name(diff.contract)})"
 

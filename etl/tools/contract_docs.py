@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from etl._git import git_output
-from etl.contract_lint import LintUsageError, contract_files
-from etl.contract_tree import allowed_values, iter_properties, schema_objects
-from etl.contracts import QUALITY_OPERATORS
+from etl.contracts.model import QUALITY_OPERATORS
+from etl.contracts.tree import allowed_values, iter_properties, schema_objects
+from etl.errors import DocsInputError, LintUsageError
+from etl.tools.contract_lint import contract_files
+from etl.tools.git import git_output
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterable, Sequence
 
-    from etl.contract_tree import PropertyRef
-    from etl.store import Store
+    from etl.contracts.tree import PropertyRef
+    from etl.storage.store import Store
 
 DOCS_PREFIX = "docs/contracts/"
 _HISTORY_LIMIT = 200
@@ -49,10 +49,6 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dt { font-weight: 600; }
 dd { margin: 0; }
 """
-
-
-class DocsInputError(ValueError):
-    """A contract to render cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ def publish_site(files: Iterable[Path], store: Store | str, prefix: str = DOCS_P
     Returns:
         The keys written.
     """
-    from etl.store import open_store
+    from etl.storage.store import open_store
 
     if isinstance(store, str):
         store = open_store(store)
@@ -173,38 +169,6 @@ def publish_site(files: Iterable[Path], store: Store | str, prefix: str = DOCS_P
         store.put(key, path.read_bytes(), content_type)
         keys.append(key)
     return keys
-
-
-def run_docs_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe contracts docs --out DIR [--store URL] [PATH...]``.
-
-    Args:
-        args: parsed arguments with ``paths``, ``out`` and ``store``.
-
-    Returns:
-        0 when the site was written.
-
-    Raises:
-        UsageError: a path is missing or a contract unreadable (exit code 2).
-    """
-    from etl.cli import EXIT_OK, UsageError
-    from etl.store import StoreError, open_store
-
-    try:
-        # Checked first (a writable directory, a bucket that answers): a bad --store is one
-        # line, before any page is rendered.
-        store = open_store(args.store, check=True) if args.store else None
-    except StoreError as exc:
-        raise UsageError(f"--store: {exc}") from None
-    try:
-        files = build_site(args.paths, Path(args.out))
-    except DocsInputError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"wrote {len(files) - 2} contract page(s) and the index to {files[0]}")
-    if store is not None:
-        keys = publish_site(files, store)
-        print(f"published {len(keys)} file(s) under {DOCS_PREFIX} in {store.url}")
-    return EXIT_OK
 
 
 # --- reading -------------------------------------------------------------------------------------

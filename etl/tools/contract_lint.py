@@ -9,7 +9,7 @@ Checks, each finding naming the file, the line and the field:
   within their parent; every ``pattern`` compiles with Python ``re`` (what the gates run) and uses
   no construct that ECMA-262 (what ODCS specifies) reads differently; the ``version`` is semantic
   (MAJOR.MINOR.PATCH); no YAML key is given twice (YAML loaders silently keep the last one);
-- the views: :class:`etl.contracts.ContractSpec`, the Pandera schema and the GX suite build from it.
+- the views: :class:`etl.contracts.model.ContractSpec`, the Pandera schema and the GX suite build from it.
 
 Line numbers come from the YAML node tree (``yaml.compose``), so a JSON-Schema error path such as
 ``schema/0/properties/3/logicalType`` points at the line a reviewer has to change.
@@ -29,15 +29,15 @@ import jsonschema
 import yaml
 
 from etl import resources
-from etl.contract_tree import display_path, iter_properties, schema_objects
-from etl.contracts import ContractError, parse_contract
+from etl.contracts.model import parse_contract
+from etl.contracts.tree import display_path, iter_properties, schema_objects
+from etl.errors import ContractError, LintUsageError
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from etl.contract_tree import PropertyRef, YamlPath
-    from etl.contracts import ContractSpec
+    from etl.contracts.model import ContractSpec
+    from etl.contracts.tree import PropertyRef, YamlPath
 
 ODCS_SCHEMA_SERIES = "v3.1"
 CONTRACT_GLOB = "*.odcs.yaml"
@@ -73,10 +73,6 @@ _GROUP_DIFFERENCES = {
     "(?>": "atomic groups (?>...) are not ECMA-262",
     "(?(": "conditional groups (?(...)...) are not ECMA-262",
 }
-
-
-class LintUsageError(ValueError):
-    """A path to lint does not exist or names no contract."""
 
 
 @dataclass(frozen=True, order=True)
@@ -216,37 +212,6 @@ def contract_files(paths: Sequence[str | Path] = ()) -> list[Path]:
     if not files:
         raise LintUsageError(f"no {CONTRACT_GLOB} files in {', '.join(map(str, paths))}")
     return files
-
-
-def run_lint_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe contracts lint [PATH...]``: print every finding.
-
-    Args:
-        args: parsed arguments with ``paths``.
-
-    Returns:
-        0 when every contract is clean, 1 when there are findings.
-
-    Raises:
-        UsageError: a path is missing (exit code 2).
-    """
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-
-    try:
-        files = contract_files(args.paths)
-        findings = [f for path in files for f in lint_file(path)]
-    except LintUsageError as exc:
-        raise UsageError(str(exc)) from None
-    for finding in findings:
-        print(finding)
-    noun = "contract" if len(files) == 1 else "contracts"
-    # Without paths the folder was chosen for the user (./contracts or the bundled one): say which.
-    where = "" if args.paths else f" in {files[0].parent}"
-    if findings:
-        print(f"{len(findings)} finding(s) in {len(files)} {noun}{where}")
-        return EXIT_FAILED
-    print(f"{len(files)} {noun} clean{where}")
-    return EXIT_OK
 
 
 # --- line numbers --------------------------------------------------------------------------------
@@ -442,15 +407,15 @@ def _view_findings(doc: _Doc) -> Iterator[Finding]:
 
 def _view_builders() -> Iterable[tuple[str, Callable[[ContractSpec], object]]]:
     # Imported here: pandas, pandera and GX are slow to import and only this check needs them.
-    from etl.contracts import pandera_schema
+    from etl.contracts.model import pandera_schema
 
     return (("Pandera schema", pandera_schema), ("GX suite", _gx_suite))
 
 
 def _gx_suite(spec: ContractSpec) -> object:
     """The contract's GX suite as GX objects: GX checks each expectation's type and arguments."""
-    from etl.data_docs import import_gx, suite_kwargs
-    from etl.suites import derive_expectations
+    from etl.contracts.suites import derive_expectations
+    from etl.steps.quality.docs import import_gx, suite_kwargs
 
     gx = import_gx()
     suite = {"name": spec.name, "expectations": derive_expectations(spec)}

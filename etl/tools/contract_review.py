@@ -12,44 +12,40 @@ own files):
 
 and writes the comment the ``comment`` job posts (``comment.md``, opening with the hidden marker
 that job finds it again by) and the state it reads beside it (``review.json``, a
-:class:`etl.github_comment.ReviewState`). Exit 0 when every gate passes (or nothing to review),
+:class:`etl.tools.github_comment.ReviewState`). Exit 0 when every gate passes (or nothing to review),
 1 when one fails, 2 on bad input (no git tree, unknown base, bad docs URL).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl._git import git_output
-from etl.contract_codeowners import (
+from etl.contracts.suites import suite_locations, sync_expectations
+from etl.errors import (
     CodeownersInputError,
     CodeownersUsageError,
-    OwnedPath,
-    check_codeowners,
-    owned_paths,
-)
-from etl.contract_diff import (
-    MARKDOWN_MAX_ROWS,
+    ContractError,
     DiffInputError,
+    ReviewUsageError,
+)
+from etl.tools.contract_codeowners import OwnedPath, check_codeowners, owned_paths
+from etl.tools.contract_diff import (
+    MARKDOWN_MAX_ROWS,
     DiffReport,
     diff_against_ref,
-    docs_url_setting,
     markdown_code,
     markdown_text,
     render,
 )
-from etl.contract_lint import CONTRACT_GLOB, lint_text
-from etl.contracts import ContractError
-from etl.github_comment import COMMENT_MARKER, MAX_BODY_CHARS, ReviewState
-from etl.suites import suite_locations, sync_expectations
+from etl.tools.contract_lint import CONTRACT_GLOB, lint_text
+from etl.tools.git import git_output
+from etl.tools.github_comment import COMMENT_MARKER, MAX_BODY_CHARS, ReviewState
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Sequence
+    from pathlib import Path
 
 REVIEWED_DIRS = ("contracts", "expectations")
 COMMENT_FILE = "comment.md"
@@ -57,11 +53,7 @@ STATE_FILE = "review.json"
 _MAX_DETAILS = 50
 _DIFF_ROW_LIMITS = (MARKDOWN_MAX_ROWS, 40, 10)
 _MAX_DETAIL_CHARS = 400
-_MAX_LABEL = 200
-
-
-class ReviewUsageError(ValueError):
-    """The review cannot start: not a git tree, an unknown base, a bad setting."""
+MAX_LABEL = 200
 
 
 @dataclass(frozen=True)
@@ -240,7 +232,7 @@ def render_comment(review: Review, docs_url: str | None = None) -> str:
         docs_url: where the contract docs are published, linked from the diff report.
 
     Returns:
-        The markdown body, at most :data:`etl.github_comment.MAX_BODY_CHARS` characters.
+        The markdown body, at most :data:`etl.tools.github_comment.MAX_BODY_CHARS` characters.
     """
     base = _code(review.base)
     if not review.touched:
@@ -320,50 +312,9 @@ def _fit(body: str) -> str:
     return body[: MAX_BODY_CHARS - len(note)] + note
 
 
-def _is_label(label: str) -> bool:
+def is_label(label: str) -> bool:
     """A name git could give a branch: printable, without spaces (markdown escaping does the rest)."""
-    return 0 < len(label) <= _MAX_LABEL and label.isprintable() and not re.search(r"\s", label)
+    return 0 < len(label) <= MAX_LABEL and label.isprintable() and not re.search(r"\s", label)
 
 
 # --- command line --------------------------------------------------------------------------------
-def run_review_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe contracts review --base REF [--base-label TEXT] [--root DIR] [--out DIR]``.
-
-    Prints the comment (or, with ``--out``, writes ``comment.md`` and ``review.json`` there and
-    prints the verdict line).
-
-    Args:
-        args: parsed arguments with ``base``, ``base_label``, ``root``, ``out``, ``docs_url``.
-
-    Returns:
-        0 when every gate passes or nothing changed, 1 when a gate fails.
-
-    Raises:
-        UsageError: not a git tree, an unknown base, a bad label or docs URL (exit code 2).
-    """
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-
-    label = args.base_label or None
-    try:
-        if label is not None and not _is_label(label):
-            raise ReviewUsageError(
-                f"--base-label {label[:60]!r}: a branch or revision name (printable, no spaces, "
-                f"at most {_MAX_LABEL} characters)"
-            )
-        docs_url = docs_url_setting(args.docs_url)
-        review = run_review(Path(args.root), args.base, label)
-    except (ReviewUsageError, DiffInputError) as exc:
-        raise UsageError(str(exc)) from None
-    body = render_comment(review, docs_url)
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / COMMENT_FILE).write_text(body, encoding="utf-8")
-            (out / STATE_FILE).write_text(json.dumps(review.state(), indent=2) + "\n", "utf-8")
-        except OSError as exc:
-            raise UsageError(f"--out {out}: cannot write: {exc}") from None
-        print(body.splitlines()[1].removeprefix("### "))
-    else:
-        print(body, end="")
-    return EXIT_OK if review.ok else EXIT_FAILED

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl import resources
+from etl.errors import DemoError
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator, Mapping
 
-    from etl.emulator import Corpus
+    from etl.tools.emulator import Corpus
 
 # The repository's dags/ in a checkout, the wheel's bundled copy when installed.
 DAGS_FOLDER = resources.dags_dir()
@@ -52,10 +52,6 @@ DEMO_SOURCES = ("account:ada_builds", "account:tomas_ng", "account:quietriver", 
 _SUBDIRS = ("store", "airflow-home", "lineage")
 DOCS_DIR = "docs"
 _CHECKPOINT_TASKS = ("per_source.validate_raw", "per_source.validate_curated")
-
-
-class DemoError(Exception):
-    """The demo cannot run as asked (e.g. ``--dir`` holds something else)."""
 
 
 # --- Airflow plumbing (shared with the integration tests) ---------------------------------------
@@ -329,7 +325,7 @@ def demo_corpus() -> Corpus:
     Returns:
         The corpus (deterministic: seed 42).
     """
-    from etl.emulator import Corpus
+    from etl.tools.emulator import Corpus
 
     return Corpus(
         seed=42, accounts=3, posts_per_account=120, start=DEMO_CORPUS_START, end=DEMO_CORPUS_END
@@ -346,7 +342,7 @@ def run_demo(directory: Path, *, breach: bool = False) -> DemoResult:
     Returns:
         The run and where its outputs are.
     """
-    from etl.emulator import DEMO_TOKEN, Faults, start_emulator
+    from etl.tools.emulator import DEMO_TOKEN, Faults, start_emulator
 
     started = time.monotonic()
     layout = prepare_dir(directory)
@@ -462,22 +458,3 @@ def format_summary(result: DemoResult) -> str:
         names = ", ".join(t.task_id + (f"[{t.label}]" if t.label else "") for t in failed)
         lines.append(f"  failed tasks     {names}")
     return "\n".join(lines)
-
-
-def run_demo_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe demo [--dir DIR] [--breach]``.
-
-    Args:
-        args: parsed arguments with ``dir`` and ``breach``.
-
-    Returns:
-        0 when the DAG run succeeded, 1 when it failed (as ``--breach`` should).
-    """
-    from etl.cli import UsageError
-
-    try:
-        result = run_demo(Path(args.dir), breach=args.breach)
-    except DemoError as exc:
-        raise UsageError(str(exc)) from None
-    print(format_summary(result))
-    return 0 if result.outcome.state == "success" else 1

@@ -11,7 +11,7 @@ among the comments written by the workflow's own account, so a later push edits 
 adding another. When a pull request no longer touches the contracts, an earlier comment is edited
 to say so, and none is created.
 
-Run as ``python3 -m etl.github_comment --body comment.md --state review.json`` with the runner's
+Run as ``python3 -m etl.tools.github_comment --body comment.md --state review.json`` with the runner's
 variables: ``GITHUB_TOKEN``, ``GITHUB_REPOSITORY``, ``GITHUB_EVENT_PATH`` (the pull request's
 number) and ``GITHUB_API_URL``. Exit codes: 0 posted, updated or nothing to do; 1 the API refused;
 2 bad input.
@@ -30,6 +30,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
+
+from etl.errors import CommentApiError, CommentInputError
 
 COMMENT_MARKER = "<!-- tweetpipe-contract-review -->"
 # The host refuses comment bodies over 65,536 characters.
@@ -60,14 +62,6 @@ class ReviewState(TypedDict):
     touched: bool
     ok: bool
     base: str
-
-
-class CommentInputError(ValueError):
-    """A body, state file or runner variable that cannot be used."""
-
-
-class CommentApiError(RuntimeError):
-    """The host's API refused a request or answered something unexpected."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +291,7 @@ def post_review(target: Target, body: str, touched: bool) -> str:
 
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
-    """``python3 -m etl.github_comment --body FILE --state FILE [--author LOGIN]``.
+    """``python3 -m etl.tools.github_comment --body FILE --state FILE [--author LOGIN]``.
 
     Args:
         argv: arguments (default: the process's).
@@ -306,7 +300,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     Returns:
         0 posted, updated or nothing to do; 1 the API refused; 2 bad input.
     """
-    parser = argparse.ArgumentParser(prog="python3 -m etl.github_comment", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python3 -m etl.tools.github_comment", description=__doc__
+    )
     parser.add_argument("--body", required=True, metavar="FILE", help="comment.md")
     parser.add_argument("--state", required=True, metavar="FILE", help="review.json")
     parser.add_argument("--author", default=DEFAULT_AUTHOR, help="whose comment is edited")

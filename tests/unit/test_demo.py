@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import demo
-from etl.cli import main
+from etl.adapters.cli import main
+from etl.tools import demo
 
 if TYPE_CHECKING:
     from pathlib import Path

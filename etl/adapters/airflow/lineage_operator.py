@@ -13,7 +13,7 @@ through XCom.
 
 Usage in a DAG (job name ``<dag_id>.<task_id>``, e.g. ``tweetpipe.transform``)::
 
-    from etl.airflow_lineage import lineage_task
+    from etl.adapters.airflow.lineage_operator import lineage_task
 
     @lineage_task(retries=3)
     def transform(source: dict, landed: dict) -> dict: ...

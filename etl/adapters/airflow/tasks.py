@@ -40,15 +40,16 @@ from typing import TYPE_CHECKING, Any
 
 from etl import resources
 from etl.config import STORE_ENV
+from etl.errors import PipelineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from etl.config import Source
-    from etl.extract import XClient
-    from etl.publish import Partition
-    from etl.quality import CheckpointSummary
-    from etl.store import Store
+    from etl.steps.extract import XClient
+    from etl.steps.publish import Partition
+    from etl.steps.quality import CheckpointSummary
+    from etl.storage.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
 X_CONN_ID = "x_api_default"
@@ -64,10 +65,6 @@ CHECKPOINT_XCOM_KEY = "checkpoint"
 DOCS_PREFIX = "docs/"
 # The rendered map index of a per-source task (see the DAG's ``map_index_template``).
 MAP_INDEX_CONTEXT_KEY = "tweetpipe_source"
-
-
-class PipelineError(Exception):
-    """The run cannot start as configured (no sources, no store, no token); not retried."""
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -94,13 +91,15 @@ def store_url(params: Mapping[str, Any]) -> str:
             URL is malformed (carries credentials, say); the message names which setting and
             quotes none of it (a PipelineError, not retried).
     """
-    from etl.store import StoreError, parse_store_url
+    from etl.errors import StoreError
+    from etl.storage.store import parse_store_url
 
     where, url = "the DAG param 'store'", _param(params, "store")
     if not url:
         where, url = STORE_ENV, os.environ.get(STORE_ENV, "").strip()
     if not url:
-        from etl.config import ConfigError, load_config
+        from etl.config import load_config
+        from etl.errors import ConfigError
 
         config = _config_path(params)
         try:
@@ -136,7 +135,8 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
     Returns:
         The store.
     """
-    from etl.store import S3Store, StoreError, open_store, parse_store_url
+    from etl.errors import StoreError
+    from etl.storage.store import S3Store, open_store, parse_store_url
 
     url = store_url(params)
     location = parse_store_url(url)
@@ -171,7 +171,8 @@ def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
         AirflowFailException: a source is malformed, there is none, or there are more than
             Airflow maps in one run (``[core] max_map_length``); not retried.
     """
-    from etl.config import ConfigError, dedupe_sources, load_sources
+    from etl.config import dedupe_sources, load_sources
+    from etl.errors import ConfigError
 
     requested = params.get("sources") or []
     try:
@@ -269,7 +270,7 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import api_base_url_problem
-    from etl.extract import make_client, resolve_max_body_bytes
+    from etl.steps.extract import make_client, resolve_max_body_bytes
 
     conn_id = _param(params, "x_conn_id", X_CONN_ID)
     shown = repr(conn_id) if _SHOWN_ID.fullmatch(conn_id) else "(not a plain id)"
@@ -330,7 +331,7 @@ def _base(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _partition(summary: Mapping[str, Any]) -> Partition:
-    from etl.publish import partition_for
+    from etl.steps.publish import partition_for
 
     start = datetime.fromisoformat(summary["start"])
     end = datetime.fromisoformat(summary["end"])
@@ -362,7 +363,7 @@ def extract(
         The base fields plus the extract summary (``page_keys``, ``manifest_key``, counts).
     """
     from etl.config import Source, Window
-    from etl.extract import extract_source
+    from etl.steps.extract import extract_source
 
     src = Source(source["kind"], source["value"])  # type: ignore[arg-type]
     _name_map_index(src.slug)
@@ -384,7 +385,8 @@ def _iso(value: datetime) -> str:
 
 def _gate(summary: CheckpointSummary) -> dict[str, Any]:
     """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed."""
-    from etl.quality import QualityGateFailed, raise_on_failure
+    from etl.errors import QualityGateFailed
+    from etl.steps.quality import raise_on_failure
 
     doc = summary.to_dict()
     _push_checkpoint(doc)
@@ -408,8 +410,8 @@ def validate_raw(
     Returns:
         The base fields, the page keys and the checkpoint summary.
     """
-    from etl.data_docs import save_results
-    from etl.quality import validate_raw_pages
+    from etl.steps.quality import validate_raw_pages
+    from etl.steps.quality.docs import save_results
 
     _name_map_index(landed["slug"])
     store = open_pipeline_store(params)
@@ -444,8 +446,8 @@ def transform(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     Returns:
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
-    from etl.publish import stage
-    from etl.transform import transform_pages
+    from etl.steps.publish import stage
+    from etl.steps.transform import transform_pages
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)
@@ -475,8 +477,8 @@ def validate_curated(
     Returns:
         The base fields, the audited key and digest, and the checkpoint summary.
     """
-    from etl.data_docs import save_results
-    from etl.quality import validate_curated as run_checkpoint
+    from etl.steps.quality import validate_curated as run_checkpoint
+    from etl.steps.quality.docs import save_results
 
     _name_map_index(staged["slug"])
     store = open_pipeline_store(params)
@@ -524,7 +526,7 @@ def publish(audited: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, 
     Returns:
         The base fields, the published key and digest, and the counts of the transform report.
     """
-    from etl.publish import publish as publish_partition
+    from etl.steps.publish import publish as publish_partition
 
     _name_map_index(audited["slug"])
     store = open_pipeline_store(params)
@@ -547,7 +549,7 @@ def build_docs(params: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         The store, the site's index key and how many files were published.
     """
-    from etl.data_docs import build_docs_from_store, publish_docs
+    from etl.steps.quality.docs import build_docs_from_store, publish_docs
 
     store = open_pipeline_store(params)
     with _workdir("docs") as tmp:

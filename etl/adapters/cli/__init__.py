@@ -1,7 +1,9 @@
-"""The ``tweetpipe`` command line.
+"""The ``tweetpipe`` command line: the parser, and :func:`main` mapping errors to exit codes.
 
-Each verb resolves secrets and configuration at the edge (environment, flags) and calls one step
-function from ``etl``. Exit codes: 0 success, 1 a gate breach or a failed source, 2 usage errors.
+Each verb (one module per verb group beside this one) resolves secrets and configuration at the
+edge (environment, flags) and calls the steps and tools of ``etl``; they raise domain errors
+(:mod:`etl.errors`), never exit codes. Exit codes (:mod:`etl.adapters.cli.exits`): 0 success, 1 a
+gate breach or a failed source, 2 usage errors (:class:`UsageError`, :class:`etl.errors.InputError`).
 Heavy imports (pandas, GX, Airflow) happen inside the handlers, so ``tweetpipe --help`` is fast.
 The console script reads ``.env`` from the working directory first; the real environment wins
 over it, and flags win over both.
@@ -18,15 +20,23 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from etl.errors import InputError
+
+__all__ = [
+    "ENV_FILE",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "UsageError",
+    "build_parser",
+    "load_env_file",
+    "main",
+    "run",
+]
+
 ENV_FILE = ".env"
 """Read from the working directory by the console script, below the real environment."""
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported on stderr with exit code 2."""
 
 
 # --- transform ---------------------------------------------------------------------------------
@@ -51,7 +61,7 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from etl.transform import run_transform_cli
+    from etl.adapters.cli.transform import run_transform_cli
 
     return run_transform_cli(args)
 
@@ -80,7 +90,7 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from etl.extract import run_extract_cli
+    from etl.adapters.cli.extract import run_extract_cli
 
     return run_extract_cli(args)
 
@@ -103,7 +113,7 @@ def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _cmd_state_reset(args: argparse.Namespace) -> int:
-    from etl.land import run_state_reset_cli
+    from etl.adapters.cli.state import run_state_reset_cli
 
     return run_state_reset_cli(args)
 
@@ -120,7 +130,7 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from etl.emulator import run_emulator_cli
+    from etl.adapters.cli.emulator import run_emulator_cli
 
     return run_emulator_cli(args)
 
@@ -141,7 +151,7 @@ def _add_expectations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_expectations_sync(args: argparse.Namespace) -> int:
-    from etl.quality import run_sync_cli
+    from etl.adapters.cli.expectations import run_sync_cli
 
     return run_sync_cli(args)
 
@@ -154,7 +164,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from etl.demo import run_demo_cli
+    from etl.adapters.cli.demo import run_demo_cli
 
     return run_demo_cli(args)
 
@@ -185,7 +195,7 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_airflow(args: argparse.Namespace) -> int:
-    from etl.airflow_local import run_airflow_cli
+    from etl.adapters.cli.airflow import run_airflow_cli
 
     return run_airflow_cli(args)
 
@@ -258,31 +268,31 @@ def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _cmd_contracts_codeowners(args: argparse.Namespace) -> int:
-    from etl.contract_codeowners import run_codeowners_cli
+    from etl.adapters.cli.contracts import run_codeowners_cli
 
     return run_codeowners_cli(args)
 
 
 def _cmd_contracts_review(args: argparse.Namespace) -> int:
-    from etl.contract_review import run_review_cli
+    from etl.adapters.cli.contracts import run_review_cli
 
     return run_review_cli(args)
 
 
 def _cmd_contracts_lint(args: argparse.Namespace) -> int:
-    from etl.contract_lint import run_lint_cli
+    from etl.adapters.cli.contracts import run_lint_cli
 
     return run_lint_cli(args)
 
 
 def _cmd_contracts_diff(args: argparse.Namespace) -> int:
-    from etl.contract_diff import run_diff_cli
+    from etl.adapters.cli.contracts import run_diff_cli
 
     return run_diff_cli(args)
 
 
 def _cmd_contracts_docs(args: argparse.Namespace) -> int:
-    from etl.contract_docs import run_docs_cli
+    from etl.adapters.cli.contracts import run_docs_cli
 
     return run_docs_cli(args)
 
@@ -324,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except UsageError as exc:
+    except (UsageError, InputError) as exc:
         print(f"tweetpipe {args.verb}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return code
@@ -363,11 +373,3 @@ def run() -> NoReturn:
     code = main()
     gc.freeze()
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    # Under `python -m etl.cli` this module is __main__, while step modules raise
-    # etl.cli.UsageError: run the imported module's run so that class is the one caught.
-    from etl.cli import run as _run
-
-    _run()

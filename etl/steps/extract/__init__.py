@@ -21,7 +21,7 @@ are kept, and the refusal's evidence (status, declared length and encoding, byte
 goes into the manifest. A ``next_token`` that was already requested (pagination that loops) fails
 the source at once. A window with pages but no manifest (an earlier call failed midway)
 resumes after its last landed page instead of fetching it again; for an incremental window that
-holds across runs too (:func:`etl.land.incremental_window` records the open window).
+holds across runs too (:func:`etl.steps.extract.land.incremental_window` records the open window).
 
 The watermark only advances to ids that are valid by the API's schema and plausible by their
 Snowflake time (:func:`etl.ids.watermark_problem`): a post with any other id is landed like every
@@ -40,7 +40,6 @@ import os
 import random
 import re
 import shlex
-import sys
 import time
 import traceback
 import zlib
@@ -57,21 +56,15 @@ from etl.config import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_MAX_BODY_BYTES,
     MIN_MAX_BODY_BYTES,
-    STORE_ENV,
-    ConfigError,
     PipelineConfig,
     Source,
     Window,
-    api_base_url_problem,
-    dedupe_sources,
-    load_config,
     load_sources,
     parse_max_body_bytes,
-    parse_time,
 )
+from etl.errors import SourceFailed, WatermarkError
 from etl.ids import parse_id, watermark_problem
-from etl.land import (
-    WatermarkError,
+from etl.steps.extract.land import (
     advance_watermark,
     incremental_window,
     land_page,
@@ -88,13 +81,12 @@ from etl.land import (
     window_prefix,
     write_manifest,
 )
-from etl.store import sha256_hex
+from etl.storage.store import sha256_hex
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Iterable
 
-    from etl.store import Store
+    from etl.storage.store import Store
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
@@ -111,7 +103,6 @@ __all__ = [
     "load_sources",
     "make_client",
     "resolve_max_body_bytes",
-    "run_extract_cli",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,48 +148,6 @@ _DECODERS: dict[str, type[ContentDecoder]] = {
     "deflate": DeflateDecoder,
 }
 _MAX_REASON = 1000  # an exception's text can be as long as a hostile body; messages stay readable
-
-
-class SourceFailed(Exception):
-    """A source could not be extracted (after retries, or for a reason retrying cannot fix).
-
-    Attributes:
-        source: the source that failed.
-        reason: what went wrong, without secrets.
-        landed: page keys landed before the failure; they stay, and a rerun resumes after them.
-        requests: HTTP requests the failed call sent, each counted whatever came of it.
-        user_lookups: user-lookup requests among them.
-        retries: tries repeated after a server error, network error or unusable body.
-        rate_limit_waits: waits for a rate-limit reset.
-        wait_seconds: seconds spent waiting (rate limits and backoff).
-    """
-
-    def __init__(
-        self,
-        source: Source,
-        reason: str,
-        landed: Iterable[str] = (),
-        requests: int = 0,
-        user_lookups: int = 0,
-        retries: int = 0,
-        rate_limit_waits: int = 0,
-        wait_seconds: float = 0.0,
-    ) -> None:
-        self.source = source
-        self.reason = reason
-        self.landed = tuple(landed)
-        self.requests = requests
-        self.user_lookups = user_lookups
-        self.retries = retries
-        self.rate_limit_waits = rate_limit_waits
-        self.wait_seconds = wait_seconds
-        kept = f"; {len(self.landed)} page(s) landed before the failure are kept" if landed else ""
-        super().__init__(f"{source} failed: {reason}{kept}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps the exception picklable (Airflow and multiprocessing pickle task errors).
-        counts = (self.requests, self.user_lookups, self.retries, self.rate_limit_waits)
-        return (SourceFailed, (self.source, self.reason, self.landed, *counts, self.wait_seconds))
 
 
 @dataclass(frozen=True)
@@ -1333,7 +1282,7 @@ def extract_source(
         SourceFailed: the API refused, or kept failing after the retries; pages landed so far stay.
             Also when the stored watermark is unusable or refused as ``since_id``: the message
             names it and the ``tweetpipe state reset`` command that clears it.
-        etl.store.ObjectExistsError: a key already holds a different body (never overwritten).
+        etl.storage.store.ObjectExistsError: a key already holds a different body (never overwritten).
     """
     run = _Run(clock, sleep, policy, rng or random.Random())
     job = _SourceRun(client, store, source, window, run)
@@ -1444,27 +1393,6 @@ def _unexpected_failure(
 
 
 # --- command line -------------------------------------------------------------------------------
-def _cli_config(args: argparse.Namespace) -> PipelineConfig | None:
-    return load_config(args.config) if args.config else None
-
-
-def _cli_sources(args: argparse.Namespace, config: PipelineConfig | None) -> list[Source]:
-    sources = list(config.sources) if config else []
-    sources += [Source("account", a.lstrip("@")) for a in args.account]
-    sources += [Source("query", q) for q in args.query]
-    if not sources:
-        raise ConfigError("no sources: give --account, --query or --config FILE with sources")
-    return dedupe_sources(sources)
-
-
-def _cli_window(args: argparse.Namespace) -> Window:
-    start = parse_time(args.start, "--start") if args.start else None
-    end = parse_time(args.end, "--end") if args.end else None
-    if (start is None) != (end is None):
-        raise ConfigError("--start and --end go together (or give neither for an incremental run)")
-    return Window(start, end)
-
-
 def resolve_max_body_bytes(config: PipelineConfig | None, flag: str | None = None) -> int:
     """The response body limit: ``flag``, else ``X_API_MAX_BODY_BYTES``, else the config's
     ``api.max_body_bytes``, else :data:`DEFAULT_MAX_BODY_BYTES` (8 MiB).
@@ -1487,136 +1415,3 @@ def resolve_max_body_bytes(config: PipelineConfig | None, flag: str | None = Non
     if config is not None and config.max_body_bytes is not None:
         return config.max_body_bytes
     return DEFAULT_MAX_BODY_BYTES
-
-
-def _cli_client(config: PipelineConfig | None, max_body_bytes: int) -> XClient:
-    """The client from ``X_BEARER_TOKEN`` and ``X_API_BASE_URL`` (else the config's base URL)."""
-    token = os.environ.get("X_BEARER_TOKEN", "").strip()
-    if not token:
-        raise ConfigError("X_BEARER_TOKEN is not set: export the X API bearer token")
-    from_env = os.environ.get("X_API_BASE_URL", "").strip()
-    base_url = from_env or (config.api_base_url if config else None)
-    # The config file's URL was checked when it was read; the variable's is checked here, and
-    # neither is quoted (it may carry credentials).
-    if from_env and (problem := api_base_url_problem(from_env)):
-        raise ConfigError(f"X_API_BASE_URL {problem}")
-    try:
-        return make_client(token, base_url, max_body_bytes=max_body_bytes)
-    except ValueError as exc:
-        where = "X_API_BASE_URL" if from_env else "api.base_url of the config"
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _cli_store(args: argparse.Namespace, config: PipelineConfig | None) -> Store:
-    """The store: ``--store``, else ``$TWEETPIPE_STORE``, else the config's ``store:``; checked
-    (a writable directory, a bucket that answers) before anything is fetched."""
-    from etl.store import StoreError, open_store
-
-    candidates = (
-        ("--store", args.store or ""),
-        (STORE_ENV, os.environ.get(STORE_ENV, "").strip()),
-        (f"store: in {args.config}", (config.store_url or "") if config else ""),
-    )
-    for where, url in candidates:
-        if url:
-            try:
-                return open_store(url, check=True)
-            except StoreError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-    raise ConfigError(
-        f"no store: give --store, set {STORE_ENV}, or name one under store: in --config FILE"
-    )
-
-
-def _summary(report: ExtractReport, seconds: float) -> str:
-    rows = [("source", "status", "pages", "posts", "requests", "waits")]
-    for r in report.results:
-        rows.append(
-            (
-                r.source.slug,
-                r.status,
-                str(r.pages),
-                str(r.tweets),
-                str(r.requests),
-                str(r.rate_limit_waits),
-            )
-        )
-    for f in report.failures:
-        rows.append(
-            (
-                f.source.slug,
-                "FAILED",
-                str(len(f.landed)),
-                "-",
-                str(f.requests),
-                str(f.rate_limit_waits),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    res = report.results
-    # Requests, lookups, retries and waits of failed sources count too: they were spent.
-    spent: tuple[SourceResult | SourceFailed, ...] = (*res, *report.failures)
-    lines.append(
-        f"total: {sum(r.requests for r in spent)} requests ({sum(r.user_lookups for r in spent)} "
-        f"user lookups, {sum(r.retries for r in spent)} retries), {sum(r.pages for r in res)} "
-        f"pages, {sum(r.tweets for r in res)} posts, {sum(r.rate_limit_waits for r in spent)} "
-        f"rate-limit waits ({sum(r.wait_seconds for r in spent):.1f} s waiting), {seconds:.1f} s"
-    )
-    skipped = [r for r in res if r.status == "skipped"]
-    if skipped:
-        lines.append(f"{len(skipped)} source(s) skipped: their window was already complete")
-    lines += [f"FAILED {f}" for f in report.failures]
-    return "\n".join(lines)
-
-
-def run_extract_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe extract``: land the configured sources in the store.
-
-    The token comes from ``X_BEARER_TOKEN``, the API base URL from ``X_API_BASE_URL`` (else the
-    config file's ``api.base_url``, else the real API), the store from ``--store`` (else
-    ``TWEETPIPE_STORE``, else the config file's ``store:``), the body limit from
-    ``--max-body-bytes`` (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB).
-    A source that fails, whatever it raised, fails alone: it is reported, the others still land,
-    and the exit is 1.
-
-    Args:
-        args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``,
-            ``max_body_bytes``).
-
-    Returns:
-        0 when every source landed, 1 when any failed (the others still landed).
-    """
-    from tqdm import tqdm
-
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-
-    try:
-        config = _cli_config(args)
-        sources = _cli_sources(args, config)
-        window = _cli_window(args)
-        limit = resolve_max_body_bytes(config, getattr(args, "max_body_bytes", None))
-        client = _cli_client(config, limit)
-        store = _cli_store(args, config)
-    except ValueError as exc:  # ConfigError included: bad input, named in the message
-        raise UsageError(str(exc)) from None
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    started = time.monotonic()
-    # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
-    from etl.lineage import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
-
-    bounds = (window.start, window.end) if window.start and window.end else None
-    inputs = cli_extract_inputs(s.kind for s in sources)
-    events = events_file(store.url if store.namespace == "file" else None)
-    with lineage_run("extract", inputs, default_file=events, nominal=bounds) as lineage:
-        with tqdm(
-            desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
-        ) as bar:
-            report = extract_sources(client, store, sources, window, on_page=bar.update)
-        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store))
-        if not report.ok:
-            lineage.fail("; ".join(str(f) for f in report.failures))
-    print(_summary(report, time.monotonic() - started))
-    print(f"lineage: {lineage.destination}")
-    return EXIT_OK if report.ok else EXIT_FAILED

@@ -21,7 +21,7 @@ in transit, nested past the parser's stack, members of the wrong type) and the p
 refused for its size: they were retried, and are kept so nothing received is lost; the manifest
 lists each with its reason.
 
-Pages and manifests are written once (:meth:`etl.store.Store.put_once`); the watermark, the open
+Pages and manifests are written once (:meth:`etl.storage.store.Store.put_once`); the watermark, the open
 window and the user cache are state and are overwritten.
 
 A watermark only ever holds a post id that is valid by the API's schema and plausible by its
@@ -36,13 +36,12 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from etl.errors import WatermarkError
 from etl.ids import ID_TIME_TOLERANCE, parse_id, snowflake_time
 
 if TYPE_CHECKING:
-    import argparse
-
     from etl.config import Window
-    from etl.store import PutResult, Store
+    from etl.storage.store import PutResult, Store
 
 RAW_PREFIX = "raw"
 STATE_PREFIX = "state"
@@ -53,26 +52,6 @@ _PAGE_SUFFIX = ".json"
 _JSON = "application/json"
 _INCREMENTAL_LABEL = re.compile(r"since-(?:none|[0-9]{1,19})_at-[0-9]{8}T[0-9]{6}Z")
 _SHOWN = 40  # characters of a hostile state value quoted in a message
-
-
-class WatermarkError(ValueError):
-    """A stored watermark cannot be used: unreadable, not a post id, or in the future.
-
-    Attributes:
-        key: the watermark's key.
-        value: what its ``newest_id`` holds (shortened), or None when the object is unreadable.
-        problem: why it cannot be used.
-    """
-
-    def __init__(self, key: str, value: str | None, problem: str) -> None:
-        self.key = key
-        self.value = value
-        self.problem = problem
-        held = "is unreadable" if value is None else f"holds newest_id {value}"
-        super().__init__(f"watermark {key} {held}: {problem}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (WatermarkError, (self.key, self.value, self.problem))
 
 
 def _shown(value: object) -> str:
@@ -182,7 +161,7 @@ def land_page(store: Store, key: str, body: bytes) -> PutResult:
         The put result; ``created`` is False when an identical object was already there.
 
     Raises:
-        etl.store.ObjectExistsError: the key holds a different body.
+        etl.storage.store.ObjectExistsError: the key holds a different body.
     """
     return store.put_once(key, body, _JSON)
 
@@ -421,33 +400,3 @@ def _resumable_label(
         return None
     finished = store.exists(manifest_key(window_prefix(slug, endpoint, label)))
     return None if finished else label
-
-
-def run_state_reset_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe state reset``: clear (or rewind) a source's watermark.
-
-    Args:
-        args: parsed arguments (``source``, ``store``, ``to``).
-
-    Returns:
-        0 (bad input raises :class:`etl.cli.UsageError`, exit 2).
-    """
-    from etl.cli import EXIT_OK, UsageError
-    from etl.config import parse_source
-    from etl.store import open_store
-
-    now = datetime.now(UTC)
-    try:
-        source = parse_source(args.source)
-        store = open_store(args.store)
-        key = watermark_key(source.slug)
-        if args.to is None and not store.exists(key):
-            print(f"{source.spec}: no watermark in {store.url}, nothing to reset")
-            return EXIT_OK
-        previous = reset_watermark(store, source.slug, now=now, to=args.to)
-    except ValueError as exc:  # ConfigError included: bad input, named in the message
-        raise UsageError(f"{exc}") from None
-    held = "none" if previous is None else previous
-    after = f"rewound to {args.to}" if args.to else "cleared: the next run starts without one"
-    print(f"{source.spec}: watermark {store.url}/{key} (was {held}) {after}")
-    return EXIT_OK

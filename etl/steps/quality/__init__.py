@@ -2,7 +2,7 @@
 
 ``validate_raw_pages`` audits the landed response envelopes, ``validate_curated`` the curated CSV in
 ``staging/`` before it is published (the audit of write–audit–publish). Both run a GX checkpoint
-whose validation result and page go to a local Data Docs site (see ``etl.data_docs``) and return a
+whose validation result and page go to a local Data Docs site (see ``etl.steps.quality.docs``) and return a
 :class:`CheckpointSummary`, small enough for XCom; :func:`raise_on_failure` turns a breach into
 :class:`QualityGateFailed`, whose message names the failed expectations, the counts and the page.
 
@@ -18,7 +18,6 @@ expectations are shown in the Data Docs and the summary but do not stop the pipe
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -26,15 +25,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl import resources
-from etl.contracts import (
-    CURATED_CONTRACT,
-    RAW_PAGE_CONTRACT,
-    ContractError,
-    ContractSpec,
-    load_contract,
+from etl.contracts.model import CURATED_CONTRACT, RAW_PAGE_CONTRACT, ContractSpec, load_contract
+from etl.contracts.suites import (
+    CRITICAL,
+    CURATED_SUITE,
+    EXPECTATIONS_DIR,
+    INTEGER_REGEX,
+    NUMBER_REGEX,
+    RAW_PAGE_SUITE,
+    flatten_page,
+    load_suite_file,
+    page_checks,
+    page_columns,
 )
-from etl.data_docs import (
+from etl.errors import QualityGateFailed
+from etl.steps.quality.docs import (
     DOCS_PREFIX,
     SITE_NAME,
     build_docs_from_store,
@@ -45,24 +50,8 @@ from etl.data_docs import (
     suite_files,
     suite_kwargs,
 )
-from etl.suites import (
-    CRITICAL,
-    CURATED_SUITE,
-    EXPECTATIONS_DIR,
-    INTEGER_REGEX,
-    NUMBER_REGEX,
-    RAW_PAGE_SUITE,
-    SUITE_CONTRACTS,
-    flatten_page,
-    load_suite_file,
-    page_checks,
-    page_columns,
-    suite_locations,
-    sync_expectations,
-)
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterable
 
     import pandas as pd
@@ -84,77 +73,6 @@ _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_LIST = 30
 _MAX_TEXT = 200
 _BOUND_ARGS = ("min_value", "max_value", "value", "strict_min", "strict_max")
-
-
-class QualityGateFailed(Exception):
-    """A quality gate found a breach; the message names what failed and where the evidence is.
-
-    Attributes:
-        summary: the checkpoint summary.
-    """
-
-    def __init__(self, summary: CheckpointSummary, docs_base: str = DOCS_PREFIX) -> None:
-        self.summary = summary
-        super().__init__(_failure_message(summary, docs_base))
-
-
-def run_sync_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe expectations sync [--check] [--root DIR]``.
-
-    Args:
-        args: parsed arguments (``check``; ``root``: another checkout's ``contracts/`` and
-            ``expectations/`` instead of the pipeline's own).
-
-    Returns:
-        0 when in sync (or rewritten), 1 when ``--check`` found out-of-date files or a contract
-        cannot be mapped.
-
-    Raises:
-        UsageError: a rewrite was asked of an installed wheel's suites, or ``--root`` has no
-            ``contracts/`` (exit code 2).
-    """
-    expectations_dir: Path = EXPECTATIONS_DIR
-    contracts: tuple[Path, ...] = SUITE_CONTRACTS
-    if getattr(args, "root", None):
-        if not (Path(args.root) / "contracts").is_dir():
-            from etl.cli import UsageError
-
-            raise UsageError(f"--root {args.root}: no contracts/ folder there")
-        expectations_dir, contracts = suite_locations(Path(args.root))
-    if not args.check and resources.is_bundled(expectations_dir):
-        from etl.cli import UsageError
-
-        # The installed gates read these files; rewriting them inside site-packages would change
-        # the pipeline behind its wheel's back, and suites written anywhere else are never read.
-        raise UsageError(
-            f"the suites in {EXPECTATIONS_DIR} belong to the installed wheel and are not "
-            "rewritten; run `tweetpipe expectations sync` in a checkout of the repository and "
-            "build a new wheel (--check compares them with the bundled contracts)"
-        )
-    try:
-        stale = sync_expectations(
-            check=args.check, expectations_dir=expectations_dir, contracts=contracts
-        )
-    except (ContractError, ValueError) as exc:
-        print(f"tweetpipe expectations sync: error: {exc}", file=sys.stderr)
-        return 1
-    names = ", ".join(_display(p, expectations_dir) for p in stale)
-    if args.check and stale:
-        print(
-            f"expectations out of date: {names}; run `tweetpipe expectations sync"
-            + (f" --root {args.root}`" if getattr(args, "root", None) else "`"),
-            file=sys.stderr,
-        )
-        return 1
-    print(f"rewrote {names}" if stale else "expectations in sync with contracts/")
-    return 0
-
-
-def _display(path: Path, expectations_dir: Path = EXPECTATIONS_DIR) -> str:
-    try:
-        return path.relative_to(expectations_dir.parent).as_posix()
-    except ValueError:
-        return str(path)
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -566,7 +484,21 @@ def raise_on_failure(summary: CheckpointSummary, *, docs_base: str = DOCS_PREFIX
         QualityGateFailed: ``summary.success`` is False.
     """
     if not summary.success:
-        raise QualityGateFailed(summary, docs_base)
+        raise gate_failure(summary, docs_base)
+
+
+def gate_failure(summary: CheckpointSummary, docs_base: str = DOCS_PREFIX) -> QualityGateFailed:
+    """The :class:`QualityGateFailed` for a failed checkpoint: its message names what failed and
+    where the evidence is.
+
+    Args:
+        summary: a checkpoint summary.
+        docs_base: where the Data Docs site is published (prefixed to the page in the message).
+
+    Returns:
+        The exception, with ``summary`` attached.
+    """
+    return QualityGateFailed(_failure_message(summary, docs_base), summary)
 
 
 def _describe_failure(entry: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from etl.suites import CRITICAL, EXPECTATIONS_DIR, load_suite_file
+from etl.contracts.suites import CRITICAL, EXPECTATIONS_DIR, load_suite_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         AbstractDataContext,
     )
 
-    from etl.store import Store
+    from etl.storage.store import Store
 
 DOCS_PREFIX = "docs/"
 RESULTS_DIR = "results"

@@ -25,7 +25,7 @@ Decisions users rely on (each is tested):
   have (ids and text are strings, counts integers, flags booleans, lists arrays; on the way, an
   object such as ``public_metrics`` must be an object). A value of another JSON type (an id sent
   as a number, a count as a numeric string or a float, text as an object, a hashtag as a bare
-  string) is never converted: it reaches the gate as a :class:`~etl.contracts.Mistyped` cell, the
+  string) is never converted: it reaches the gate as a :class:`~etl.contracts.model.Mistyped` cell, the
   column's ``json_type`` check rejects the post, and the reason quotes the value. Ids stay exact
   strings; counts are integers (Int64 in the gate, as the contract's int64 says); a value the API
   did not send (absent or null) is empty, not 0. Unknown and new fields are never read, never
@@ -79,13 +79,12 @@ from datetime import UTC, datetime
 from itertools import compress, repeat
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from operator import attrgetter
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
 
-from etl.contracts import (
+from etl.contracts.model import (
     CURATED_CONTRACT,
     ContractSpec,
     Mistyped,
@@ -93,16 +92,17 @@ from etl.contracts import (
     every_value_matches,
     load_contract,
 )
+from etl.errors import GateBreachError, InputError, OutputDirBusyError
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from concurrent.futures import Future
+    from pathlib import Path
 
     import pandas as pd
     import pandera.pandas as pa
 
-    from etl.contracts import ColumnSpec, QualityRule
+    from etl.contracts.model import ColumnSpec, QualityRule
 
 UNIT_BYTES = 8 * 2**20
 """Page bytes per unit of work (about 10,000 posts): one Pandera call each, large enough to
@@ -114,10 +114,6 @@ _RESPONSE_KEYS = frozenset(("data", "includes", "meta", "errors"))
 _SHOWN = 80  # characters of an offending value quoted in a reason
 
 Column = list[Any]  # CSV cells: text or None (empty); ints in integer columns on the fast path
-
-
-class GateBreachError(Exception):
-    """The gate failed: a fatal contract check was breached. The message names the checks."""
 
 
 @dataclass
@@ -1101,7 +1097,7 @@ class _Unit:
     caller's process or in a worker; it holds no state between units."""
 
     def __init__(self, spec: ContractSpec) -> None:
-        from etl.contracts import pandera_schema
+        from etl.contracts.model import pandera_schema
 
         self.spec = spec
         self.schema = pandera_schema(spec)
@@ -1552,27 +1548,25 @@ def input_files(inputs: list[Path]) -> list[Path]:
         The files, in argument order, each directory's files sorted by path.
 
     Raises:
-        etl.cli.UsageError: an input does not exist or a directory holds no JSON/JSONL file.
+        etl.errors.InputError: an input does not exist or a directory holds no JSON/JSONL file.
     """
-    from etl.cli import UsageError
-
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if _is_data_file(p, path))
             if not found:
-                raise UsageError(f"{path}: directory holds no .json, .jsonl or .ndjson file")
+                raise InputError(f"{path}: directory holds no .json, .jsonl or .ndjson file")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"{path}: no such file or directory")
+            raise InputError(f"{path}: no such file or directory")
     return files
 
 
 def _is_data_file(path: Path, root: Path) -> bool:
     # Names starting with "_" or "." are metadata (raw/'s _manifest.json and _rejected/ bodies,
-    # temporary files), not pages: the Hadoop/Spark convention etl.land follows.
+    # temporary files), not pages: the Hadoop/Spark convention etl.steps.extract.land follows.
     hidden = any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
     return path.is_file() and path.suffix in INPUT_SUFFIXES and not hidden
 
@@ -1598,7 +1592,7 @@ def transform_files(
 ) -> TransformReport:
     """Transform JSON/JSONL files; publish ``tweets.csv`` only when the gate passes.
 
-    A run's outputs replace the last run's together, or not at all (see :mod:`etl._outdir`):
+    A run's outputs replace the last run's together, or not at all (see :mod:`etl.steps.transform.outdir`):
     they are written into a staging directory inside ``out_dir`` and moved into place when the
     run is done, ``report.json`` last; so a run that fails or is killed leaves the last outputs
     as they were, and a ``report.json`` always describes the files beside it. Each run writes
@@ -1619,21 +1613,20 @@ def transform_files(
         The report.
 
     Raises:
-        etl.cli.UsageError: an input is missing, or another run is writing to ``out_dir``.
-        etl.contracts.ContractError: the contract cannot be read.
+        etl.errors.InputError: an input is missing, or another run is writing to ``out_dir``.
+        etl.errors.ContractError: the contract cannot be read.
     """
-    from etl._outdir import OutputDirBusyError, replace_together
-    from etl.cli import UsageError
+    from etl.steps.transform.outdir import replace_together
 
     files = input_files(inputs)
     if workers is None:
-        workers = _auto_workers(files)
+        workers = auto_workers(files)
     spec = load_contract(contract_path or CURATED_CONTRACT)
     try:
         with replace_together(out_dir, OUTPUT_NAMES) as staging:
             return _transform_into(staging, files, spec, progress, workers)
     except OutputDirBusyError as exc:
-        raise UsageError(str(exc)) from exc
+        raise InputError(str(exc)) from exc
 
 
 OUTPUT_NAMES = ("quarantine.jsonl", "tweets.csv", "report.json")
@@ -1658,100 +1651,6 @@ def _transform_into(
     return report
 
 
-def _auto_workers(files: list[Path]) -> int:
+def auto_workers(files: list[Path]) -> int:
     big = sum(f.stat().st_size for f in files) >= 4 * UNIT_BYTES
     return min(os.cpu_count() or 1, 4) if big else 1
-
-
-def _workers(requested: int | None) -> int | None:
-    from etl.cli import UsageError
-
-    if requested is not None and requested < 1:
-        raise UsageError(f"--workers must be at least 1, not {requested}")
-    return requested
-
-
-def _check_out_dir(out: Path) -> None:
-    """``--out`` must be a directory or creatable as one, before anything is read or written."""
-    from etl.cli import UsageError
-
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: is not a directory; give a directory for the outputs")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"--out {out}: cannot be created ({reason})") from None
-
-
-def _page_reasons(report: TransformReport) -> str:
-    """Why pages were quarantined, for the summary line: `` (empty body: 1, ...)``."""
-    # The report counts quarantined pages by check under "page:<problem>"; shown with spaces.
-    reasons = [
-        f"{check.removeprefix('page:').replace('_', ' ')}: {count}"
-        for check, count in sorted(report.check_failures.items())
-        if check.startswith("page:")
-    ]
-    return f" ({', '.join(reasons)})" if reasons else ""
-
-
-def run_transform_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe transform INPUT... --out DIR [--contract FILE] [--workers N]``.
-
-    Args:
-        args: parsed arguments with ``inputs``, ``out``, ``contract`` and ``workers`` (None: by
-            input size, see :func:`transform_files`).
-
-    Returns:
-        0 when the gate passes, 1 on a gate breach (the message names the failed checks).
-
-    Raises:
-        etl.cli.UsageError: a missing input or an unreadable contract (exit code 2).
-    """
-    from etl.cli import EXIT_FAILED, EXIT_OK, UsageError
-    from etl.contracts import ContractError
-
-    out = Path(args.out)
-    _check_out_dir(out)
-    paths = [Path(p) for p in args.inputs]
-    workers = _workers(getattr(args, "workers", None))
-    if workers is None:
-        try:
-            workers = _auto_workers(input_files(paths))
-        except UsageError:
-            workers = 1  # transform_files reports the missing input below
-    # Lineage: the same job and datasets the DAG's transform task reports, emitted by a process
-    # beside this one (etl.lineage_beside) while this one works.
-    from etl.lineage_beside import lineage_run_beside
-
-    inputs = ("cli_transform_inputs", (args.inputs,))
-    with lineage_run_beside("transform", inputs, out_dir=out) as lineage:
-        try:
-            report = transform_files(
-                paths,
-                out,
-                Path(args.contract) if args.contract else None,
-                progress=sys.stderr.isatty(),
-                workers=workers,
-            )
-        except ContractError as exc:
-            raise UsageError(str(exc)) from exc
-        written = (out / "tweets.csv", out / "quarantine.jsonl")
-        lineage.add("cli_transform_outputs", args.inputs, *written, report.to_dict())
-        if not report.passed:
-            lineage.fail("; ".join(report.fatal))
-    summary = (
-        f"{report.tweets_in} posts in {report.pages} pages: {report.curated} curated, "
-        f"{report.quarantined} quarantined, {report.duplicates} duplicates, "
-        f"{report.api_errors} API errors, {report.pages_quarantined} pages quarantined"
-        f"{_page_reasons(report)}"
-    )
-    print(summary, file=sys.stderr)
-    print(f"lineage: {lineage.destination}", file=sys.stderr)
-    try:
-        report.raise_for_gate(f"{out / 'quarantine.jsonl'}, {out / 'report.json'}")
-    except GateBreachError as exc:
-        print(f"tweetpipe transform: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(out / "tweets.csv")
-    return EXIT_OK

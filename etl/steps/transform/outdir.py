@@ -30,16 +30,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from etl.errors import OutputDirBusyError
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 COMMIT_DIR = ".tweetpipe-commit"
 STAGING_PREFIX = ".tweetpipe-staging-"
 _LISTING = ".outputs.json"  # in the commit directory: the names of the new set
-
-
-class OutputDirBusyError(Exception):
-    """Another run holds the output directory."""
 
 
 @contextmanager

@@ -15,7 +15,7 @@ the requested fields), bearer-token auth (401 Problem), per-endpoint rate limits
 records every request without its ``Authorization`` header, and keeps the exact bytes it served.
 
 This module is the HTTP layer (auth, rate limits, transport faults, the server and the CLI);
-``etl.emulator._api`` turns parameters into bodies; ``etl._corpus`` holds the data.
+``etl.tools.emulator._api`` turns parameters into bodies; ``etl.tools.emulator.corpus`` holds the data.
 
 Fault specs (``tweetpipe emulator --fault ...``, :meth:`Faults.parse`): ``5xx=N``, ``reset=N``,
 ``truncate=N``, ``slow=SECONDS``, ``partial-errors``, ``drift=new_field|missing_field|
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import signal
 import socket
 import struct
 import sys
@@ -37,11 +36,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from etl._corpus import Corpus
-from etl.emulator._api import Faults, HttpProblem, dumps, generic_problem, respond, route
+from etl.errors import HttpProblem
+from etl.tools.emulator._api import Faults, dumps, generic_problem, respond, route
+from etl.tools.emulator.corpus import Corpus
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
 
 __all__ = [
@@ -362,49 +361,3 @@ def start_emulator(
     handler = type("_BoundHandler", (_Handler,), {"state": state})
     httpd = _Server(("127.0.0.1", port), handler)
     return EmulatorServer(httpd, state)
-
-
-def run_emulator_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe emulator``: serve on 127.0.0.1 until SIGINT or SIGTERM.
-
-    Prints the base URL, and the ``X_BEARER_TOKEN=...`` line only for the built-in demo token (a
-    token given with ``--token`` is never printed).
-
-    Args:
-        args: parsed ``--port --seed --token --fault --rate-limit --rate-window``.
-
-    Returns:
-        0 after a clean stop, 1 when the port cannot be bound, 2 for bad arguments.
-    """
-    token = args.token or DEMO_TOKEN
-    try:
-        faults = Faults.parse(list(args.fault))
-        server = start_emulator(
-            seed=args.seed,
-            port=args.port,
-            token=token,
-            faults=faults,
-            rate_limit=args.rate_limit,
-            rate_window=args.rate_window,
-        )
-    except ValueError as exc:
-        # Returned rather than raised as UsageError: under ``python -m etl.cli`` that class is a
-        # different object from the one ``main`` catches.
-        print(f"tweetpipe emulator: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"tweetpipe emulator: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stopped = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopped.set())
-    print(f"X API v2 emulator on {server.base_url} (seed {args.seed})", flush=True)
-    print(f"X_API_BASE_URL={server.base_url}", flush=True)
-    if token == DEMO_TOKEN:
-        print(f"X_BEARER_TOKEN={DEMO_TOKEN}", flush=True)
-    if faults.describe():
-        print(f"faults: {faults.describe()}", flush=True)
-    while not stopped.wait(0.5):
-        pass
-    server.stop()
-    return 0

@@ -3,7 +3,7 @@
 Validation follows the OpenAPI document (400 ``invalid-request`` Problems naming the parameter,
 unknown parameters included), bodies carry only the requested fields, and the :class:`Faults`
 that change content (partial errors, schema drift) are applied here; the transport faults (5xx,
-resets, truncation, delays) belong to the HTTP layer in ``etl.emulator``.
+resets, truncation, delays) belong to the HTTP layer in ``etl.tools.emulator``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from etl._corpus import Corpus, QueryError
+from etl.errors import HttpProblem, QueryError
+from etl.tools.emulator.corpus import Corpus
 
 __all__ = ["Backend", "Faults", "HttpProblem", "dumps", "generic_problem", "respond", "route"]
 
@@ -50,15 +51,6 @@ _USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _COUNT_RE = re.compile(r"[0-9]{1,9}")
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 _DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
-
-
-class HttpProblem(Exception):
-    """An error answer: status and a Problem body."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("detail", ""))
-        self.status = status
-        self.body = body
 
 
 def _invalid(parameter: str, value: str, message: str) -> HttpProblem:

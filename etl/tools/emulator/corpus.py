@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from etl.errors import QueryError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -126,10 +128,6 @@ _EXTRAS = (
 _LANGS = ("en", "en", "en", "en", "es", "ja", "ar", "he", "und")
 _COUNTRIES = ("DE", "FR", "IN", "TR", "RU", "BR")
 _TOKEN_RE = re.compile(r'-?"[^"]*"|\S+')
-
-
-class QueryError(ValueError):
-    """A search query the emulator cannot evaluate (it names the offending part)."""
 
 
 @dataclass(frozen=True)
