@@ -11,23 +11,21 @@ import contextlib
 import functools
 import hashlib
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+# The store URL is a setting: its shape is checked in etl.config (the base layer), which reads
+# pipeline.yaml's store: too; re-exported here, beside the stores it opens.
+from etl.config import StoreLocation as StoreLocation
+from etl.config import parse_store_url as parse_store_url
 from etl.errors import ObjectExistsError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-# S3 bucket naming rules (general purpose buckets): 3-63 lower-case letters, digits, dots and
-# hyphens, starting and ending with a letter or digit.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
 # The reachability check of an S3 store fails fast: an unreachable endpoint is reported in
 # seconds, not after boto3's default minute-long connect timeout and five attempts.
 PROBE_TIMEOUT = 5.0
@@ -71,83 +69,6 @@ class Store(Protocol):
 def sha256_hex(body: bytes) -> str:
     """Hex SHA-256 of ``body``."""
     return hashlib.sha256(body).hexdigest()
-
-
-@dataclass(frozen=True)
-class StoreLocation:
-    """Where a store URL points, checked for shape (nothing is opened).
-
-    Attributes:
-        kind: ``"s3"`` or ``"local"``.
-        bucket: the S3 bucket (empty for a local store).
-        prefix: the key prefix in the bucket, without surrounding slashes.
-        path: the local directory (None for S3).
-    """
-
-    kind: Literal["s3", "local"]
-    bucket: str = ""
-    prefix: str = ""
-    path: Path | None = None
-
-
-def parse_store_url(url: str) -> StoreLocation:
-    """Check a store URL's shape and say where it points.
-
-    A URL that carries credentials (``s3://KEY:SECRET@bucket``) is refused without quoting any of
-    it: S3 credentials come from the AWS credential chain or an Airflow connection, never from the
-    URL, and the URL shows up in logs, summaries and lineage.
-
-    Args:
-        url: ``s3://bucket[/prefix]``, ``file:///some/dir`` or a directory path.
-
-    Returns:
-        The location.
-
-    Raises:
-        StoreError: the URL is empty, has credentials, an unknown scheme, a bad bucket name, or
-            control characters.
-    """
-    text = url.strip()
-    if not text:
-        raise StoreError("the store is empty: give s3://bucket/prefix or a directory")
-    if not _PRINTABLE.fullmatch(text):
-        raise StoreError("the store contains control characters: give s3://bucket/prefix or a path")
-    scheme = _SCHEME.match(text)
-    if scheme is None:
-        return StoreLocation("local", path=Path(text))
-    authority = text[scheme.end() :].partition("/")[0]
-    if "@" in authority:
-        raise StoreError(
-            "the store URL carries credentials (user:password@): remove them; S3 credentials come "
-            "from the AWS credential chain (AWS_* variables, a profile, a role) or the Airflow "
-            "connection named by aws_conn_id"
-        )
-    kind = scheme.group(1).lower()
-    if kind == "file":
-        if authority not in ("", "localhost"):
-            raise StoreError("a file:// store URL names no host: write file:///some/dir")
-        return StoreLocation("local", path=Path(urlsplit(text).path))
-    if kind != "s3":
-        raise StoreError(
-            f"store URL scheme {kind}:// is not supported: give s3://bucket/prefix or a directory"
-        )
-    return _s3_location(text, authority, text[scheme.end() + len(authority) :])
-
-
-def _s3_location(text: str, authority: str, path: str) -> StoreLocation:
-    if "?" in text or "#" in text:
-        raise StoreError("an s3:// store URL takes no query or fragment: give s3://bucket/prefix")
-    if not authority:
-        raise StoreError("the store URL names no bucket: give s3://bucket/prefix")
-    if not _BUCKET.fullmatch(authority):
-        raise StoreError(
-            "the store URL's bucket name is not valid: S3 bucket names are 3-63 lower-case "
-            "letters, digits, dots and hyphens"
-        )
-    prefix = path.strip("/")
-    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
-        raise StoreError(f"store s3://{authority}: the key prefix has an empty, '.' or '..' part")
-    return StoreLocation("s3", bucket=authority, prefix=prefix)
 
 
 def open_store(url: str, *, check: bool = False) -> Store:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from etl.adapters.cli import demo as cli_demo
 from etl.adapters.cli import main
 from etl.tools import demo
 
@@ -154,7 +155,7 @@ def test_exit_code_follows_the_dag_run(
     monkeypatch.setattr(demo, "run_demo", fake_run_demo)
 
     args = argparse.Namespace(dir=str(tmp_path / "out"), breach=breach)
-    assert demo.run_demo_cli(args) == code
+    assert cli_demo.run_demo_cli(args) == code
     assert calls == [(tmp_path / "out", breach)]
 
 
