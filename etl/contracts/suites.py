@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -694,3 +696,36 @@ def sync_expectations(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     return stale
+
+
+def import_gx() -> Any:
+    """Import Great Expectations with analytics off and its chatter turned down.
+
+    Returns:
+        The ``great_expectations`` module.
+    """
+    # GX reads this when it is imported; nothing of ours may leave loopback.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        # GX logs every suite-parameter parse at INFO; under Airflow's INFO root that floods logs.
+        gx_logger.setLevel(logging.WARNING)
+    return gx
+
+
+def suite_kwargs(doc: dict[str, Any]) -> dict[str, Any]:
+    """Arguments for ``gx.ExpectationSuite`` built from a suite file.
+
+    Args:
+        doc: the parsed suite file.
+
+    Returns:
+        ``name``, ``expectations`` (copies) and ``meta``.
+    """
+    return {
+        "name": doc["name"],
+        "expectations": [dict(e) for e in doc["expectations"]],
+        "meta": doc.get("meta") or {},
+    }

@@ -6,8 +6,8 @@ emits START while this process sets up the step on the other core; when the step
 is told the outcome, emits COMPLETE or FAIL and exits; when the step's process dies without a
 word (killed), the child notices (its pipe closes, or it is adopted by another parent: a process
 the step forked may keep the pipe open) and emits FAIL. Events, job and datasets are exactly those
-of :func:`etl.lineage.lineage_run`, which the child runs: the step only names the builders of
-:mod:`etl.lineage` to call and their arguments, so this process never imports the client.
+of :func:`etl.lineage.core.lineage_run`, which the child runs: the step only names the builders of
+:mod:`etl.lineage.core` to call and their arguments, so this process never imports the client.
 
 Where a fork is unsafe (other threads running) or impossible, the same happens in this process.
 Lineage stays an observer: a child that fails or dies never fails the step.
@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from etl.lineage import LineageRun
+    from etl.lineage.core import LineageRun
 
 log = logging.getLogger(__name__)
 
-Call = tuple[str, tuple[Any, ...]]  # a builder of etl.lineage, by name, and its arguments
+Call = tuple[str, tuple[Any, ...]]  # a builder of etl.lineage.core, by name, and its arguments
 _JOIN_TIMEOUT_S = 60.0  # the child's transport has its own timeouts; this bounds a stuck one
 _PARENT_POLL_S = 0.5  # how often the child checks that the step's process is still its parent
 
@@ -49,7 +49,7 @@ class BesideRun:
     """What a step tells its lineage while it runs.
 
     Attributes:
-        calls: builders of :mod:`etl.lineage` whose results are added to the run, in order.
+        calls: builders of :mod:`etl.lineage.core` whose results are added to the run, in order.
         error: why the run failed, when it did.
         stack_trace: the trace of the exception that failed it, if one did.
         destination: where the events went, for the CLI summary (set when the run ends).
@@ -61,10 +61,10 @@ class BesideRun:
     destination: str = "not emitted (the lineage process ended early)"
 
     def add(self, builder: str, *args: Any) -> None:
-        """Add what ``etl.lineage.<builder>(*args)`` returns (a ``StepLineage``) to the run.
+        """Add what ``etl.lineage.core.<builder>(*args)`` returns (a ``StepLineage``) to the run.
 
         Args:
-            builder: the name of a function of :mod:`etl.lineage`.
+            builder: the name of a function of :mod:`etl.lineage.core`.
             *args: its arguments (plain data: paths, strings, the report dictionary).
         """
         self.calls.append((builder, args))
@@ -84,9 +84,9 @@ def lineage_run_beside(step: str, inputs: Call, *, out_dir: Path | None) -> Iter
     """Emit START, then COMPLETE or FAIL, around one CLI run of a step, from a child process.
 
     Args:
-        step: the task id in the DAG (see :func:`etl.lineage.lineage_run`).
+        step: the task id in the DAG (see :func:`etl.lineage.core.lineage_run`).
         inputs: the builder of the datasets known before the step runs, and its arguments.
-        out_dir: the run's output directory: events go to ``etl.lineage.events_file(out_dir)``
+        out_dir: the run's output directory: events go to ``etl.lineage.core.events_file(out_dir)``
             when no transport is configured.
 
     Yields:
@@ -151,7 +151,7 @@ def _child(
     outcome_in: Connection,
     reply_out: Connection,
 ) -> None:
-    from etl import lineage
+    from etl.lineage import core as lineage
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -206,7 +206,7 @@ def _replay(lineage: ModuleType, real: LineageRun, told: BesideRun) -> None:
 def _in_this_process(
     step: str, inputs: Call, out_dir: Path | None, run: BesideRun
 ) -> Iterator[None]:
-    from etl import lineage
+    from etl.lineage import core as lineage
 
     with _lineage_run(lineage, step, inputs, out_dir) as real:
         run.destination = real.destination

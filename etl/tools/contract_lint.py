@@ -414,8 +414,7 @@ def _view_builders() -> Iterable[tuple[str, Callable[[ContractSpec], object]]]:
 
 def _gx_suite(spec: ContractSpec) -> object:
     """The contract's GX suite as GX objects: GX checks each expectation's type and arguments."""
-    from etl.contracts.suites import derive_expectations
-    from etl.steps.quality.docs import import_gx, suite_kwargs
+    from etl.contracts.suites import derive_expectations, import_gx, suite_kwargs
 
     gx = import_gx()
     suite = {"name": spec.name, "expectations": derive_expectations(spec)}

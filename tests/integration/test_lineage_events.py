@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import lineage
+from etl.lineage import core as lineage
 from tests.conftest import ROOT
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 

@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
 )
 LAYER_NAMES = {0: "base", 1: "model", 2: "steps/tools", 3: "lineage", 4: "adapters"}
 STEPS = ("etl.steps.extract", "etl.steps.transform", "etl.steps.quality", "etl.steps.publish")
+SIDES = ("etl.steps", "etl.tools")
 MODEL_PACKAGES = ("etl.contracts", "etl.storage")
 ADAPTERS = ("etl.adapters.cli", "etl.adapters.airflow")
 
@@ -172,6 +173,17 @@ def test_a_step_never_imports_another_step() -> None:
         str(e)
         for e in EDGES
         if (a := _group(e.source, STEPS)) and (b := _group(e.target, STEPS)) and a != b
+    ]
+    assert crossing == []
+
+
+def test_steps_and_tools_do_not_import_each_other() -> None:
+    # One layer, two sides: steps run the pipeline, tools review contracts and run the demo;
+    # both stand on the model only (a tool may import another tool).
+    crossing = [
+        str(e)
+        for e in EDGES
+        if (a := _group(e.source, SIDES)) and (b := _group(e.target, SIDES)) and a != b
     ]
     assert crossing == []
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from openlineage.client.serde import Serde
 
-from etl import lineage
 from etl.contracts.model import RAW_PAGE_CONTRACT, load_contract
+from etl.lineage import core as lineage
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ code. The provider asks an operator for lineage through three methods,
 ``..._on_failure(task_instance)``, each returning an ``OperatorLineage``. ``@lineage_task`` is
 ``@task`` with an operator that implements them: it keeps the call's arguments, the return value
 (or the exception) on the operator while the task runs, and hands them to the step's lineage
-builder from :mod:`etl.lineage` — the same builder the CLI uses, so both emit the same datasets and
+builder from :mod:`etl.lineage.core` — the same builder the CLI uses, so both emit the same datasets and
 facets. The listener runs in the task's own process after ``execute``, so nothing extra travels
 through XCom.
 
@@ -18,7 +18,7 @@ Usage in a DAG (job name ``<dag_id>.<task_id>``, e.g. ``tweetpipe.transform``)::
     @lineage_task(retries=3)
     def transform(source: dict, landed: dict) -> dict: ...
 
-The builder is looked up by the function's name in :data:`etl.lineage.TASK_LINEAGE`, or passed as
+The builder is looked up by the function's name in :data:`etl.lineage.core.TASK_LINEAGE`, or passed as
 ``lineage=``. Lineage never fails a task: a builder error is logged by the provider and the event
 goes out without datasets.
 """
@@ -38,15 +38,15 @@ if TYPE_CHECKING:
     from airflow.sdk.bases.decorator import TaskDecorator
     from airflow.sdk.definitions.context import Context
 
-    from etl.lineage import LineageBuilder, StepLineage, TaskCall
+    from etl.lineage.core import LineageBuilder, StepLineage, TaskCall
 
 
 class LineageDecoratedOperator(_PythonDecoratedOperator):
     """The operator behind ``@lineage_task``: a TaskFlow Python operator that reports lineage.
 
     Args:
-        lineage: builds the step's lineage from a :class:`etl.lineage.TaskCall`; default: the
-            builder registered for the function's name in :data:`etl.lineage.TASK_LINEAGE`.
+        lineage: builds the step's lineage from a :class:`etl.lineage.core.TaskCall`; default: the
+            builder registered for the function's name in :data:`etl.lineage.core.TASK_LINEAGE`.
         **kwargs: everything ``@task`` accepts.
     """
 
@@ -69,7 +69,7 @@ class LineageDecoratedOperator(_PythonDecoratedOperator):
         return result
 
     def _call(self, *, finished: bool) -> TaskCall:
-        from etl.lineage import TaskCall
+        from etl.lineage.core import TaskCall
 
         try:
             bound = inspect.signature(self.python_callable).bind_partial(
@@ -87,7 +87,7 @@ class LineageDecoratedOperator(_PythonDecoratedOperator):
     def _lineage(self, call: TaskCall) -> OperatorLineage[Any, Any]:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from etl.lineage import task_lineage
+        from etl.lineage.core import task_lineage
 
         built: StepLineage = task_lineage(self.python_callable.__name__, call, self.lineage)
         return OperatorLineage(

@@ -14,7 +14,7 @@ it needs from the store into its own temporary directory, so the DAG runs unchan
 Kubernetes executor.
 
 Every per-source summary carries the same base fields, so any task (and the lineage builders in
-:mod:`etl.lineage`) can find its way from it::
+:mod:`etl.lineage.core`) can find its way from it::
 
     source     {"kind": "account"|"query", "value": ...}
     slug       the source's key-safe name (``account-nasa``)

@@ -170,8 +170,8 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
-    from etl.lineage import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
+    # Lineage (etl.lineage.core): the same job and datasets the DAG's extract task reports.
+    from etl.lineage.core import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
 
     bounds = (window.start, window.end) if window.start and window.end else None
     inputs = cli_extract_inputs(s.kind for s in sources)

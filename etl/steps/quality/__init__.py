@@ -34,21 +34,21 @@ from etl.contracts.suites import (
     NUMBER_REGEX,
     RAW_PAGE_SUITE,
     flatten_page,
+    import_gx,
     load_suite_file,
     page_checks,
     page_columns,
+    suite_kwargs,
 )
 from etl.errors import QualityGateFailed
 from etl.steps.quality.docs import (
     DOCS_PREFIX,
     SITE_NAME,
     build_docs_from_store,
-    import_gx,
     open_context,
     publish_docs,
     save_results,
     suite_files,
-    suite_kwargs,
 )
 
 if TYPE_CHECKING:

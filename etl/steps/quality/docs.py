@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import mimetypes
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from etl.contracts.suites import CRITICAL, EXPECTATIONS_DIR, load_suite_file
+from etl.contracts.suites import (
+    CRITICAL,
+    EXPECTATIONS_DIR,
+    import_gx,
+    load_suite_file,
+    suite_kwargs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -61,23 +65,6 @@ _GX_FIRST_SECTION = re.compile(r'<div id="section-1"')
 # RFC 3986 allows these in a path; run names such as ``…__source=x`` keep their readable form.
 _PATH_SAFE = "/!$&'()*+,;=:@"
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
-
-
-def import_gx() -> Any:
-    """Import Great Expectations with analytics off and its chatter turned down.
-
-    Returns:
-        The ``great_expectations`` module.
-    """
-    # GX reads this when it is imported; nothing of ours may leave loopback.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-
-    gx_logger = logging.getLogger("great_expectations")
-    if gx_logger.level == logging.NOTSET:
-        # GX logs every suite-parameter parse at INFO; under Airflow's INFO root that floods logs.
-        gx_logger.setLevel(logging.WARNING)
-    return gx
 
 
 def open_context(docs_dir: Path, suites: Iterable[dict[str, Any]] = ()) -> AbstractDataContext:
@@ -229,22 +216,6 @@ def publish_docs(docs_dir: Path, store: Store, prefix: str = DOCS_PREFIX) -> lis
         The keys written, sorted.
     """
     return _upload(_site_files(docs_dir), docs_dir, store, prefix)
-
-
-def suite_kwargs(doc: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for ``gx.ExpectationSuite`` built from a suite file.
-
-    Args:
-        doc: the parsed suite file.
-
-    Returns:
-        ``name``, ``expectations`` (copies) and ``meta``.
-    """
-    return {
-        "name": doc["name"],
-        "expectations": [dict(e) for e in doc["expectations"]],
-        "meta": doc.get("meta") or {},
-    }
 
 
 @dataclass(frozen=True)

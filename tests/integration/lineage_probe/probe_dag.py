@@ -16,8 +16,8 @@ from typing import Any
 
 from airflow.sdk import dag
 
-from etl import lineage
 from etl.adapters.airflow.lineage_operator import lineage_task
+from etl.lineage import core as lineage
 
 NAMESPACE = "file"
 ROWS = 3
