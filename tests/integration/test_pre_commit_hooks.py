@@ -19,6 +19,9 @@ from etl.adapters.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CURATED = "contracts/tweets_curated.odcs.yaml"
+# The contract's version today, and the major bump a breaking change needs from it.
+VERSION = yaml.safe_load((ROOT / CURATED).read_text(encoding="utf-8"))["version"]
+BUMPED = f"{int(VERSION.split('.')[0]) + 1}.0.0"
 
 
 def _run(repo: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -86,17 +89,19 @@ def test_a_removed_column_needs_the_major_bump_to_commit(
     assert "contracts diff --base HEAD" in output and "Failed" in output
     assert "BREAKING      tweets.withheld_country_codes  column removed" in output
     assert (
-        "=> FAIL: 1 breaking change(s) need a major version bump (1.0.0 -> 2.0.0); "
-        "the version is 1.0.0"
+        f"=> FAIL: 1 breaking change(s) need a major version bump ({VERSION} -> {BUMPED}); "
+        f"the version is {VERSION}"
     ) in output
     # the other hooks ran and passed on the same change
     for hook in ("contracts lint", "expectations sync --check", "contracts codeowners --check"):
         line = next(li for li in output.splitlines() if li.startswith(hook))
         assert line.endswith("Passed"), line
 
-    _edit(repo, version="2.0.0")
+    _edit(repo, version=BUMPED)
     _git(repo, env, "add", "-A")
-    accepted = _git(repo, env, "commit", "-m", "tweets_curated 2.0.0: withheld_country_codes gone")
+    accepted = _git(
+        repo, env, "commit", "-m", f"tweets_curated {BUMPED}: withheld_country_codes gone"
+    )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert _commits(repo, env) == 2
     assert "Failed" not in accepted.stdout + accepted.stderr

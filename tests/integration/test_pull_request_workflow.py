@@ -31,6 +31,9 @@ BIN = Path(sys.executable).parent
 TOKEN = "ghs_workflow-test-token-5f2a"
 REPO = "acme/tweetpipe"
 CURATED = "contracts/tweets_curated.odcs.yaml"
+# The contract's version today, and the major bump a breaking change needs from it.
+VERSION = yaml.safe_load((ROOT / CURATED).read_text(encoding="utf-8"))["version"]
+BUMPED = f"{int(VERSION.split('.')[0]) + 1}.0.0"
 _SHA_PIN = re.compile(r"[^@\s]+@[0-9a-f]{40}")
 
 
@@ -265,7 +268,7 @@ def test_a_breaking_change_fails_the_review_and_one_comment_follows_the_pushes(
     assert (
         "| version bump | `tweetpipe contracts diff --base main` | **fails**: "
         "contracts/tweets\\_curated.odcs.yaml: 1 breaking change(s) need a major version bump "
-        "(1.0.0 -&gt; 2.0.0); the version is 1.0.0 |"
+        f"({VERSION} -&gt; {BUMPED}); the version is {VERSION} |"
     ) in lines
     for gate in ("contracts valid", "suites in sync", "reviewers by contract"):
         assert any(line.startswith(f"| {gate} |") and "| ok: " in line for line in lines), gate
@@ -273,21 +276,21 @@ def test_a_breaking_change_fails_the_review_and_one_comment_follows_the_pushes(
     assert "- `expectations/tweets_curated.json`: `@tweetpipe/data-eng`" in lines
     diff_at = lines.index(
         "### Contract changes against `main`: fails (1 breaking change without a major version "
-        f"bump: `{CURATED}` needs version 2.0.0, is 1.0.0)"
+        f"bump: `{CURATED}` needs version {BUMPED}, is {VERSION})"
     )
     assert lines[diff_at + 1 :].index("#### 1 breaking change") >= 0
     assert f"| `{CURATED}` | `tweets.withheld_country_codes` | column removed |" in lines
     assert (
         f"| [`{CURATED}`](https://docs.example.org/contracts/tweets_curated.html) "
-        "| 1.0.0 -&gt; 1.0.0 | 1 | **FAIL**:"
+        f"| {VERSION} -&gt; {VERSION} | 1 | **FAIL**:"
     ) in body
     posted = _post(tmp_path, api)
     assert posted.returncode == 0, posted.stderr
     assert posted.stdout.strip() == f"contract review comment on {REPO}#7: created"
 
     # push 2: the major bump; the same comment now says it passes
-    _edit_contract(pull, version="2.0.0")
-    _push(pull, "tweets_curated 2.0.0")
+    _edit_contract(pull, version=BUMPED)
+    _push(pull, f"tweets_curated {BUMPED}")
     code, body, state = _review(pull, tmp_path)
     assert code == 0, body
     assert state["ok"] is True
