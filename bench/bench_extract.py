@@ -40,9 +40,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from etl.config import Source, Window  # noqa: E402
-from etl.emulator import DEMO_TOKEN, Corpus, start_emulator  # noqa: E402
-from etl.extract import ExtractReport, RetryPolicy, extract_sources, make_client  # noqa: E402
-from etl.store import LocalStore  # noqa: E402
+from etl.steps.extract import ExtractReport, RetryPolicy, extract_sources, make_client  # noqa: E402
+from etl.storage.store import LocalStore  # noqa: E402
+from etl.tools.emulator import DEMO_TOKEN, Corpus, start_emulator  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

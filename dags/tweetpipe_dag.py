@@ -10,7 +10,7 @@ failure is documented) and ``all_sources_published`` fails the run when any sour
 ``curated/``.
 
 Only object keys and small summaries travel through XCom. Nothing heavy is imported here: each task
-imports ``etl.pipeline``, which imports the step it runs.
+imports ``etl.adapters.airflow.tasks``, which imports the step it runs.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
-from etl.airflow_lineage import lineage_task
+from etl.adapters.airflow.lineage_operator import lineage_task
 
-_SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.pipeline while the task runs
+_SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.adapters.airflow.tasks while the task runs
 _NO_URL_CREDENTIALS = r"^(?![A-Za-z][A-Za-z0-9+.-]*://[^/]*@)"
 
 default_args: dict[str, Any] = {
     # Transient trouble (API outage, S3 hiccup) is retried with backoff; a quality breach raises
-    # AirflowFailException in etl.pipeline and is never retried.
+    # AirflowFailException in etl.adapters.airflow.tasks and is never retried.
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
@@ -88,9 +88,9 @@ def tweetpipe() -> None:
     def plan_sources(params: dict[str, Any]) -> list[dict[str, str]]:
         """List the sources of this run (the `sources` param, else `pipeline.yaml`); each one
         becomes one mapped instance of the per-source tasks."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.plan_sources(params)
+        return tasks.plan_sources(params)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def extract(
@@ -102,26 +102,26 @@ def tweetpipe() -> None:
         """Fetch the source's posts for the data interval through the `x_api_default` connection
         and land every response body unchanged under `raw/`, with a manifest; a rerun of the same
         interval finds the landed window and fetches nothing."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.extract(source, params, data_interval_start, data_interval_end)
+        return tasks.extract(source, params, data_interval_start, data_interval_end)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def validate_raw(landed: dict[str, Any], params: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Quality gate 1: run the Great Expectations checkpoint on the landed pages' response
         envelope. A breach fails this task (not retried) and stops the source here."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.validate_raw(landed, params, run_id)
+        return tasks.validate_raw(landed, params, run_id)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def transform(checked: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Flatten the raw pages into the curated CSV through the Pandera gate built from the data
         contract; write the candidate to `staging/` and every rejected row, with its reason, to
         `quarantine/`."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.transform(checked, params)
+        return tasks.transform(checked, params)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def validate_curated(
@@ -130,34 +130,34 @@ def tweetpipe() -> None:
         """Quality gate 2: run the Great Expectations checkpoint on the candidate in `staging/`
         (contract columns, uniqueness, freshness, quarantined share). A breach fails this task
         (not retried) and nothing reaches `curated/`."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.validate_curated(staged, params, run_id)
+        return tasks.validate_curated(staged, params, run_id)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def publish(audited: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Publish the audited candidate: copy exactly the bytes the checkpoint passed from
         `staging/` to `curated/`, replacing the partition's previous version in one step."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.publish(audited, params)
+        return tasks.publish(audited, params)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def build_docs(params: dict[str, Any]) -> dict[str, Any]:
         """Build the Great Expectations Data Docs site from every validation result in the store
         and publish it under `docs/`. Runs also when a gate failed, so the failure is shown."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        return pipeline.build_docs(params)
+        return tasks.build_docs(params)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
     def all_sources_published() -> None:
         """Fail the run when any source failed (a quality breach, or extraction after its
         retries): Airflow decides a run's state by its last tasks, and `build_docs` succeeds
         even then. Skipped when every source was published."""
-        from etl import pipeline
+        from etl.adapters.airflow import tasks
 
-        pipeline.fail_run()
+        tasks.fail_run()
 
     @task_group
     def per_source(source: dict[str, str]) -> Any:

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from etl.errors import ConfigError, ConfigProblem, StoreError
+
 SourceKind = Literal["account", "query"]
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # a real page of 100 posts is well under 2 MiB
@@ -77,58 +79,6 @@ _TYPE_WORDS = {
     "integer": "a whole number",
 }
 _SCHEMA_PROBLEMS = {"maxLength": "is too long"}
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a configuration file, as data.
-
-    Attributes:
-        file: the file as given.
-        line: 1-based line, or None when the problem is the file as a whole.
-        key: the key path (``sources.accounts[2]``), empty for the file itself.
-        problem: what is wrong, without quoting any value from the file.
-        column: 1-based column, when known (YAML syntax errors).
-    """
-
-    file: str
-    line: int | None
-    key: str
-    problem: str
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.key}: {self.problem}" if self.key else f"{where}: {self.problem}"
-
-
-class ConfigError(ValueError):
-    """A pipeline configuration (file, source or window) is not usable; the message names it.
-
-    Attributes:
-        problems: for a configuration file, every problem found (the message names the first).
-    """
-
-    def __init__(self, message: str, problems: tuple[ConfigProblem, ...] = ()) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-    @classmethod
-    def from_problems(cls, problems: list[ConfigProblem]) -> ConfigError:
-        """The error for a file's problems: the first named, the rest counted."""
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return cls(f"{problems[0]}{more}", tuple(problems))
-
-    @classmethod
-    def at(
-        cls, path: Path, line: int | None, key: str, problem: str, column: int | None = None
-    ) -> ConfigError:
-        """The error for one problem in file ``path``."""
-        return cls.from_problems([ConfigProblem(str(path), line, key, problem, column)])
 
 
 def source_problem(kind: str, value: str) -> str | None:
@@ -530,8 +480,6 @@ def _value_problems(
                 at = ("sources", key, i)
                 problems.append(ConfigProblem(str(path), _line(lines, at), key_path(at), problem))
     if (store := doc.get("store")) is not None:
-        from etl.store import StoreError, parse_store_url
-
         try:
             parse_store_url(store)
         except StoreError as exc:
@@ -594,3 +542,88 @@ def dedupe_sources(sources: list[Source]) -> list[Source]:
             seen.add(source.slug)
             unique.append(source)
     return unique
+
+
+# --- store URLs --------------------------------------------------------------------------------
+# S3 bucket naming rules (general purpose buckets): 3-63 lower-case letters, digits, dots and
+# hyphens, starting and ending with a letter or digit.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a store URL points, checked for shape (nothing is opened).
+
+    Attributes:
+        kind: ``"s3"`` or ``"local"``.
+        bucket: the S3 bucket (empty for a local store).
+        prefix: the key prefix in the bucket, without surrounding slashes.
+        path: the local directory (None for S3).
+    """
+
+    kind: Literal["s3", "local"]
+    bucket: str = ""
+    prefix: str = ""
+    path: Path | None = None
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """Check a store URL's shape and say where it points.
+
+    A URL that carries credentials (``s3://KEY:SECRET@bucket``) is refused without quoting any of
+    it: S3 credentials come from the AWS credential chain or an Airflow connection, never from the
+    URL, and the URL shows up in logs, summaries and lineage.
+
+    Args:
+        url: ``s3://bucket[/prefix]``, ``file:///some/dir`` or a directory path.
+
+    Returns:
+        The location.
+
+    Raises:
+        StoreError: the URL is empty, has credentials, an unknown scheme, a bad bucket name, or
+            control characters.
+    """
+    text = url.strip()
+    if not text:
+        raise StoreError("the store is empty: give s3://bucket/prefix or a directory")
+    if not _PRINTABLE.fullmatch(text):
+        raise StoreError("the store contains control characters: give s3://bucket/prefix or a path")
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        return StoreLocation("local", path=Path(text))
+    authority = text[scheme.end() :].partition("/")[0]
+    if "@" in authority:
+        raise StoreError(
+            "the store URL carries credentials (user:password@): remove them; S3 credentials come "
+            "from the AWS credential chain (AWS_* variables, a profile, a role) or the Airflow "
+            "connection named by aws_conn_id"
+        )
+    kind = scheme.group(1).lower()
+    if kind == "file":
+        if authority not in ("", "localhost"):
+            raise StoreError("a file:// store URL names no host: write file:///some/dir")
+        return StoreLocation("local", path=Path(urlsplit(text).path))
+    if kind != "s3":
+        raise StoreError(
+            f"store URL scheme {kind}:// is not supported: give s3://bucket/prefix or a directory"
+        )
+    return _s3_location(text, authority, text[scheme.end() + len(authority) :])
+
+
+def _s3_location(text: str, authority: str, path: str) -> StoreLocation:
+    if "?" in text or "#" in text:
+        raise StoreError("an s3:// store URL takes no query or fragment: give s3://bucket/prefix")
+    if not authority:
+        raise StoreError("the store URL names no bucket: give s3://bucket/prefix")
+    if not _BUCKET.fullmatch(authority):
+        raise StoreError(
+            "the store URL's bucket name is not valid: S3 bucket names are 3-63 lower-case "
+            "letters, digits, dots and hyphens"
+        )
+    prefix = path.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise StoreError(f"store s3://{authority}: the key prefix has an empty, '.' or '..' part")
+    return StoreLocation("s3", bucket=authority, prefix=prefix)

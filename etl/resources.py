@@ -29,13 +29,11 @@ import importlib.resources
 import sys
 from pathlib import Path
 
+from etl.errors import ResourceError
+
 BUNDLE_NAME = "_bundled"
 DAG_FILE_NAME = "tweetpipe_dag.py"
 CONFIG_FILE_NAME = "pipeline.yaml"
-
-
-class ResourceError(RuntimeError):
-    """The package's files cannot be reached as plain files (e.g. imported from a zip archive)."""
 
 
 def _package_dir() -> Path:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from etl.airflow_local import PID_FILE_NAME, free_port, stop_local_airflow
+from etl.tools.airflow_local import PID_FILE_NAME, free_port, stop_local_airflow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +34,7 @@ START_TIMEOUT = 240.0
 
 
 def _tweetpipe() -> list[str]:
-    return [sys.executable, "-m", "etl.cli"]
+    return [sys.executable, "-m", "etl"]
 
 
 @dataclass

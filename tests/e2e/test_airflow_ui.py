@@ -60,7 +60,7 @@ RUNS: dict[str, dict[str, Any]] = {
 
 
 def _emulator_token() -> str:
-    from etl.emulator import DEMO_TOKEN
+    from etl.tools.emulator import DEMO_TOKEN
 
     return str(DEMO_TOKEN)
 
@@ -342,7 +342,7 @@ def test_airflow_down_stops_every_process(airflow: RunningAirflow) -> None:
     assert len(before) >= 6  # four Airflow components and two emulators, plus their children
 
     proc = subprocess.run(
-        [sys.executable, "-m", "etl.cli", "airflow", "down", "--dir", str(airflow.directory)],
+        [sys.executable, "-m", "etl", "airflow", "down", "--dir", str(airflow.directory)],
         cwd=ROOT,
         capture_output=True,
         text=True,

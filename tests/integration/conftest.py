@@ -5,12 +5,12 @@ Fixtures (all function-scoped unless noted; every server binds 127.0.0.1 on a fr
 ``moto_server`` -> :class:`S3Endpoint`
     A fresh, empty bucket on one moto ``ThreadedMotoServer`` shared by the session. Sets
     ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (fake ``testing``
-    credentials) and ``AWS_DEFAULT_REGION`` with ``monkeypatch``, so ``etl.store.open_store(
+    credentials) and ``AWS_DEFAULT_REGION`` with ``monkeypatch``, so ``etl.storage.store.open_store(
     moto_server.store_url)`` and any boto3 client reach it. ``moto_server.client()`` gives a boto3
     S3 client for assertions.
 
 ``emulator_factory`` -> ``start(**kwargs) -> EmulatorServer``
-    Starts emulators with any ``etl.emulator.start_emulator`` arguments (``seed``, ``faults``,
+    Starts emulators with any ``etl.tools.emulator.start_emulator`` arguments (``seed``, ``faults``,
     ``rate_limit``, ``rate_window``, ``clock``...); stops all of them at teardown.
 
 ``emulator`` -> ``EmulatorServer``
@@ -60,7 +60,7 @@ class S3Endpoint:
 
     @property
     def store_url(self) -> str:
-        """``s3://<bucket>/tweetpipe``: a store URL for ``etl.store.open_store``."""
+        """``s3://<bucket>/tweetpipe``: a store URL for ``etl.storage.store.open_store``."""
         return f"s3://{self.bucket}/tweetpipe"
 
     def client(self) -> Any:
@@ -133,7 +133,7 @@ def fake_clock() -> FakeClock:
 
 @pytest.fixture
 def emulator_factory() -> Iterator[Callable[..., Any]]:
-    from etl.emulator import start_emulator
+    from etl.tools.emulator import start_emulator
 
     started: list[Any] = []
 

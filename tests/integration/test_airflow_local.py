@@ -1,4 +1,4 @@
-"""``etl.airflow_local`` without Airflow: its settings, its pid file and its stop.
+"""``etl.tools.airflow_local`` without Airflow: its settings, its pid file and its stop.
 
 The stop is checked on a stand-in process tree shaped like Airflow's (a session leader, a child,
 a grandchild in its own process group as a task process is, and an orphan re-parented to init),
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from etl import airflow_local
-from etl.airflow_local import (
+from etl.errors import LocalAirflowError
+from etl.tools import airflow_local
+from etl.tools.airflow_local import (
     PID_FILE_NAME,
-    LocalAirflowError,
     airflow_env,
     start_local_airflow,
     stop_local_airflow,

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from etl.contracts import CURATED_CONTRACT, load_contract
-from etl.quality import (
+from etl.contracts.model import CURATED_CONTRACT, load_contract
+from etl.errors import QualityGateFailed
+from etl.steps.quality import (
     CheckpointSummary,
-    QualityGateFailed,
     build_docs_from_store,
+    gate_failure,
     publish_docs,
     raise_on_failure,
     save_results,
@@ -29,7 +30,7 @@ from etl.quality import (
     validate_curated_bytes,
     validate_raw_pages,
 )
-from etl.store import LocalStore
+from etl.storage.store import LocalStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -267,15 +268,15 @@ def test_bad_id_evidence_names_the_value_and_is_on_the_page(breaches, docs_dir):
     (failure,) = [f for f in summary.failed if f["expectation_type"].endswith("match_regex")]
     assert failure["unexpected_count"] == 1
     assert failure["partial_unexpected_list"] == ["17900000x0000000003"]
-    assert "17900000x0000000003" in str(QualityGateFailed(summary))
+    assert "17900000x0000000003" in str(gate_failure(summary))
     page = (docs_dir / summary.docs_page).read_text(encoding="utf-8")
     assert "17900000x0000000003" in page and "tweet_id" in page
     assert "^[0-9]{1,19}$" in page  # the failed expectation, as GX renders it
 
 
 def test_share_and_freshness_failures_show_observed_and_bound(breaches):
-    share = str(QualityGateFailed(breaches["quarantined_share"]))
-    stale = str(QualityGateFailed(breaches["stale_created_at"]))
+    share = str(gate_failure(breaches["quarantined_share"]))
+    stale = str(gate_failure(breaches["stale_created_at"]))
 
     assert "observed 10; expected min_value=11" in share  # ceil(95% of 11)
     assert "2024-04-30T23:59:59.999" in stale and "2024-05-01T00:00:00" in stale
@@ -304,7 +305,7 @@ def test_a_checkpoint_stays_on_the_machine_and_keeps_secrets_out(breaches, docs_
         if not (isinstance(a, tuple) and a[0] in ("127.0.0.1", "::1", "localhost"))
     ]
     assert remote == []
-    assert SECRET not in str(QualityGateFailed(summary))
+    assert SECRET not in str(gate_failure(summary))
     assert SECRET not in json.dumps(summary.to_dict())
     for path in docs_dir.rglob("*"):
         if path.is_file() and path.suffix in (".html", ".json"):
@@ -369,7 +370,7 @@ def test_raw_pages_gate(docs_dir):
     }
     warning = next(f for f in failed.failed if f.get("column") == "bad_data_id")
     assert warning["severity"] == "warning"  # the transform quarantines that post
-    message = str(QualityGateFailed(failed))
+    message = str(gate_failure(failed))
     assert "raw/s/page-3.json" in message and "raw/s/page-4.json" in message
 
 

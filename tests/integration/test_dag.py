@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import demo
-from etl.store import LocalStore
+from etl.storage.store import LocalStore
+from etl.tools import demo
 from tests.integration.conftest import EMULATOR_TOKEN
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def run(
     def _run(
         store: str, sources: list[str], *, drift: str | None = None, retries: int | None = 0
     ) -> demo.RunOutcome:
-        from etl.emulator import Faults
+        from etl.tools.emulator import Faults
 
         server = emulator_factory(corpus=demo.demo_corpus(), faults=Faults(drift=drift))
         conn = demo.x_connection(server.base_url, EMULATOR_TOKEN)

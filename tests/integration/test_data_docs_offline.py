@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl.data_docs import RUNS_SECTION_ID, add_runs_section, validation_runs
-from etl.quality import (
+from etl.steps.quality import (
     CheckpointSummary,
     build_docs_from_store,
     publish_docs,
     save_results,
     validate_curated_bytes,
 )
-from etl.store import LocalStore
+from etl.steps.quality.docs import RUNS_SECTION_ID, add_runs_section, validation_runs
+from etl.storage.store import LocalStore
 from tests.integration.test_checkpoints import END, START, _breach_bad_id, _csv, _report, _row
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ import pytest
 import requests
 import tweepy
 
-from etl._corpus import METRICS_SINCE
-from etl.emulator import DEMO_TOKEN, Corpus, EmulatorServer, Faults, start_emulator
+from etl.tools.emulator import DEMO_TOKEN, Corpus, EmulatorServer, Faults, start_emulator
+from etl.tools.emulator.corpus import METRICS_SINCE
 from tests.conftest import shared_reference
 
 TOKEN = "emulator-test-token-5f0c9a"
@@ -612,7 +612,7 @@ def test_bad_fault_specs_name_the_spec(spec: str) -> None:
 def _cli(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "emulator", "--port", "0", *args],
+        [sys.executable, "-m", "etl", "emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

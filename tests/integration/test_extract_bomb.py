@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from etl.store import LocalStore
+from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault, gzip_bomb, serve_on_loopback
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ TOKEN = "bomb-test-bearer-token-0c1e"
 PROBE = """\
 import re, sys
 from pathlib import Path
-from etl.cli import main
+from etl.adapters.cli import main
 code = main(sys.argv[1:])
 status = Path("/proc/self/status").read_text()
 print("maxrss_kib", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from etl.cli import main
-from etl.land import is_page_key
+from etl.adapters.cli import main
 from etl.resources import default_config
-from etl.store import LocalStore, open_store
+from etl.steps.extract.land import is_page_key
+from etl.storage.store import LocalStore, open_store
 from tests.integration.conftest import EMULATOR_TOKEN
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def test_the_console_script_prints_no_traceback_and_no_secret(tmp_path: Path) ->
     env["AWS_EC2_METADATA_DISABLED"] = "true"  # whatever happens, boto3 stays on this machine
 
     done = subprocess.run(
-        [sys.executable, "-m", "etl.cli", "extract", "--account", "a", "--store", url],
+        [sys.executable, "-m", "etl", "extract", "--account", "a", "--store", url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -272,7 +272,7 @@ def test_the_env_file_is_read_below_the_environment(emulator: Any, tmp_path: Pat
         for k, v in os.environ.items()
         if k not in ("X_BEARER_TOKEN", "X_API_BASE_URL", "TWEETPIPE_STORE")
     }
-    argv = [sys.executable, "-m", "etl.cli", "extract", "--account", "ada_builds", *WINDOW]
+    argv = [sys.executable, "-m", "etl", "extract", "--account", "ada_builds", *WINDOW]
 
     def tweetpipe(extra_env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

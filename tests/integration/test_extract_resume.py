@@ -1,6 +1,6 @@
 """A ``tweetpipe extract`` process killed midway, then run again: the window resumes.
 
-The first run is a real process (``python -m etl.cli extract``) against the emulator on loopback,
+The first run is a real process (``python -m etl extract``) against the emulator on loopback,
 slowed down so it can be killed with SIGKILL between two pages. The rerun, an hour later by its
 clock, talks to a second emulator with the same seed (the same corpus and tokens), so that
 emulator's request log holds exactly the rerun's requests.
@@ -16,10 +16,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from etl.config import Source, Window
-from etl.emulator import Faults
-from etl.extract import extract_source, make_client
-from etl.land import MANIFEST_NAME, open_window_key
-from etl.store import LocalStore
+from etl.steps.extract import extract_source, make_client
+from etl.steps.extract.land import MANIFEST_NAME, open_window_key
+from etl.storage.store import LocalStore
+from etl.tools.emulator import Faults
 from tests.integration.conftest import EMULATOR_TOKEN
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def test_a_killed_incremental_extract_resumes_its_window_in_a_later_run(
     slow = emulator_factory(faults=Faults(slow_seconds=0.5))
     store_dir = tmp_path / "store"
     env = {**os.environ, "X_API_BASE_URL": slow.base_url, "X_BEARER_TOKEN": EMULATOR_TOKEN}
-    argv = [sys.executable, "-m", "etl.cli", "extract", "--account", ADA.value]
+    argv = [sys.executable, "-m", "etl", "extract", "--account", ADA.value]
     proc = subprocess.Popen(
         [*argv, "--store", str(store_dir)],
         env=env,

@@ -13,17 +13,17 @@ import pytest
 import requests
 
 from etl.config import Source, Window
-from etl.emulator import Faults
-from etl.extract import DEFAULT_POLICY, extract_source, extract_sources, make_client
-from etl.land import read_watermark, user_key
-from etl.store import open_store, sha256_hex
+from etl.steps.extract import DEFAULT_POLICY, extract_source, extract_sources, make_client
+from etl.steps.extract.land import read_watermark, user_key
+from etl.storage.store import open_store, sha256_hex
+from etl.tools.emulator import Faults
 from tests.integration.conftest import EMULATOR_TOKEN
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from etl.extract import SourceResult
-    from etl.store import Store
+    from etl.steps.extract import SourceResult
+    from etl.storage.store import Store
     from tests.integration.conftest import FakeClock, S3Endpoint
 
 WINDOW = Window(datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 3, 1, tzinfo=UTC))

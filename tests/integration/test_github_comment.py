@@ -1,4 +1,4 @@
-"""The review comment poster (``python3 -m etl.github_comment``) against a fake GitHub API on
+"""The review comment poster (``python3 -m etl.tools.github_comment``) against a fake GitHub API on
 127.0.0.1: one comment per pull request, edited in place, found by its marker among the
 workflow account's own comments; bad input exits 2, a refused write 1; the token never shows."""
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from etl.github_comment import COMMENT_MARKER, MAX_BODY_CHARS, PER_PAGE, main
+from etl.tools.github_comment import COMMENT_MARKER, MAX_BODY_CHARS, PER_PAGE, main
 from tests.integration.fake_github import FakeGitHub, serve
 
 if TYPE_CHECKING:

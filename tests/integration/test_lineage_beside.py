@@ -1,4 +1,4 @@
-"""Lineage emitted by a child process beside the CLI run (etl.lineage_beside), in real processes:
+"""Lineage emitted by a child process beside the CLI run (etl.lineage.beside), in real processes:
 a fresh interpreter has one thread, so the fork path is the one taken, as for a user."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _events(out: Path) -> list[dict[str, Any]]:
 # process ever imported the OpenLineage client.
 _CLI = """
     import sys
-    from etl.cli import main
+    from etl.adapters.cli import main
     code = main(["transform", *sys.argv[1:]])
     print("openlineage imported:", "openlineage.client" in sys.modules, file=sys.stderr)
     sys.exit(code)
@@ -94,7 +94,7 @@ def test_a_breach_is_reported_as_fail_with_the_failed_checks(tmp_path: Path) -> 
 _RAISES = """
     import sys
     from pathlib import Path
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
     out = Path(sys.argv[1])
     try:
         with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=out):
@@ -122,7 +122,7 @@ def test_an_exception_in_the_step_fails_the_run_with_its_trace_and_propagates(
 _CHILD_KILLED = """
     import multiprocessing, os, signal, sys
     from pathlib import Path
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
     with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])) as run:
         (child,) = multiprocessing.active_children()
         os.kill(child.pid, signal.SIGKILL)
@@ -143,7 +143,7 @@ def test_a_lineage_process_that_dies_never_fails_the_step(tmp_path: Path) -> Non
 _PARENT_KILLED = """
     import sys, time
     from pathlib import Path
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
     with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])):
         print("running", flush=True)
         time.sleep(120)
@@ -183,7 +183,7 @@ def test_a_step_process_killed_midway_leaves_a_fail_event_and_no_process(tmp_pat
 _PARENT_KILLED_WITH_A_CHILD = """
     import os, sys, time
     from pathlib import Path
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
     with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])):
         pid = os.fork()  # like a worker: it holds every pipe this process holds
         if pid == 0:
@@ -237,7 +237,7 @@ def _processes_naming(path: Path) -> list[int]:
 def test_with_threads_running_lineage_is_emitted_in_this_process(tmp_path: Path) -> None:
     import threading
 
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
 
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, args=(30,))
@@ -260,7 +260,7 @@ def test_with_threads_running_lineage_is_emitted_in_this_process(tmp_path: Path)
 _INTERRUPTED = """
     import os, signal, sys, time
     from pathlib import Path
-    from etl.lineage_beside import lineage_run_beside
+    from etl.lineage.beside import lineage_run_beside
     try:
         with lineage_run_beside("transform", ("cli_transform_inputs", ([],)), out_dir=Path(sys.argv[1])):
             os.killpg(0, signal.SIGINT)  # Ctrl-C reaches the whole process group

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import lineage
+from etl.lineage import core as lineage
 from tests.conftest import ROOT
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
@@ -59,7 +59,7 @@ PROBE_DIR = ROOT / "tests" / "integration" / "lineage_probe"
 
 def _start_demo(root: Path, flags: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "demo", "--dir", str(root), *flags],
+        [sys.executable, "-m", "etl", "demo", "--dir", str(root), *flags],
         cwd=ROOT,
         env=_clean_env(),
         stdout=subprocess.PIPE,
@@ -69,7 +69,7 @@ def _start_demo(root: Path, flags: list[str]) -> subprocess.Popen[str]:
 
 
 def _start_probe(root: Path) -> subprocess.Popen[str]:
-    from etl.demo import airflow_environment
+    from etl.tools.demo import airflow_environment
 
     (root / "lineage").mkdir(parents=True)  # the file transport does not create folders
     env = {
@@ -256,7 +256,7 @@ def test_green_run_checkpoints_describe_their_inputs(demos: dict[str, DemoRun]) 
             assertions = facets["dataQualityAssertions"]["assertions"]
             assert len(assertions) > 10 and all(a["success"] for a in assertions)
             assert facets["dataQualityMetrics"]["rowCount"] >= 1
-    from etl.contracts import load_contract
+    from etl.contracts.model import load_contract
 
     staging = _final(events, "validate_curated")[0]["inputs"][0]["inputFacets"]
     null_counts = staging["dataQualityMetrics"]["columnMetrics"]
@@ -299,7 +299,7 @@ def test_breach_fails_the_gate_with_its_evidence_and_publishes_nothing(
 
 @pytest.mark.parametrize("run", ["green", "breach"])
 def test_the_bearer_token_is_in_no_event(demos: dict[str, DemoRun], run: str) -> None:
-    from etl.emulator import DEMO_TOKEN
+    from etl.tools.emulator import DEMO_TOKEN
 
     assert demos[run].events_text
     assert DEMO_TOKEN not in demos[run].events_text
@@ -313,8 +313,8 @@ def cli_runs(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
-    from etl.cli import main
-    from etl.demo import demo_corpus
+    from etl.adapters.cli import main
+    from etl.tools.demo import demo_corpus
 
     server = emulator_factory(corpus=demo_corpus(), token=CLI_TOKEN)
     for var in [v for v in os.environ if v.startswith(("OPENLINEAGE", "AIRFLOW__OPENLINEAGE"))]:
@@ -390,8 +390,8 @@ def test_cli_extract_to_s3_names_datasets_by_bucket_and_object_path(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from etl.cli import main
-    from etl.demo import demo_corpus
+    from etl.adapters.cli import main
+    from etl.tools.demo import demo_corpus
 
     server = emulator_factory(corpus=demo_corpus(), token=CLI_TOKEN)
     for var in [v for v in os.environ if v.startswith(("OPENLINEAGE", "AIRFLOW__OPENLINEAGE"))]:

@@ -17,8 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
-from etl import transform
-from etl.cli import main
+from etl.adapters.cli import main
+from etl.steps import transform
 from tests.pages import body, ids, mixed_corpus, page, tweet
 
 TWEETPIPE = Path(sys.executable).with_name("tweetpipe")  # the installed console script

@@ -2,7 +2,7 @@
 
 The extractor talks to the hostile fake X API (``tests.unit.fake_x_api``, served on loopback) with
 a fake clock. Post ids in the fake are Snowflake ids minted from ``created_at``, like real ones;
-the hostile ones are added on purpose. ``tweetpipe state reset`` runs through ``etl.cli.main``.
+the hostile ones are added on purpose. ``tweetpipe state reset`` runs through ``etl.adapters.cli.main``.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl.cli import main
+from etl.adapters.cli import main
 from etl.config import Source, Window
-from etl.extract import SourceFailed, extract_source, extract_sources, make_client
-from etl.land import open_window_key, read_watermark, watermark_key
-from etl.store import LocalStore
+from etl.errors import SourceFailed
+from etl.steps.extract import extract_source, extract_sources, make_client
+from etl.steps.extract.land import open_window_key, read_watermark, watermark_key
+from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault, serve_on_loopback, snowflake
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from etl.extract import SourceResult
+    from etl.steps.extract import SourceResult
 
 TOKEN = "integration-bearer-token-5be1d0"
 ALICE = Source("account", "alice")

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from etl.airflow_local import free_port, stop_local_airflow
-from etl.emulator import start_emulator
+from etl.tools.airflow_local import free_port, stop_local_airflow
+from etl.tools.emulator import start_emulator
 from tests.conftest import ROOT
 from tests.pages import body, ids, page, tweet
 

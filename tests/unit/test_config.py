@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import ConfigError, Source, load_config
-from etl.contracts import REPO_ROOT
+from etl.config import Source, load_config
+from etl.contracts.model import REPO_ROOT
+from etl.errors import ConfigError
 
 SECRET = "hunter2-do-not-print"
 

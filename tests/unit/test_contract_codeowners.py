@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from etl.cli import main
-from etl.contract_codeowners import (
+from etl.adapters.cli import main
+from etl.errors import CodeownersInputError
+from etl.tools.contract_codeowners import (
     SECTION_BEGIN,
     SECTION_END,
-    CodeownersInputError,
     contract_owners,
     normalize_owner,
     owned_paths,

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from etl.cli import main
-from etl.contract_diff import (
+from etl.adapters.cli import main
+from etl.errors import DiffInputError
+from etl.tools.contract_diff import (
     Change,
-    DiffInputError,
     DiffReport,
     diff_against_ref,
     diff_documents,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from etl.cli import main
-from etl.contract_docs import DOCS_PREFIX, build_site, version_history
-from etl.contracts import CONTRACTS_DIR
+from etl.adapters.cli import main
+from etl.contracts.model import CONTRACTS_DIR
+from etl.tools.contract_docs import DOCS_PREFIX, build_site, version_history
 from tests.git_repo import git
 
 if TYPE_CHECKING:

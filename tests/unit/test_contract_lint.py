@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.cli import main
-from etl.contract_lint import (
+from etl.adapters.cli import main
+from etl.contracts.model import CONTRACTS_DIR
+from etl.tools.contract_lint import (
     Finding,
     contract_files,
     ecma_differences,
@@ -16,7 +17,6 @@ from etl.contract_lint import (
     lint_text,
     odcs_schema,
 )
-from etl.contracts import CONTRACTS_DIR
 from tests.conftest import shared_reference
 
 PAIRS = Path(__file__).parent / "contract_pairs"

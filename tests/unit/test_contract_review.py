@@ -3,10 +3,10 @@ gates, owners, the diff; always small enough for a comment, whatever the contrac
 
 from __future__ import annotations
 
-from etl.contract_codeowners import OwnedPath
-from etl.contract_diff import Change, ContractDiff, DiffReport
-from etl.contract_review import GateResult, Review, render_comment
-from etl.github_comment import COMMENT_MARKER, MAX_BODY_CHARS
+from etl.tools.contract_codeowners import OwnedPath
+from etl.tools.contract_diff import Change, ContractDiff, DiffReport
+from etl.tools.contract_review import GateResult, Review, render_comment
+from etl.tools.github_comment import COMMENT_MARKER, MAX_BODY_CHARS
 
 
 def _gates(*failed: str) -> tuple[GateResult, ...]:

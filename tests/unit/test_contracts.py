@@ -15,10 +15,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.contracts import (
+from etl.contracts.model import (
     CURATED_CONTRACT,
     ColumnSpec,
-    ContractError,
     ContractSpec,
     Mistyped,
     TimestampFormat,
@@ -29,6 +28,7 @@ from etl.contracts import (
     load_contract,
     pandera_schema,
 )
+from etl.errors import ContractError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -333,7 +333,7 @@ def test_json_array_checks_agree_with_json_loads(value: object, spaced: bool) ->
 
 
 def test_every_value_matches_judges_each_value_not_the_joined_text() -> None:
-    from etl.contracts import every_value_matches
+    from etl.contracts.model import every_value_matches
 
     stamp = re.compile(r"[0-9]{4}-[0-9]{2}")
     assert every_value_matches(stamp, ["2024-05", "1999-12"])

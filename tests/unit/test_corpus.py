@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl._corpus import METRICS_SINCE, Corpus, QueryError, format_time, snowflake
+from etl.errors import QueryError
+from etl.tools.emulator.corpus import METRICS_SINCE, Corpus, format_time, snowflake
 
 ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 

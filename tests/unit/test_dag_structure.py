@@ -26,7 +26,7 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(sys.argv[1])
 dag = bag.dags.get("tweetpipe")
 heavy = ("pandas", "great_expectations", "tweepy", "boto3", "pandera", "openlineage.client",
-         "etl.pipeline", "etl.quality", "etl.transform", "etl.extract")
+         "etl.adapters.airflow.tasks", "etl.steps.quality", "etl.steps.transform", "etl.steps.extract")
 out = {
     "import_errors": {str(k): v for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dags),

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import demo
-from etl.cli import main
+from etl.adapters.cli import demo as cli_demo
+from etl.adapters.cli import main
+from etl.tools import demo
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -154,7 +155,7 @@ def test_exit_code_follows_the_dag_run(
     monkeypatch.setattr(demo, "run_demo", fake_run_demo)
 
     args = argparse.Namespace(dir=str(tmp_path / "out"), breach=breach)
-    assert demo.run_demo_cli(args) == code
+    assert cli_demo.run_demo_cli(args) == code
     assert calls == [(tmp_path / "out", breach)]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl.cli import main
+from etl.adapters.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "expectations" / "tweets_curated.json"

@@ -13,16 +13,16 @@ import pytest
 import requests
 
 from etl.config import Source, Window
-from etl.extract import (
+from etl.errors import SourceFailed
+from etl.steps.extract import (
     ExtractReport,
     RetryPolicy,
-    SourceFailed,
     extract_source,
     extract_sources,
     make_client,
 )
-from etl.land import is_page_key, read_watermark, user_key
-from etl.store import LocalStore
+from etl.steps.extract.land import is_page_key, read_watermark, user_key
+from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault
 
 if TYPE_CHECKING:
@@ -408,7 +408,7 @@ def test_cli_usage_errors_exit_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from etl.cli import main
+    from etl.adapters.cli import main
 
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     monkeypatch.delenv("X_API_BASE_URL", raising=False)

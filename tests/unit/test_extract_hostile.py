@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import etl.extract
-from etl.cli import main
-from etl.config import ConfigError, Source, Window, load_config
-from etl.extract import (
+import etl.steps.extract
+from etl.adapters.cli import main
+from etl.config import Source, Window, load_config
+from etl.errors import ConfigError, SourceFailed
+from etl.steps.extract import (
     DEFAULT_MAX_BODY_BYTES,
     RetryPolicy,
-    SourceFailed,
     extract_source,
     extract_sources,
     make_client,
 )
-from etl.land import is_page_key
-from etl.store import LocalStore
+from etl.steps.extract.land import is_page_key
+from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import (
     EPOCH,
     FakeClock,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from etl.extract import SourceResult, XClient
+    from etl.steps.extract import SourceResult, XClient
 
 TOKEN = "hostile-test-bearer-token-4b1d"
 ALICE = Source("account", "alice")
@@ -210,7 +210,7 @@ def test_a_rate_limit_reset_header_that_is_not_a_number_is_retried(
 
 
 def test_read_json_turns_any_parse_failure_into_value_error(store: LocalStore) -> None:
-    from etl.land import read_json
+    from etl.steps.extract.land import read_json
 
     store.put("state/watermarks/x.json", deep_json(100_000), "application/json")
 
@@ -232,14 +232,14 @@ def test_cli_an_unexpected_error_in_one_source_fails_it_alone(
     # A file where alice's window directory must go: the local store raises an OSError there.
     (store_dir / "raw").mkdir(parents=True)
     (store_dir / "raw" / "source=account-alice").write_text("in the way")
-    landing = etl.extract.land_page
+    landing = etl.steps.extract.land_page
 
     def leaky(store: Any, key: str, body: bytes) -> Any:
         if "source=query-" in key:
             raise RuntimeError(f"disk full while writing with Authorization: Bearer {TOKEN}")
         return landing(store, key, body)
 
-    monkeypatch.setattr(etl.extract, "land_page", leaky)
+    monkeypatch.setattr(etl.steps.extract, "land_page", leaky)
 
     code = main(
         ["extract", "--account", "alice", "--query", "post", "--account", "bob"]
@@ -537,7 +537,7 @@ def test_failures_carry_their_request_counts(
 
 @pytest.mark.parametrize("value", ["٣", "1_000", " 7 ", "+5", "-1", "9" * 13, "soon"])
 def test_rate_limit_headers_take_ascii_numbers_only(value: str) -> None:
-    from etl.extract import _RateLimit
+    from etl.steps.extract import _RateLimit
 
     limits = _RateLimit.from_headers(
         {"x-rate-limit-limit": value, "x-rate-limit-remaining": value, "x-rate-limit-reset": value}
@@ -547,7 +547,7 @@ def test_rate_limit_headers_take_ascii_numbers_only(value: str) -> None:
 
 
 def test_rate_limit_headers_read_plain_numbers() -> None:
-    from etl.extract import _RateLimit
+    from etl.steps.extract import _RateLimit
 
     limits = _RateLimit.from_headers(
         {

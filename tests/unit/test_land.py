@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from etl.config import ConfigError, Source, Window, load_config, load_sources, parse_time
-from etl.land import (
+from etl.config import Source, Window, load_config, load_sources, parse_time
+from etl.errors import ConfigError, ObjectExistsError
+from etl.steps.extract.land import (
     advance_watermark,
     compact_time,
     is_page_key,
@@ -27,7 +28,7 @@ from etl.land import (
     window_prefix,
     write_manifest,
 )
-from etl.store import LocalStore, ObjectExistsError
+from etl.storage.store import LocalStore
 
 if TYPE_CHECKING:
     from pathlib import Path

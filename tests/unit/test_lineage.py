@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from openlineage.client.serde import Serde
 
-from etl import lineage
-from etl.contracts import RAW_PAGE_CONTRACT, load_contract
+from etl.contracts.model import RAW_PAGE_CONTRACT, load_contract
+from etl.lineage import core as lineage
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
 if TYPE_CHECKING:
@@ -383,7 +383,7 @@ def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> 
         assert validate_event(event, OUR_FACETS) == []
 
 
-# --- the steps' builders (summaries modelled on etl.pipeline's) ---------------------------------
+# --- the steps' builders (summaries modelled on etl.adapters.airflow.tasks's) ---------------------------------
 NS = "s3://tweets-bucket"
 RAW = "raw/source=account-nasa/endpoint=users_tweets/window=20240501T000000Z_20240502T000000Z"
 PART = "source=account-nasa/interval=20240501T000000Z_20240502T000000Z"
@@ -620,7 +620,7 @@ def test_local_names_follow_the_store_keys(tmp_path: Path) -> None:
 def test_quarantine_schema_matches_what_the_transform_writes() -> None:
     import io
 
-    from etl.transform import transform_pages
+    from etl.steps.transform import transform_pages
 
     page = {
         "data": [

@@ -1,4 +1,4 @@
-"""Replacing a set of outputs together (etl._outdir): interrupted at every step, a directory
+"""Replacing a set of outputs together (etl.steps.transform.outdir): interrupted at every step, a directory
 either shows a complete set, or no manifest while the replacement is unfinished."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl import _outdir
-from etl._outdir import OutputDirBusyError, recover, replace_together
+from etl.errors import OutputDirBusyError
+from etl.steps.transform import outdir as _outdir
+from etl.steps.transform.outdir import recover, replace_together
 
 if TYPE_CHECKING:
     from pathlib import Path

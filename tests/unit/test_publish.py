@@ -7,13 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from etl.publish import (
-    StagingChangedError,
-    partition_for,
-    publish,
-    stage,
-)
-from etl.store import LocalStore, sha256_hex
+from etl.errors import StagingChangedError
+from etl.steps.publish import partition_for, publish, stage
+from etl.storage.store import LocalStore, sha256_hex
 
 if TYPE_CHECKING:
     from pathlib import Path

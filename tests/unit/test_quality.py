@@ -12,17 +12,11 @@ from dataclasses import replace
 
 import pytest
 
-from etl import quality, suites
-from etl.cli import main
-from etl.contracts import (
-    CURATED_CONTRACT,
-    RAW_PAGE_CONTRACT,
-    ContractError,
-    QualityRule,
-    load_contract,
-)
-from etl.quality import CheckpointSummary, QualityGateFailed
-from etl.suites import (
+from etl.adapters.cli import expectations as cli_expectations
+from etl.adapters.cli import main
+from etl.contracts import suites
+from etl.contracts.model import CURATED_CONTRACT, RAW_PAGE_CONTRACT, QualityRule, load_contract
+from etl.contracts.suites import (
     EXPECTATIONS_DIR,
     derive_expectations,
     flatten_page,
@@ -32,6 +26,9 @@ from etl.suites import (
     render_suite,
     sync_expectations,
 )
+from etl.errors import ContractError, QualityGateFailed
+from etl.steps import quality
+from etl.steps.quality import CheckpointSummary
 
 
 def _find(exps: list[dict], type_: str, column: str | None = None) -> list[dict]:
@@ -317,8 +314,8 @@ def repo_copy(tmp_path, monkeypatch):
     shutil.copytree(CURATED_CONTRACT.parent, contracts)
     shutil.copytree(EXPECTATIONS_DIR, tmp_path / "expectations")
     paths = (contracts / CURATED_CONTRACT.name, contracts / RAW_PAGE_CONTRACT.name)
-    monkeypatch.setattr(quality, "EXPECTATIONS_DIR", tmp_path / "expectations")
-    monkeypatch.setattr(quality, "SUITE_CONTRACTS", paths)
+    monkeypatch.setattr(cli_expectations, "EXPECTATIONS_DIR", tmp_path / "expectations")
+    monkeypatch.setattr(cli_expectations, "SUITE_CONTRACTS", paths)
     return tmp_path
 
 

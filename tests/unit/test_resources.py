@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from etl import airflow_local, demo, pipeline, quality, resources
-from etl.cli import main
-from etl.contracts import CONTRACTS_DIR
-from etl.suites import EXPECTATIONS_DIR
+from etl import resources
+from etl.adapters.airflow import tasks as pipeline
+from etl.adapters.cli import expectations as cli_expectations
+from etl.adapters.cli import main
+from etl.contracts.model import CONTRACTS_DIR
+from etl.contracts.suites import EXPECTATIONS_DIR
+from etl.steps import quality
+from etl.tools import airflow_local, demo
 from tests.conftest import ROOT
 
 BROKEN_CONTRACT = "apiVersion: v3.1.0\nkind: DataContract\n"
@@ -120,7 +124,7 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(resources, "CHECKOUT_ROOT", None)
     monkeypatch.setattr(resources, "BUNDLE_DIR", bundle)
     monkeypatch.setattr(resources, "DATA_ROOT", bundle)
-    monkeypatch.setattr(quality, "EXPECTATIONS_DIR", bundle / "expectations")
+    monkeypatch.setattr(cli_expectations, "EXPECTATIONS_DIR", bundle / "expectations")
     return bundle
 
 

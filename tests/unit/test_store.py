@@ -13,12 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from etl.store import (
+from etl.errors import ObjectExistsError, StoreError
+from etl.storage.store import (
     LocalStore,
-    ObjectExistsError,
     S3Store,
     Store,
-    StoreError,
     StoreLocation,
     open_store,
     parse_store_url,
@@ -198,7 +197,7 @@ def test_a_full_disk_leaves_no_temporary_file(
     store = LocalStore(tmp_path / "store")
     store.put("raw/src.json", b"{}")
     (tmp_path / "local.json").write_bytes(b"{}")
-    monkeypatch.setattr("etl.store.os.fdopen", _FullDisk)
+    monkeypatch.setattr("etl.storage.store.os.fdopen", _FullDisk)
     calls = {
         "put": lambda: store.put("raw/a/b.json", b"body"),
         "put_once": lambda: store.put_once("raw/a/b.json", b"body"),
@@ -225,7 +224,7 @@ def test_a_failed_rename_leaves_no_temporary_file(
     def refuse(src: str, dst: str) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr("etl.store.os.replace", refuse)
+    monkeypatch.setattr("etl.storage.store.os.replace", refuse)
     with pytest.raises(OSError):
         store.put("state/w.json", b"1")
 

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl import transform
-from etl.contracts import ColumnSpec, ContractSpec, load_contract
-from etl.transform import GateBreachError, TransformReport, transform_pages
+from etl.contracts.model import ColumnSpec, ContractSpec, load_contract
+from etl.errors import GateBreachError
+from etl.steps import transform
+from etl.steps.transform import TransformReport, transform_pages
 from tests.pages import ALICE, BIG_ID, BOB, body, ids, mixed_corpus, page, problem, tweet
 
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl.config import ConfigError, Source, parse_source
+from etl.config import Source, parse_source
+from etl.errors import ConfigError, WatermarkError
 from etl.ids import parse_id, snowflake_time, watermark_problem
-from etl.land import WatermarkError, read_watermark, reset_watermark, watermark_key
-from etl.store import LocalStore
+from etl.steps.extract.land import read_watermark, reset_watermark, watermark_key
+from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, snowflake
 
 if TYPE_CHECKING:

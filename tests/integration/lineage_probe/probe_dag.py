@@ -1,7 +1,7 @@
 """A small DAG that exercises ``@lineage_task`` alone, run by ``test_lineage_events.py``.
 
 ``python tests/integration/lineage_probe/probe_dag.py`` runs it once through ``dag.test()``; the
-caller sets the Airflow environment (``etl.demo.airflow_environment``: a fresh SQLite
+caller sets the Airflow environment (``etl.tools.demo.airflow_environment``: a fresh SQLite
 ``AIRFLOW_HOME``, the OpenLineage file transport) with this folder as the DAGs folder, since
 ``dag.test()`` parses the DAG from there. It exits 0 when the run ended as designed: failed,
 because ``gate`` always breaches. It is a script, not a test module: an Airflow process caches its
@@ -16,15 +16,15 @@ from typing import Any
 
 from airflow.sdk import dag
 
-from etl import lineage
-from etl.airflow_lineage import lineage_task
+from etl.adapters.airflow.lineage_operator import lineage_task
+from etl.lineage import core as lineage
 
 NAMESPACE = "file"
 ROWS = 3
 
 
 class ProbeBreach(Exception):
-    """A gate's failure carrying its summary, as ``etl.quality.QualityGateFailed`` does."""
+    """A gate's failure carrying its summary, as ``etl.steps.quality.QualityGateFailed`` does."""
 
     def __init__(self, summary: dict[str, Any]) -> None:
         super().__init__("probe gate failed: 1 of 1 expectations failed")
@@ -82,7 +82,7 @@ probe = lineage_probe()
 
 def main() -> int:
     """Run the probe DAG once; 0 when it failed as designed."""
-    from etl.demo import migrate_db
+    from etl.tools.demo import migrate_db
 
     migrate_db()
     run = probe.test()

@@ -1,0 +1,375 @@
+"""The ``tweetpipe`` command line: the parser, and :func:`main` mapping errors to exit codes.
+
+Each verb (one module per verb group beside this one) resolves secrets and configuration at the
+edge (environment, flags) and calls the steps and tools of ``etl``; they raise domain errors
+(:mod:`etl.errors`), never exit codes. Exit codes (:mod:`etl.adapters.cli.exits`): 0 success, 1 a
+gate breach or a failed source, 2 usage errors (:class:`UsageError`, :class:`etl.errors.InputError`).
+Heavy imports (pandas, GX, Airflow) happen inside the handlers, so ``tweetpipe --help`` is fast.
+The console script reads ``.env`` from the working directory first; the real environment wins
+over it, and flags win over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from etl.errors import InputError
+
+__all__ = [
+    "ENV_FILE",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "UsageError",
+    "build_parser",
+    "load_env_file",
+    "main",
+    "run",
+]
+
+ENV_FILE = ".env"
+"""Read from the working directory by the console script, below the real environment."""
+
+
+# --- transform ---------------------------------------------------------------------------------
+def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "transform",
+        help="raw X API v2 pages (JSON/JSONL files or directories) to curated CSV, gated",
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="a JSON or JSONL file, or a directory"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--contract", metavar="FILE", help="curated contract (default: the bundled one)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per CPU, max 4, for inputs over 32 MiB, else 1); "
+        "the output is the same",
+    )
+    p.set_defaults(handler=_cmd_transform)
+
+
+def _cmd_transform(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.transform import run_transform_cli
+
+    return run_transform_cli(args)
+
+
+# --- extract / emulator --------------------------------------------------------------------------
+def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("extract", help="fetch posts from the X API v2 and land them in raw/")
+    p.add_argument("--account", action="append", default=[], metavar="USERNAME")
+    p.add_argument("--query", action="append", default=[], metavar="QUERY")
+    p.add_argument("--config", metavar="FILE", help="pipeline.yaml with sources")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="s3://bucket/prefix or a directory (default: $TWEETPIPE_STORE, then the config's "
+        "store:)",
+    )
+    p.add_argument("--start", metavar="ISO", help="window start (inclusive), ISO 8601")
+    p.add_argument("--end", metavar="ISO", help="window end (exclusive), ISO 8601")
+    p.add_argument(
+        "--max-body-bytes",
+        metavar="BYTES",
+        help="largest API response body accepted, on the wire and decoded (default: "
+        "X_API_MAX_BODY_BYTES, else api.max_body_bytes of --config, else 8388608 = 8 MiB)",
+    )
+    p.set_defaults(handler=_cmd_extract)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.extract import run_extract_cli
+
+    return run_extract_cli(args)
+
+
+def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("state", help="inspect or repair state/ (watermarks) in a store")
+    verbs = p.add_subparsers(dest="state_verb", required=True)
+    reset = verbs.add_parser(
+        "reset",
+        help="clear a source's watermark (or rewind it with --to), so incremental runs go on",
+    )
+    reset.add_argument(
+        "--source", required=True, metavar="SOURCE", help="account:NAME, @NAME or query:TEXT"
+    )
+    reset.add_argument(
+        "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
+    )
+    reset.add_argument("--to", metavar="ID", help="rewind to this post id instead of clearing")
+    reset.set_defaults(handler=_cmd_state_reset)
+
+
+def _cmd_state_reset(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.state import run_state_reset_cli
+
+    return run_state_reset_cli(args)
+
+
+def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("emulator", help="run the bundled X API v2 emulator on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8089)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--token", default=None, help="bearer token to accept (default: demo token)")
+    p.add_argument("--fault", action="append", default=[], metavar="MODE", help="fault mode")
+    p.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per window")
+    p.add_argument("--rate-window", type=float, default=900.0, metavar="SECONDS")
+    p.set_defaults(handler=_cmd_emulator)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.emulator import run_emulator_cli
+
+    return run_emulator_cli(args)
+
+
+# --- expectations / demo -------------------------------------------------------------------------
+def _add_expectations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("expectations", help="Great Expectations suites derived from contracts/")
+    verbs = p.add_subparsers(dest="expectations_verb", required=True)
+    sync = verbs.add_parser("sync", help="regenerate expectations/ from contracts/")
+    sync.add_argument("--check", action="store_true", help="fail when the files are out of date")
+    sync.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the suites in DIR/expectations from the contracts in DIR/contracts "
+        "(default: the pipeline's own)",
+    )
+    sync.set_defaults(handler=_cmd_expectations_sync)
+
+
+def _cmd_expectations_sync(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.expectations import run_sync_cli
+
+    return run_sync_cli(args)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run the whole DAG once on the embedded default")
+    p.add_argument("--dir", default="demo-output", metavar="DIR", help="store and outputs")
+    p.add_argument("--breach", action="store_true", help="emulator drift mode: the gate fails")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.demo import run_demo_cli
+
+    return run_demo_cli(args)
+
+
+# --- airflow (local Airflow 3 for the UI) -----------------------------------------------------
+def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "airflow", help="a local Airflow 3 with the tweetpipe DAG; where the DAG file is"
+    )
+    verbs = p.add_subparsers(dest="airflow_verb", required=True)
+    up = verbs.add_parser("up", help="start it in the background (127.0.0.1), print URL and login")
+    up.add_argument("--dir", default="airflow-local", metavar="DIR", help="home, store and logs")
+    up.add_argument("--port", type=int, default=8080, help="api-server port on 127.0.0.1")
+    up.add_argument(
+        "--triggered-only",
+        action="store_true",
+        help="no runs on the DAG's schedule, only the ones you trigger",
+    )
+    up.set_defaults(handler=_cmd_airflow)
+    down = verbs.add_parser("down", help="stop every process it started, by process id")
+    down.add_argument("--dir", default="airflow-local", metavar="DIR")
+    down.set_defaults(handler=_cmd_airflow)
+    dag = verbs.add_parser(
+        "dag", help="print the path of the tweetpipe DAG file, or copy it into a DAGs folder"
+    )
+    dag.add_argument("--into", metavar="DIR", help="copy the DAG file into this DAGs folder")
+    dag.set_defaults(handler=_cmd_airflow)
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.airflow import run_airflow_cli
+
+    return run_airflow_cli(args)
+
+
+# --- contracts (lint, diff, docs for pull-request review) -------------------------------------
+def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("contracts", help="lint, diff and document the contracts in contracts/")
+    verbs = p.add_subparsers(dest="contracts_verb", required=True)
+    lint = verbs.add_parser("lint", help="check contracts against ODCS v3.1 and our rules")
+    lint.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or dirs (default: ./contracts, else the bundled ones)",
+    )
+    lint.set_defaults(handler=_cmd_contracts_lint)
+    diff = verbs.add_parser("diff", help="classify the changes between two versions of contracts")
+    diff.add_argument("files", nargs="*", metavar="FILE", help="OLD NEW contract files")
+    diff.add_argument(
+        "--base", metavar="REF", help="compare the working tree with git revision REF"
+    )
+    diff.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="contracts directory for --base (default: ./contracts, else the bundled ones)",
+    )
+    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
+    diff.set_defaults(handler=_cmd_contracts_diff)
+    docs = verbs.add_parser("docs", help="render the contracts as a static HTML site")
+    docs.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or dirs (default: ./contracts, else the bundled ones)",
+    )
+    docs.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    docs.add_argument("--store", metavar="URL", help="also publish under docs/contracts/ there")
+    docs.set_defaults(handler=_cmd_contracts_docs)
+    _add_contracts_review(verbs)
+
+
+_DOCS_URL_HELP = (
+    "where `contracts docs` is published, linked from the markdown report "
+    "(default: $TWEETPIPE_CONTRACT_DOCS_URL)"
+)
+
+
+def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    owners = verbs.add_parser(
+        "codeowners", help="write the CODEOWNERS section: each contract is reviewed by its team"
+    )
+    owners.add_argument("--check", action="store_true", help="fail when the section is stale")
+    owners.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    owners.add_argument(
+        "--file",
+        metavar="PATH",
+        help="the CODEOWNERS file (default: the one the host reads, else .github/CODEOWNERS)",
+    )
+    owners.set_defaults(handler=_cmd_contracts_codeowners)
+    review = verbs.add_parser(
+        "review", help="every contract gate against a base revision, as a pull-request comment"
+    )
+    review.add_argument("--base", required=True, metavar="REF", help="the pull request's base")
+    review.add_argument("--base-label", metavar="TEXT", help="how to name the base (a branch)")
+    review.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    review.add_argument("--out", metavar="DIR", help="write comment.md and review.json there")
+    review.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
+    review.set_defaults(handler=_cmd_contracts_review)
+
+
+def _cmd_contracts_codeowners(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.contracts import run_codeowners_cli
+
+    return run_codeowners_cli(args)
+
+
+def _cmd_contracts_review(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.contracts import run_review_cli
+
+    return run_review_cli(args)
+
+
+def _cmd_contracts_lint(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.contracts import run_lint_cli
+
+    return run_lint_cli(args)
+
+
+def _cmd_contracts_diff(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.contracts import run_diff_cli
+
+    return run_diff_cli(args)
+
+
+def _cmd_contracts_docs(args: argparse.Namespace) -> int:
+    from etl.adapters.cli.contracts import run_docs_cli
+
+    return run_docs_cli(args)
+
+
+_ADDERS = (
+    _add_transform,
+    _add_extract,
+    _add_state,
+    _add_emulator,
+    _add_expectations,
+    _add_demo,
+    _add_airflow,
+    _add_contracts,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    parser = argparse.ArgumentParser(
+        prog="tweetpipe",
+        description="Data-contract-driven pipeline for X API v2 posts.",
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for add in _ADDERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tweetpipe`` console script.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (UsageError, InputError) as exc:
+        print(f"tweetpipe {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def load_env_file(path: Path | None = None) -> bool:
+    """Read ``KEY=value`` lines of a ``.env`` file into the environment, without overriding.
+
+    The precedence is: command-line flags, then the real environment, then ``.env``: a variable
+    already set is left alone, and a flag always wins over a variable. Values are never printed;
+    a line the parser cannot read is reported (by python-dotenv) with its line number only.
+
+    Args:
+        path: the file; default ``.env`` in the working directory.
+
+    Returns:
+        Whether the file was there and read.
+    """
+    from dotenv import load_dotenv
+
+    env_file = path or Path.cwd() / ENV_FILE
+    if not env_file.is_file():
+        return False
+    return load_dotenv(env_file, override=False, interpolate=False)
+
+
+def run() -> NoReturn:
+    """The ``tweetpipe`` console script: ``.env`` (see :func:`load_env_file`), :func:`main`, then
+    exit with its code.
+
+    Objects left at exit are frozen first, so the interpreter's last garbage collection skips
+    them: with pandas loaded it would spend a tenth of a second freeing memory the operating
+    system takes back anyway.
+    """
+    load_env_file()
+    code = main()
+    gc.freeze()
+    sys.exit(code)
