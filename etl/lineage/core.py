@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -50,6 +49,9 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 from openlineage.client.uuid import generate_new_uuid
+
+from etl import xapi
+from etl.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -85,21 +87,8 @@ DEFAULT_EVENTS_FILE = "lineage/events.jsonl"
 """Where the CLI appends JSON Lines events when nothing else is configured, relative to the run's
 local output directory (the demo's layout too)."""
 
-X_API_NAMESPACE = "https://api.twitter.com"
+X_API_NAMESPACE = xapi.BASE_URL
 """Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
-
-# Values of these variables are secrets; they are scrubbed from every free text we emit
-# (error messages, stack traces) as a second line of defence behind "never put them there".
-_SECRET_ENV = (
-    "X_BEARER_TOKEN",
-    "TWITTER_BEARER_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-)
-_REDACTED = "***"
-# user:password@ in any URL (a store URL, an endpoint), or quoted without its scheme (botocore's
-# "Invalid bucket name" does): the credentials part goes, the host stays.
-_URL_USERINFO = re.compile(r"(?<=://)[^\s/@'\"]+@|[^\s/@'\":]+:[^\s/@'\"]+@")
 
 
 # --- names --------------------------------------------------------------------------------------
@@ -380,23 +369,6 @@ def output_statistics_facet(
     return output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
         rowCount=row_count, size=size, fileCount=file_count
     )
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of secret environment variables, and the user info of any URL
-    (``s3://KEY:SECRET@bucket``), replaced by ``***``.
-
-    Args:
-        text: free text about to leave the process (an error message, a stack trace).
-
-    Returns:
-        The text without any bearer token or AWS secret known to this process.
-    """
-    for var in _SECRET_ENV:
-        secret = os.environ.get(var, "")
-        if len(secret) >= 8:
-            text = text.replace(secret, _REDACTED)
-    return _URL_USERINFO.sub(f"{_REDACTED}@", text)
 
 
 def error_facet(
@@ -740,7 +712,7 @@ def lineage_run(
 # Each builder reads the step's summary (what the DAG task returns to XCom and the CLI prints):
 # every per-source summary carries ``namespace`` (the store's), ``slug`` and ``source``; the keys
 # each step adds are named in its builder. Builders do no I/O, so Airflow and the CLI agree.
-_ENDPOINT_PATHS = {"account": "/2/users/{id}/tweets", "query": "/2/tweets/search/recent"}
+_ENDPOINT_PATHS = {"account": xapi.TIMELINE_PATH, "query": xapi.SEARCH_PATH}
 _PAGE_NAME = "page-"
 
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from etl.config import Source
-    from etl.steps.extract import XClient
+    from etl.steps.extract.client import XClient
     from etl.steps.publish import Partition
     from etl.steps.quality import CheckpointSummary
     from etl.storage.store import Store
@@ -270,7 +270,7 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import api_base_url_problem
-    from etl.steps.extract import make_client, resolve_max_body_bytes
+    from etl.steps.extract.run import make_client, resolve_max_body_bytes
 
     conn_id = _param(params, "x_conn_id", X_CONN_ID)
     shown = repr(conn_id) if _SHOWN_ID.fullmatch(conn_id) else "(not a plain id)"
@@ -363,7 +363,7 @@ def extract(
         The base fields plus the extract summary (``page_keys``, ``manifest_key``, counts).
     """
     from etl.config import Source, Window
-    from etl.steps.extract import extract_source
+    from etl.steps.extract.run import extract_source
 
     src = Source(source["kind"], source["value"])  # type: ignore[arg-type]
     _name_map_index(src.slug)

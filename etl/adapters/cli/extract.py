@@ -1,5 +1,5 @@
 """``tweetpipe extract``: secrets, configuration, store and window resolved at the edge, then
-:func:`etl.steps.extract.extract_sources`."""
+:func:`etl.steps.extract.run.extract_sources`."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from etl.config import (
     parse_time,
 )
 from etl.errors import ConfigError, SourceFailed
-from etl.steps.extract import (
+from etl.steps.extract.run import (
     ExtractReport,
     SourceResult,
-    XClient,
     extract_sources,
     make_client,
     resolve_max_body_bytes,
@@ -33,6 +32,7 @@ from etl.steps.extract import (
 if TYPE_CHECKING:
     import argparse
 
+    from etl.steps.extract.client import XClient
     from etl.storage.store import Store
 
 
