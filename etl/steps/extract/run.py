@@ -318,7 +318,7 @@ def _unexpected_failure(
     return failed
 
 
-# --- command line -------------------------------------------------------------------------------
+# --- settings -----------------------------------------------------------------------------------
 def resolve_max_body_bytes(config: PipelineConfig | None, flag: str | None = None) -> int:
     """The response body limit: ``flag``, else ``X_API_MAX_BODY_BYTES``, else the config's
     ``api.max_body_bytes``, else :data:`DEFAULT_MAX_BODY_BYTES` (8 MiB).
