@@ -269,4 +269,3 @@ def test_the_landing_module_loads_no_http_client(module: str) -> None:
     )
 
     assert proc.stdout.strip() == "", f"importing {module} loaded {proc.stdout.strip()}"
-
