@@ -14,7 +14,8 @@ import requests
 
 from etl.config import Source, Window
 from etl.steps.extract import DEFAULT_POLICY, extract_source, extract_sources, make_client
-from etl.steps.extract.land import read_watermark, user_key
+from etl.steps.extract.land import read_watermark
+from etl.storage.keys import user_key
 from etl.storage.store import open_store, sha256_hex
 from etl.tools.emulator import Faults
 from tests.integration.conftest import EMULATOR_TOKEN

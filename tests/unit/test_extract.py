@@ -21,7 +21,8 @@ from etl.steps.extract import (
     extract_sources,
     make_client,
 )
-from etl.steps.extract.land import is_page_key, read_watermark, user_key
+from etl.steps.extract.land import read_watermark
+from etl.storage.keys import is_page_key, user_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault
 

@@ -25,7 +25,7 @@ from etl.steps.extract import (
     extract_sources,
     make_client,
 )
-from etl.steps.extract.land import is_page_key
+from etl.storage.keys import is_page_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import (
     EPOCH,

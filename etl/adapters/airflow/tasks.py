@@ -41,14 +41,15 @@ from typing import TYPE_CHECKING, Any
 from etl import resources
 from etl.config import STORE_ENV
 from etl.errors import PipelineError
+from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from etl.config import Source
     from etl.steps.extract import XClient
-    from etl.steps.publish import Partition
     from etl.steps.quality import CheckpointSummary
+    from etl.storage.keys import Partition
     from etl.storage.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
@@ -62,7 +63,6 @@ _SHOWN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's default for [core] max_map_length
 AWS_CONN_ID = "aws_default"
 CHECKPOINT_XCOM_KEY = "checkpoint"
-DOCS_PREFIX = "docs/"
 # The rendered map index of a per-source task (see the DAG's ``map_index_template``).
 MAP_INDEX_CONTEXT_KEY = "tweetpipe_source"
 
@@ -331,7 +331,7 @@ def _base(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _partition(summary: Mapping[str, Any]) -> Partition:
-    from etl.steps.publish import partition_for
+    from etl.storage.keys import partition_for
 
     start = datetime.fromisoformat(summary["start"])
     end = datetime.fromisoformat(summary["end"])

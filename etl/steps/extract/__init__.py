@@ -70,16 +70,18 @@ from etl.steps.extract.land import (
     land_page,
     land_rejected,
     landed_pages,
-    manifest_key,
-    page_key,
     read_json,
     read_watermark,
+    write_manifest,
+)
+from etl.storage.keys import (
+    manifest_key,
+    page_key,
     rejected_key,
     user_key,
     watermark_key,
     window_label,
     window_prefix,
-    write_manifest,
 )
 from etl.storage.store import sha256_hex
 
