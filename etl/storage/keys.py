@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 if TYPE_CHECKING:
     from etl.config import Window
@@ -98,7 +98,7 @@ def incremental_label(since_id: str | None, opened_at: datetime) -> str:
     return f"{_since_part(since_id)}{compact_time(opened_at)}"
 
 
-def is_incremental_label(label: object, since_id: str | None) -> bool:
+def is_incremental_label(label: object, since_id: str | None) -> TypeGuard[str]:
     """Whether ``label`` is an incremental window label of our own shape starting at ``since_id``.
 
     A label read back from ``state/`` goes into keys: only one of this exact shape is ever used.
