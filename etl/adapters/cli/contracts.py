@@ -29,7 +29,8 @@ from etl.tools.contract_codeowners import (
     updated_text,
     write_atomically,
 )
-from etl.tools.contract_diff import diff_against_ref, diff_files, docs_url_setting, render
+from etl.tools.contract_diff import diff_against_ref, diff_files
+from etl.tools.contract_diff_report import docs_url_setting, render
 from etl.tools.contract_docs import build_site, publish_site
 from etl.tools.contract_lint import contract_files, lint_file
 from etl.tools.contract_review import (
