@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeGuard
 
+from etl.config import parse_store_url
+
 if TYPE_CHECKING:
     from etl.config import Window
 
@@ -54,6 +56,26 @@ RESULTS_DIR = "results"
 """The folder of validation results inside the Data Docs site (local and in the store)."""
 CONTRACT_DOCS_PREFIX = f"{DOCS_PREFIX}contracts/"
 """The contract docs site's key prefix, next to the Data Docs."""
+
+
+def object_path(store_url: str | None, key: str) -> str:
+    """The path of a store object in its bucket or directory: the key, under the bucket's key
+    prefix on S3 (as OpenLineage names S3 datasets).
+
+    Args:
+        store_url: the store's URL (``s3://bucket/prefix`` or a directory); None for a key alone.
+        key: the object key or key prefix in the store (``raw/...``, ``curated/...``).
+
+    Returns:
+        ``prefix/key`` for an S3 store with a prefix, else ``key``.
+
+    Raises:
+        etl.errors.StoreError: ``store_url`` is not a store URL (:func:`etl.config.parse_store_url`).
+    """
+    if store_url is None:
+        return key
+    location = parse_store_url(store_url)
+    return f"{location.prefix}/{key}" if location.kind == "s3" and location.prefix else key
 
 
 # --- raw/ -----------------------------------------------------------------------------------------

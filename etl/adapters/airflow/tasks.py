@@ -91,8 +91,8 @@ def store_url(params: Mapping[str, Any]) -> str:
             URL is malformed (carries credentials, say); the message names which setting and
             quotes none of it (a PipelineError, not retried).
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import parse_store_url
 
     where, url = "the DAG param 'store'", _param(params, "store")
     if not url:
@@ -135,8 +135,9 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
     Returns:
         The store.
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import S3Store, open_store, parse_store_url
+    from etl.storage.store import S3Store, open_store
 
     url = store_url(params)
     location = parse_store_url(url)
