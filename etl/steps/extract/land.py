@@ -52,7 +52,7 @@ def land_page(store: Store, key: str, body: bytes) -> PutResult:
 
     Args:
         store: where to write.
-        key: from :func:`page_key`.
+        key: from :func:`etl.storage.keys.page_key`.
         body: the bytes exactly as received.
 
     Returns:
@@ -74,7 +74,7 @@ def landed_pages(store: Store, prefix: str) -> list[str]:
 
     Args:
         store: where to look.
-        prefix: from :func:`window_prefix`.
+        prefix: from :func:`etl.storage.keys.window_prefix`.
 
     Returns:
         Page keys, sorted (page numbers are zero-padded, so text order is page order).
@@ -92,7 +92,7 @@ def write_manifest(store: Store, key: str, manifest: dict[str, Any]) -> PutResul
 
     Args:
         store: where to write.
-        key: from :func:`manifest_key`.
+        key: from :func:`etl.storage.keys.manifest_key`.
         manifest: JSON-ready metadata, without secrets.
 
     Returns:
