@@ -19,12 +19,12 @@ from etl.adapters.cli import main
 from etl.config import DEFAULT_MAX_BODY_BYTES, Source, Window, load_config
 from etl.errors import ConfigError, SourceFailed
 from etl.steps.extract.client import RetryPolicy
-from etl.steps.extract.land import is_page_key
 from etl.steps.extract.run import (
     extract_source,
     extract_sources,
     make_client,
 )
+from etl.storage.keys import is_page_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import (
     EPOCH,

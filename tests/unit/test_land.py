@@ -14,21 +14,23 @@ from etl.config import Source, Window, load_config, load_sources, parse_time
 from etl.errors import ConfigError, ObjectExistsError
 from etl.steps.extract.land import (
     advance_watermark,
-    compact_time,
-    is_page_key,
     land_page,
     land_rejected,
     landed_pages,
-    manifest_key,
-    page_key,
     read_json,
     read_watermark,
+    write_manifest,
+)
+from etl.storage.keys import (
+    compact_time,
+    is_page_key,
+    manifest_key,
+    page_key,
     rejected_key,
     user_key,
     watermark_key,
     window_label,
     window_prefix,
-    write_manifest,
 )
 from etl.storage.store import LocalStore
 

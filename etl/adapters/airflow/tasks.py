@@ -41,14 +41,15 @@ from typing import TYPE_CHECKING, Any
 from etl import resources
 from etl.config import STORE_ENV
 from etl.errors import PipelineError
+from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from etl.config import Source
     from etl.steps.extract.client import XClient
-    from etl.steps.publish import Partition
     from etl.steps.quality import CheckpointSummary
+    from etl.storage.keys import Partition
     from etl.storage.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
@@ -62,7 +63,6 @@ _SHOWN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's default for [core] max_map_length
 AWS_CONN_ID = "aws_default"
 CHECKPOINT_XCOM_KEY = "checkpoint"
-DOCS_PREFIX = "docs/"
 # The rendered map index of a per-source task (see the DAG's ``map_index_template``).
 MAP_INDEX_CONTEXT_KEY = "tweetpipe_source"
 
@@ -91,8 +91,8 @@ def store_url(params: Mapping[str, Any]) -> str:
             URL is malformed (carries credentials, say); the message names which setting and
             quotes none of it (a PipelineError, not retried).
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import parse_store_url
 
     where, url = "the DAG param 'store'", _param(params, "store")
     if not url:
@@ -135,8 +135,9 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
     Returns:
         The store.
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import S3Store, open_store, parse_store_url
+    from etl.storage.store import S3Store, open_store
 
     url = store_url(params)
     location = parse_store_url(url)
@@ -331,7 +332,7 @@ def _base(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _partition(summary: Mapping[str, Any]) -> Partition:
-    from etl.steps.publish import partition_for
+    from etl.storage.keys import partition_for
 
     start = datetime.fromisoformat(summary["start"])
     end = datetime.fromisoformat(summary["end"])

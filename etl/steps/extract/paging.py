@@ -31,10 +31,12 @@ from etl.steps.extract.land import (
     land_page,
     land_rejected,
     landed_pages,
-    manifest_key,
-    page_key,
     read_json,
     read_watermark,
+)
+from etl.storage.keys import (
+    manifest_key,
+    page_key,
     rejected_key,
     user_key,
     watermark_key,

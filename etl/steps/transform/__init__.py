@@ -84,14 +84,9 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 import msgspec
 import numpy as np
 
-from etl.contracts.model import (
-    CURATED_CONTRACT,
-    ContractSpec,
-    Mistyped,
-    TimestampFormat,
-    every_value_matches,
-    load_contract,
-)
+from etl.contracts.formats import TimestampFormat
+from etl.contracts.model import CURATED_CONTRACT, ContractSpec, load_contract
+from etl.contracts.pandera_schema import Mistyped, every_value_matches
 from etl.errors import GateBreachError, InputError, OutputDirBusyError
 
 if TYPE_CHECKING:
@@ -1097,7 +1092,7 @@ class _Unit:
     caller's process or in a worker; it holds no state between units."""
 
     def __init__(self, spec: ContractSpec) -> None:
-        from etl.contracts.model import pandera_schema
+        from etl.contracts.pandera_schema import pandera_schema
 
         self.spec = spec
         self.schema = pandera_schema(spec)
