@@ -298,7 +298,7 @@ TASK_LINEAGE: dict[str, LineageBuilder] = {
 """Lineage builder of each DAG task, by task function name."""
 
 
-# --- the CLI's view of the same steps -----------------------------------------------------------
+# --- the CLI's view of the same steps -------------------------------------------------------------
 def cli_transform_inputs(paths: Iterable[Path | str]) -> list[InputDataset]:
     """The inputs of ``tweetpipe transform``: raw pages named as in the store, with the schema.
 

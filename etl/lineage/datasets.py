@@ -32,7 +32,7 @@ X_API_NAMESPACE = "https://api.twitter.com"
 """Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
 
 
-# --- datasets -----------------------------------------------------------------------------------
+# --- datasets -------------------------------------------------------------------------------------
 def input_dataset(
     namespace: str,
     name: str,
@@ -171,7 +171,7 @@ def api_dataset(source_kind: str) -> InputDataset:
     )
 
 
-# --- local files ---------------------------------------------------------------------------------
+# --- local files ----------------------------------------------------------------------------------
 _STORE_AREAS = ("raw", "staging", "curated", "quarantine")
 
 

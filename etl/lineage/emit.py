@@ -49,7 +49,7 @@ DEFAULT_EVENTS_FILE = "lineage/events.jsonl"
 local output directory (the demo's layout too)."""
 
 
-# --- names --------------------------------------------------------------------------------------
+# --- names ----------------------------------------------------------------------------------------
 def job_namespace() -> str:
     """The job namespace shared by Airflow and the CLI.
 
@@ -75,7 +75,7 @@ def job_name(step: str) -> str:
     return f"{DAG_ID}.{task_id}"
 
 
-# --- emission ----------------------------------------------------------------------------------------
+# --- emission -------------------------------------------------------------------------------------
 def _configured_elsewhere() -> bool:
     """Whether the user configured an OpenLineage transport the client finds on its own."""
     if os.environ.get("OPENLINEAGE_CONFIG") or os.environ.get("OPENLINEAGE_URL"):

@@ -47,7 +47,7 @@ _REDACTED = "***"
 _URL_USERINFO = re.compile(r"(?<=://)[^\s/@'\"]+@|[^\s/@'\":]+:[^\s/@'\"]+@")
 
 
-# --- dataset facets -----------------------------------------------------------------------------
+# --- dataset facets -------------------------------------------------------------------------------
 def _field_type(prop: Mapping[str, Any]) -> str:
     logical = str(prop.get("logicalType", ""))
     items = prop.get("items")
@@ -344,7 +344,7 @@ def error_facet(
     )
 
 
-# --- the contracts' facets -----------------------------------------------------------------
+# --- the contracts' facets ------------------------------------------------------------------------
 @cache
 def curated_contract() -> ContractSpec:
     """The curated data contract (loaded once per process)."""
