@@ -165,6 +165,7 @@ def test_the_payloads_chain_into_one_graph(chain: dict[str, Any]) -> None:
 def test_the_xcom_json_keeps_the_keys_of_the_step_results(chain: dict[str, Any]) -> None:
     """The payloads are built field by field; their keys are still those the DAG always pushed
     (the step's ``to_dict()`` plus the base fields), so earlier runs and the UI read the same."""
+    from etl.steps.extract import SourceResult
     from etl.steps.publish import Published, StagedCandidate
     from etl.steps.quality import CheckpointSummary
     from etl.steps.transform import TransformReport
@@ -176,7 +177,7 @@ def test_the_xcom_json_keeps_the_keys_of_the_step_results(chain: dict[str, Any])
     assert list(chain["transform"]["report"]) == [*fields(TransformReport), "passed"]
     assert list(chain["validate_raw"]["checkpoint"]) == fields(CheckpointSummary)
     assert list(chain["publish"])[len(BASE_KEYS) :][: len(fields(Published))] == fields(Published)
-    assert list(chain["extract"])[-len(BASE_KEYS) + 1 :] == BASE_KEYS[1:]
+    assert list(chain["extract"]) == [*fields(SourceResult), *BASE_KEYS[1:]]
 
 
 def test_a_builder_error_is_logged_at_error_with_its_trace(
