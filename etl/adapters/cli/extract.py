@@ -170,8 +170,9 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    # Lineage (etl.lineage.core): the same job and datasets the DAG's extract task reports.
-    from etl.lineage.core import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
+    # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
+    from etl.lineage.builders import cli_extract_inputs, cli_extract_outputs
+    from etl.lineage.emit import events_file, lineage_run
 
     bounds = (window.start, window.end) if window.start and window.end else None
     inputs = cli_extract_inputs(s.kind for s in sources)
@@ -181,7 +182,7 @@ def run_extract_cli(args: argparse.Namespace) -> int:
             desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
         ) as bar:
             report = extract_sources(client, store, sources, window, on_page=bar.update)
-        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store))
+        lineage.add(cli_extract_outputs(report.results, store))
         if not report.ok:
             lineage.fail("; ".join(str(f) for f in report.failures))
     print(_summary(report, time.monotonic() - started))
