@@ -447,7 +447,7 @@ def transform(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
     from etl.steps.publish import stage
-    from etl.steps.transform import transform_pages
+    from etl.steps.transform.curate import transform_pages
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)
