@@ -168,7 +168,7 @@ def test_the_xcom_json_keeps_the_keys_of_the_step_results(chain: dict[str, Any])
     from etl.steps.extract.run import SourceResult
     from etl.steps.publish import Published, StagedCandidate
     from etl.steps.quality import CheckpointSummary
-    from etl.steps.transform import TransformReport
+    from etl.steps.transform.curate import TransformReport
 
     def fields(cls: Any) -> list[str]:
         return list(cls.__dataclass_fields__)

@@ -633,7 +633,7 @@ def test_local_names_follow_the_store_keys(tmp_path: Path) -> None:
 def test_quarantine_schema_matches_what_the_transform_writes() -> None:
     import io
 
-    from etl.steps.transform import transform_pages
+    from etl.steps.transform.curate import transform_pages
 
     page = {
         "data": [

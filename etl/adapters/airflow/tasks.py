@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from etl.steps.extract.client import XClient
     from etl.steps.extract.run import SourceResult
     from etl.steps.quality import CheckpointSummary
-    from etl.steps.transform import TransformReport
+    from etl.steps.transform.curate import TransformReport
     from etl.storage.keys import Partition
     from etl.storage.store import Store
 
@@ -521,7 +521,7 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
     from etl.steps.publish import stage
-    from etl.steps.transform import transform_pages
+    from etl.steps.transform.curate import transform_pages
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)
