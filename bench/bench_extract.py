@@ -40,7 +40,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from etl.config import Source, Window  # noqa: E402
-from etl.steps.extract import ExtractReport, RetryPolicy, extract_sources, make_client  # noqa: E402
+from etl.steps.extract.client import RetryPolicy  # noqa: E402
+from etl.steps.extract.run import ExtractReport, extract_sources, make_client  # noqa: E402
 from etl.storage.store import LocalStore  # noqa: E402
 from etl.tools.emulator import DEMO_TOKEN, Corpus, start_emulator  # noqa: E402
 

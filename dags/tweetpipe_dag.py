@@ -9,7 +9,8 @@ then, for the whole run, ``build_docs`` publishes the Data Docs site (also after
 failure is documented) and ``all_sources_published`` fails the run when any source did not reach
 ``curated/``.
 
-Only object keys and small summaries travel through XCom. Nothing heavy is imported here: each task
+Only object keys and small summaries travel through XCom; their shapes are in ``etl.payloads``, and
+each per-source task's first parameter is the payload it reads (its lineage is built from it). Nothing heavy is imported here: each task
 imports ``etl.adapters.airflow.tasks``, which imports the step it runs.
 """
 
@@ -21,6 +22,18 @@ from typing import Any
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
 from etl.adapters.airflow.lineage_operator import lineage_task
+
+# Imported at run time, not under TYPE_CHECKING: TaskFlow resolves the return annotations when it
+# parses the DAG, and a mapping's keys then also go to XCom one by one (multiple_outputs).
+from etl.payloads import (  # noqa: TC001
+    BuildDocsPayload,
+    ExtractPayload,
+    PlannedSource,
+    PublishPayload,
+    TransformPayload,
+    ValidateCuratedPayload,
+    ValidateRawPayload,
+)
 
 _SOURCE_LABEL = "{{ tweetpipe_source }}"  # set by etl.adapters.airflow.tasks while the task runs
 _NO_URL_CREDENTIALS = r"^(?![A-Za-z][A-Za-z0-9+.-]*://[^/]*@)"
@@ -85,7 +98,7 @@ params = {
 )
 def tweetpipe() -> None:
     @task
-    def plan_sources(params: dict[str, Any]) -> list[dict[str, str]]:
+    def plan_sources(params: dict[str, Any]) -> list[PlannedSource]:
         """List the sources of this run (the `sources` param, else `pipeline.yaml`); each one
         becomes one mapped instance of the per-source tasks."""
         from etl.adapters.airflow import tasks
@@ -94,11 +107,11 @@ def tweetpipe() -> None:
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def extract(
-        source: dict[str, str],
+        source: PlannedSource,
         params: dict[str, Any],
         data_interval_start: datetime,
         data_interval_end: datetime,
-    ) -> dict[str, Any]:
+    ) -> ExtractPayload:
         """Fetch the source's posts for the data interval through the `x_api_default` connection
         and land every response body unchanged under `raw/`, with a manifest; a rerun of the same
         interval finds the landed window and fetches nothing."""
@@ -107,7 +120,9 @@ def tweetpipe() -> None:
         return tasks.extract(source, params, data_interval_start, data_interval_end)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
-    def validate_raw(landed: dict[str, Any], params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    def validate_raw(
+        landed: ExtractPayload, params: dict[str, Any], run_id: str
+    ) -> ValidateRawPayload:
         """Quality gate 1: run the Great Expectations checkpoint on the landed pages' response
         envelope. A breach fails this task (not retried) and stops the source here."""
         from etl.adapters.airflow import tasks
@@ -115,7 +130,7 @@ def tweetpipe() -> None:
         return tasks.validate_raw(landed, params, run_id)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
-    def transform(checked: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def transform(checked: ValidateRawPayload, params: dict[str, Any]) -> TransformPayload:
         """Flatten the raw pages into the curated CSV through the Pandera gate built from the data
         contract; write the candidate to `staging/` and every rejected row, with its reason, to
         `quarantine/`."""
@@ -125,8 +140,8 @@ def tweetpipe() -> None:
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
     def validate_curated(
-        staged: dict[str, Any], params: dict[str, Any], run_id: str
-    ) -> dict[str, Any]:
+        staged: TransformPayload, params: dict[str, Any], run_id: str
+    ) -> ValidateCuratedPayload:
         """Quality gate 2: run the Great Expectations checkpoint on the candidate in `staging/`
         (contract columns, uniqueness, freshness, quarantined share). A breach fails this task
         (not retried) and nothing reaches `curated/`."""
@@ -135,7 +150,7 @@ def tweetpipe() -> None:
         return tasks.validate_curated(staged, params, run_id)
 
     @lineage_task(map_index_template=_SOURCE_LABEL)
-    def publish(audited: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def publish(audited: ValidateCuratedPayload, params: dict[str, Any]) -> PublishPayload:
         """Publish the audited candidate: copy exactly the bytes the checkpoint passed from
         `staging/` to `curated/`, replacing the partition's previous version in one step."""
         from etl.adapters.airflow import tasks
@@ -143,7 +158,7 @@ def tweetpipe() -> None:
         return tasks.publish(audited, params)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def build_docs(params: dict[str, Any]) -> dict[str, Any]:
+    def build_docs(params: dict[str, Any]) -> BuildDocsPayload:
         """Build the Great Expectations Data Docs site from every validation result in the store
         and publish it under `docs/`. Runs also when a gate failed, so the failure is shown."""
         from etl.adapters.airflow import tasks
@@ -160,7 +175,7 @@ def tweetpipe() -> None:
         tasks.fail_run()
 
     @task_group
-    def per_source(source: dict[str, str]) -> Any:
+    def per_source(source: PlannedSource) -> Any:
         """One source through write–audit–publish."""
         landed = extract(source)
         checked = validate_raw(landed)

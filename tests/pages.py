@@ -158,3 +158,106 @@ def mixed_corpus() -> list[bytes]:
             )
         ),
     ]
+
+
+def _spliced(response: Any, word: str, bad: bytes) -> bytes:
+    """A response's body with ``bad`` bytes put inside the first occurrence of ``word``."""
+    raw = body(response)
+    return raw.replace(word.encode(), word[:2].encode() + bad + word[2:].encode(), 1)
+
+
+def hostile_corpus() -> list[bytes]:
+    """Pages the API should never send but a store may hold, for equivalence tests: bytes no
+    decoder agrees on, numbers out of range, values of every wrong JSON type, ids that are not
+    decimal, cells that need CSV quoting, bodies that are not responses.
+
+    Not here: a number of more digits than Python converts in a field the contract does not
+    read. ``json.loads`` refuses the page (the reference quarantines it whole); msgspec skips
+    the field and the page is curated. That difference is the fast reader's to keep
+    (tests/unit/test_transform.py tests it).
+    """
+    deep = b"[" * 5_000 + b"]" * 5_000
+    quoted = 'say "hi", then\r\nleave\rnow\n'
+    return [
+        _spliced(page([tweet(t) for t in ids(100, 3)]), "Hello", b"\xed\xa0\x80"),
+        _spliced(page([tweet(t) for t in ids(103, 3)]), "alice_dev", b"\xff"),
+        _spliced(page([tweet(t) for t in ids(106, 2)]), "pipeline", b"\\u0000"),
+        _spliced(page([tweet(t) for t in ids(108, 2)]), "bob", b"\xf4\x90\x80\x80"),
+        _spliced(page([tweet(t) for t in ids(110, 2)]), "2024-05-01T12", b"\\udfff"),
+        body(page([tweet(ids(112, 1)[0], lang="en")])).replace(
+            b'"lang": "en"', b'"lang": "en", "x": ' + deep, 1
+        ),
+        body(page([tweet(ids(113, 1)[0], public_metrics={"like_count": "BIG"})])).replace(
+            b'"BIG"', b"1e400"
+        ),
+        body(
+            page(
+                [
+                    tweet("0123"),
+                    tweet("abc"),
+                    tweet("0123", text="again"),
+                    tweet(ids(116, 1)[0], id=116),  # type: ignore[arg-type]
+                    tweet(ids(117, 1)[0], id=None),
+                    tweet("18446744073709551616"),  # one above uint64
+                    tweet(ids(118, 1)[0], public_metrics={"like_count": 2**70}),
+                    tweet(ids(119, 1)[0], public_metrics={"like_count": 1.5}),
+                    tweet(ids(120, 1)[0], possibly_sensitive="false"),
+                    tweet(ids(121, 1)[0], created_at="2024-05-01T12:34:56"),
+                    tweet(ids(122, 1)[0], created_at="2024-05-01 12:34:56+05:30"),
+                    tweet(ids(123, 1)[0], text=quoted, author_id=BOB["id"]),
+                    tweet(ids(124, 1)[0], entities={"urls": [{"url": 'https://t.co/"q"'}]}),
+                    tweet(ids(125, 1)[0], entities={"hashtags": [{"tag": "a,b"}, "bare"]}),
+                    tweet(ids(126, 1)[0], entities={"mentions": {"username": "x"}}),
+                    tweet(ids(127, 1)[0], edit_history_tweet_ids=[1, 2]),
+                    tweet(ids(128, 1)[0], referenced_tweets=[]),
+                    tweet(ids(129, 1)[0], note_tweet={"text": 7}),
+                    tweet(ids(130, 1)[0], possibly_sensitive=True, text="carriage\ronly"),
+                    tweet(ids(136, 1)[0], text="comma,only", lang="und"),
+                    tweet(ids(137, 1)[0], text="newline\nonly", author_id=None),
+                    tweet(ids(138, 1)[0], text='quote"only', author_id="999"),
+                    tweet(ids(142, 1)[0], author_id="555"),
+                    tweet(ids(139, 1)[0], withheld={"copyright": True, "country_codes": ['D"E']}),
+                ],
+                users=[
+                    ALICE,
+                    {"id": 783214, "username": "num", "name": "Num, the id is a number"},
+                    {"id": "555", "username": "carol", "name": ["not", "text"]},
+                ],
+            )
+        ),
+        body(page([None, [tweet(ids(140, 1)[0])], tweet(ids(141, 1)[0]), 7, "post"])),
+        body([page([tweet(ids(131, 1)[0])])]),
+        body("just a string"),
+        body({"data": "x"}),
+        body({"errors": {"title": "not a list"}}),
+        body({"data": [tweet(ids(132, 1)[0])], "includes": {"users": [None, {"id": None}]}}),
+        b"\n".join([body(page([tweet(ids(133, 1)[0])])), body({"title": "Problem"}), b"[1"]),
+        body(page([tweet(t, text=f"{t} &amp;lt; &copy;") for t in ids(134, 3)] + [tweet()])),
+    ]
+
+
+def usual_corpus() -> list[bytes]:
+    """Well-typed pages with the variety real ones have, so that every fast path is taken
+    (one odd value in a column sends the whole column down the per-value path)."""
+    texts = ["plain", "a, b", 'say "hi"', "line\nbreak", "cr\ronly", "&amp; &lt;3 &copy;", "✓ 😀"]
+    pages = []
+    for n in range(4):
+        posts = [
+            tweet(
+                t,
+                text=texts[(i + n) % len(texts)],
+                possibly_sensitive=bool((i + n) % 2),
+                author_id=BOB["id"] if i % 3 else ALICE["id"],
+                created_at="2024-05-01T14:34:56+02:00"
+                if i % 4 == 1
+                else "2024-05-01T12:34:56.000Z",
+                referenced_tweets=[{"type": "replied_to", "id": t}] if i % 2 else None,
+                withheld={"copyright": False, "country_codes": ["DE", 'F"R'][: 1 + i % 2]},
+                entities={"hashtags": [{"tag": f"t{i}"}], "urls": [{"url": "https://t.co/x"}]},
+            )
+            for i, t in enumerate(ids(200 + 5 * n, 8))
+        ]
+        if n == 2:
+            posts.append(tweet(text="x " * 140, note_tweet={"text": "long, " * 60}))
+        pages.append(body(page(posts, users=[ALICE, BOB] if n != 3 else [])))
+    return pages

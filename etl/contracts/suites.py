@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from etl import resources
+from etl.contracts.formats import TimestampFormat, end_anchored
 from etl.contracts.model import (
     CURATED_CONTRACT,
+    JSON_TYPES,
     RAW_PAGE_CONTRACT,
     ColumnSpec,
     ContractSpec,
@@ -44,33 +46,14 @@ RAW_PAGE_SUITE = "x_api_v2_tweets_page"
 CONTRACT_SOURCE = "contract"
 CRITICAL = "critical"
 WARNING = "warning"
-INTEGER_REGEX = r"^-?[0-9]+$"
-NUMBER_REGEX = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# GX's pandas engine searches (``str.contains``): every regex is anchored at both ends, and with
+# ``\Z``, since Python's ``$`` also matches before a final line feed ("123\n" would pass).
+INTEGER_REGEX = r"^-?[0-9]+\Z"
+NUMBER_REGEX = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\Z"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
 _ISO_TIMESTAMP = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
-# ODCS timestamp formats use Java letters; Z stands for the literal UTC designator, as the
-# contract's descriptions say ("with a Z suffix").
-_FORMAT_TOKENS = (
-    ("yyyy", "[0-9]{4}"),
-    ("SSS", "[0-9]{3}"),
-    ("MM", "[0-9]{2}"),
-    ("dd", "[0-9]{2}"),
-    ("HH", "[0-9]{2}"),
-    ("mm", "[0-9]{2}"),
-    ("ss", "[0-9]{2}"),
-)
-_JSON_TYPES = {
-    "string": "string",
-    "timestamp": "string",
-    "date": "string",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "boolean",
-    "object": "object",
-    "array": "array",
-}
 
 
 def load_suite_file(name: str, expectations_dir: Path = EXPECTATIONS_DIR) -> dict[str, Any]:
@@ -146,26 +129,11 @@ def _raw_property(spec: ContractSpec, name: str) -> dict[str, Any]:
     return next((p for p in props if p.get("name") == name), {})
 
 
-def _timestamp_regex(fmt: str | None) -> str:
-    if not fmt:
-        return _ISO_TIMESTAMP
-    out, i = [], 0
-    while i < len(fmt):
-        token = next((t for t in _FORMAT_TOKENS if fmt.startswith(t[0], i)), None)
-        if token is None:
-            out.append(fmt[i] if fmt[i].isalnum() or fmt[i] in "-: " else re.escape(fmt[i]))
-            i += 1
-        else:
-            out.append(token[1])
-            i += len(token[0])
-    return "^" + "".join(out) + "$"
-
-
 def _json_schema(prop: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": _JSON_TYPES[prop["logicalType"]]}
+    schema: dict[str, Any] = {"type": JSON_TYPES[prop["logicalType"]]}
     items = prop.get("items") or {}
-    if schema["type"] == "array" and items.get("logicalType") in _JSON_TYPES:
-        schema["items"] = {"type": _JSON_TYPES[items["logicalType"]]}
+    if schema["type"] == "array" and items.get("logicalType") in JSON_TYPES:
+        schema["items"] = {"type": JSON_TYPES[items["logicalType"]]}
     return schema
 
 
@@ -185,8 +153,7 @@ def _type_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[str
     rule, name, lt = f"{col.name}.logicalType", col.name, col.logical_type
     regex = {"integer": INTEGER_REGEX, "number": NUMBER_REGEX, "date": _DATE}.get(lt)
     if lt == "timestamp":
-        fmt = (_raw_property(spec, name).get("logicalTypeOptions") or {}).get("format")
-        regex = _timestamp_regex(fmt)
+        regex = TimestampFormat.parse(col.format).search_regex if col.format else _ISO_TIMESTAMP
     if regex:
         yield _expectation(
             spec, rule, "expect_column_values_to_match_regex", column=name, regex=regex
@@ -224,7 +191,7 @@ def _column_expectations(spec: ContractSpec, col: ColumnSpec) -> Iterator[dict[s
             f"{name}.pattern",
             "expect_column_values_to_match_regex",
             column=name,
-            regex=col.pattern,
+            regex=end_anchored(col.pattern),
         )
     if col.minimum is not None or col.maximum is not None:
         yield _expectation(
@@ -361,10 +328,10 @@ class _PageCheck:
     def constraints(self) -> str:
         opts = self.prop.get("logicalTypeOptions") or {}
         parts = ["required" if self.prop.get("required") else "optional"]
-        parts.append(f"a JSON {_JSON_TYPES[self.prop['logicalType']]}")
+        parts.append(f"a JSON {JSON_TYPES[self.prop['logicalType']]}")
         item_type = (self.prop.get("items") or {}).get("logicalType")
         if item_type:
-            parts.append(f"of {_JSON_TYPES[item_type]} items")
+            parts.append(f"of {JSON_TYPES[item_type]} items")
         if "pattern" in opts:
             parts.append(f"matching {opts['pattern']}")
         if "minimum" in opts or "maximum" in opts:
@@ -407,7 +374,7 @@ def page_checks(spec: ContractSpec) -> list[_PageCheck]:
                 _PageCheck(f"bad_{name}_{child['name']}", path, child, name, in_items=in_items)
             )
     for check in checks:
-        if check.prop.get("logicalType") not in _JSON_TYPES:
+        if check.prop.get("logicalType") not in JSON_TYPES:
             raise ContractError(f"{spec.path}: {check.path}: needs a known logicalType")
     return checks
 
@@ -482,20 +449,17 @@ def _json_type_ok(value: Any, json_type: str) -> bool:
     return isinstance(value, kinds[json_type])
 
 
-# What a "$" can hide behind in a pattern: an escape or a character class, taken whole.
-_DOLLAR_OR_UNIT = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\$", re.DOTALL)
-
-
 @functools.cache
 def _python_pattern(ecma: str) -> re.Pattern[str]:
-    return re.compile(_DOLLAR_OR_UNIT.sub(lambda m: r"\Z" if m.group() == "$" else m.group(), ecma))
+    return re.compile(end_anchored(ecma))
 
 
 def ecma_search(pattern: str, value: str) -> bool:
     """Whether ``value`` matches a contract's ECMA-262 ``pattern`` (JSON Schema semantics).
 
     Python's ``$`` also matches before a final line feed, ECMA-262's only at the end: each bare
-    ``$`` is read as ``\\Z``, so ``"123\\n"`` does not pass ``^[0-9]+$``.
+    ``$`` is read as ``\\Z`` (:func:`etl.contracts.formats.end_anchored`), so ``"123\\n"`` does not
+    pass ``^[0-9]+$``.
 
     Args:
         pattern: the contract's pattern (searched, not anchored, as JSON Schema does).
@@ -509,7 +473,7 @@ def ecma_search(pattern: str, value: str) -> bool:
 
 def _violates(value: Any, prop: dict[str, Any]) -> bool:
     """Whether a present value breaks its property's type, items type, pattern or range."""
-    json_type = _JSON_TYPES[prop["logicalType"]]
+    json_type = JSON_TYPES[prop["logicalType"]]
     if not _json_type_ok(value, json_type):
         return True
     opts = prop.get("logicalTypeOptions") or {}
@@ -531,8 +495,8 @@ def _bad_items(items: list[Any], prop: dict[str, Any], opts: dict[str, Any]) -> 
         if len({json.dumps(i, sort_keys=True) for i in items}) != len(items):
             return True
     item_type = (prop.get("items") or {}).get("logicalType")
-    if item_type in _JSON_TYPES:
-        return not all(_json_type_ok(v, _JSON_TYPES[item_type]) for v in items)
+    if item_type in JSON_TYPES:
+        return not all(_json_type_ok(v, JSON_TYPES[item_type]) for v in items)
     return False
 
 

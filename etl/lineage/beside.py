@@ -6,8 +6,8 @@ emits START while this process sets up the step on the other core; when the step
 is told the outcome, emits COMPLETE or FAIL and exits; when the step's process dies without a
 word (killed), the child notices (its pipe closes, or it is adopted by another parent: a process
 the step forked may keep the pipe open) and emits FAIL. Events, job and datasets are exactly those
-of :func:`etl.lineage.core.lineage_run`, which the child runs: the step only names the builders of
-:mod:`etl.lineage.core` to call and their arguments, so this process never imports the client.
+of :func:`etl.lineage.emit.lineage_run`, which the child runs: the step only names the builders of
+:mod:`etl.lineage.builders` to call and their arguments, so this process never imports the client.
 
 Where a fork is unsafe (other threads running) or impossible, the same happens in this process.
 Lineage stays an observer: a child that fails or dies never fails the step.
@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from etl.lineage.core import LineageRun
+    from etl.lineage.emit import LineageRun
 
 log = logging.getLogger(__name__)
 
-Call = tuple[str, tuple[Any, ...]]  # a builder of etl.lineage.core, by name, and its arguments
+Call = tuple[str, tuple[Any, ...]]  # a builder of etl.lineage.builders, by name, and its arguments
 _JOIN_TIMEOUT_S = 60.0  # the child's transport has its own timeouts; this bounds a stuck one
 _PARENT_POLL_S = 0.5  # how often the child checks that the step's process is still its parent
 
@@ -49,7 +49,7 @@ class BesideRun:
     """What a step tells its lineage while it runs.
 
     Attributes:
-        calls: builders of :mod:`etl.lineage.core` whose results are added to the run, in order.
+        calls: builders of :mod:`etl.lineage.builders` whose results are added to the run, in order.
         error: why the run failed, when it did.
         stack_trace: the trace of the exception that failed it, if one did.
         destination: where the events went, for the CLI summary (set when the run ends).
@@ -61,10 +61,10 @@ class BesideRun:
     destination: str = "not emitted (the lineage process ended early)"
 
     def add(self, builder: str, *args: Any) -> None:
-        """Add what ``etl.lineage.core.<builder>(*args)`` returns (a ``StepLineage``) to the run.
+        """Add what ``etl.lineage.builders.<builder>(*args)`` returns (a ``StepLineage``) to the run.
 
         Args:
-            builder: the name of a function of :mod:`etl.lineage.core`.
+            builder: the name of a function of :mod:`etl.lineage.builders`.
             *args: its arguments (plain data: paths, strings, the report dictionary).
         """
         self.calls.append((builder, args))
@@ -84,9 +84,9 @@ def lineage_run_beside(step: str, inputs: Call, *, out_dir: Path | None) -> Iter
     """Emit START, then COMPLETE or FAIL, around one CLI run of a step, from a child process.
 
     Args:
-        step: the task id in the DAG (see :func:`etl.lineage.core.lineage_run`).
+        step: the task id in the DAG (see :func:`etl.lineage.emit.lineage_run`).
         inputs: the builder of the datasets known before the step runs, and its arguments.
-        out_dir: the run's output directory: events go to ``etl.lineage.core.events_file(out_dir)``
+        out_dir: the run's output directory: events go to ``etl.lineage.emit.events_file(out_dir)``
             when no transport is configured.
 
     Yields:
@@ -151,13 +151,13 @@ def _child(
     outcome_in: Connection,
     reply_out: Connection,
 ) -> None:
-    from etl.lineage import core as lineage
+    from etl.lineage import builders, emit
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     step_pid = os.getppid()
-    with _lineage_run(lineage, step, inputs, out_dir) as real:
-        _replay(lineage, real, _outcome(outcome_in, step_pid))
+    with _lineage_run(emit, builders, step, inputs, out_dir) as real:
+        _replay(builders, real, _outcome(outcome_in, step_pid))
     reply_out.send(real.destination)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -181,23 +181,23 @@ def _outcome(outcome_in: Connection, step_pid: int) -> BesideRun:
 
 
 def _lineage_run(
-    lineage: ModuleType, step: str, inputs: Call, out_dir: Path | None
+    emit: ModuleType, builders: ModuleType, step: str, inputs: Call, out_dir: Path | None
 ) -> AbstractContextManager[LineageRun]:
-    events = lineage.events_file(out_dir)
-    run: AbstractContextManager[LineageRun] = lineage.lineage_run(
-        step, _built(lineage, inputs), default_file=events
+    events = emit.events_file(out_dir)
+    run: AbstractContextManager[LineageRun] = emit.lineage_run(
+        step, _built(builders, inputs), default_file=events
     )
     return run
 
 
-def _built(lineage: ModuleType, call: Call) -> Any:
+def _built(builders: ModuleType, call: Call) -> Any:
     builder, args = call
-    return getattr(lineage, builder)(*args)
+    return getattr(builders, builder)(*args)
 
 
-def _replay(lineage: ModuleType, real: LineageRun, told: BesideRun) -> None:
+def _replay(builders: ModuleType, real: LineageRun, told: BesideRun) -> None:
     for call in told.calls:
-        real.add(_built(lineage, call))
+        real.add(_built(builders, call))
     if told.error is not None:
         real.fail(told.error, told.stack_trace)
 
@@ -206,11 +206,11 @@ def _replay(lineage: ModuleType, real: LineageRun, told: BesideRun) -> None:
 def _in_this_process(
     step: str, inputs: Call, out_dir: Path | None, run: BesideRun
 ) -> Iterator[None]:
-    from etl.lineage import core as lineage
+    from etl.lineage import builders, emit
 
-    with _lineage_run(lineage, step, inputs, out_dir) as real:
+    with _lineage_run(emit, builders, step, inputs, out_dir) as real:
         run.destination = real.destination
         try:
             yield
         finally:  # an exception propagates through lineage_run, which reports it
-            _replay(lineage, real, run)
+            _replay(builders, real, run)

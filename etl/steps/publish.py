@@ -4,7 +4,8 @@ Keys derive only from the source and the data interval, so a rerun or a backfill
 interval writes the same objects: ``staging/`` and ``quarantine/`` are rewritten, and ``curated/`` is
 replaced by a byte-identical file. Nothing but :func:`publish` ever writes under ``curated/``, and it
 publishes only the exact bytes the audit saw (checked by SHA-256), so after a failed audit the
-previous good version of the partition stays as it was.
+previous good version of the partition stays as it was. The partitions and their keys are
+:class:`etl.storage.keys.Partition`.
 """
 
 from __future__ import annotations
@@ -12,59 +13,18 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl.errors import StagingChangedError
+from etl.storage.keys import CURATED_FILE
 
 if TYPE_CHECKING:
+    from etl.storage.keys import Partition
     from etl.storage.store import Store
 
-CURATED_FILE = "tweets.csv"
-QUARANTINE_FILE = "rejected.jsonl"
 _CSV = "text/csv; charset=utf-8"
 _JSONL = "application/x-ndjson; charset=utf-8"
-_STAMP = "%Y%m%dT%H%M%SZ"
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One source over one data interval: the unit that is staged, audited and published.
-
-    Attributes:
-        source: the source's slug (safe in a key).
-        start: interval start (inclusive), UTC.
-        end: interval end (exclusive), UTC.
-    """
-
-    source: str
-    start: datetime
-    end: datetime
-
-    @property
-    def interval(self) -> str:
-        """The interval as it appears in keys, e.g. ``20240301T000000Z_20240302T000000Z``."""
-        return f"{self.start.strftime(_STAMP)}_{self.end.strftime(_STAMP)}"
-
-    @property
-    def _path(self) -> str:
-        return f"source={self.source}/interval={self.interval}"
-
-    @property
-    def staging_key(self) -> str:
-        """Where the curated candidate waits for its audit."""
-        return f"staging/{self._path}/{CURATED_FILE}"
-
-    @property
-    def curated_key(self) -> str:
-        """Where the audited CSV is published."""
-        return f"curated/{self._path}/{CURATED_FILE}"
-
-    @property
-    def quarantine_key(self) -> str:
-        """Where the rows the gate rejected are kept, with their reasons."""
-        return f"quarantine/{self._path}/{QUARANTINE_FILE}"
 
 
 @dataclass(frozen=True)
@@ -111,36 +71,6 @@ class Published:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (for XCom)."""
         return asdict(self)
-
-
-def _utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"interval {name} {value.isoformat()} has no time zone; give it in UTC")
-    return value.astimezone(UTC)
-
-
-def partition_for(source: str, start: datetime, end: datetime) -> Partition:
-    """The partition of ``source`` over ``[start, end)``.
-
-    Args:
-        source: the source's slug; it becomes part of the keys.
-        start: interval start, time-zone aware.
-        end: interval end, time-zone aware, after ``start``.
-
-    Returns:
-        The partition, with the interval normalised to UTC whole seconds.
-
-    Raises:
-        ValueError: the slug is unusable in a key, a bound is naive, or the interval is empty.
-    """
-    if not source or any(c in source for c in "/= ") or source in (".", ".."):
-        raise ValueError(f"source slug {source!r} cannot be used in a key")
-    lo, hi = _utc(start, "start"), _utc(end, "end")
-    if lo.microsecond or hi.microsecond:
-        raise ValueError(f"interval {lo.isoformat()}..{hi.isoformat()} is not in whole seconds")
-    if hi - lo < timedelta(seconds=1):
-        raise ValueError(f"interval {lo.isoformat()}..{hi.isoformat()} is empty")
-    return Partition(source, lo, hi)
 
 
 def _sha256_file(path: Path) -> str:

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-# The store URL is a setting: its shape is checked in etl.config (the base layer), which reads
-# pipeline.yaml's store: too; re-exported here, beside the stores it opens.
-from etl.config import StoreLocation as StoreLocation
-from etl.config import parse_store_url as parse_store_url
+# The store URL is a setting: its shape is checked once, in etl.config (the base layer), which
+# reads pipeline.yaml's store: too.
+from etl.config import parse_store_url
 from etl.errors import ObjectExistsError, StoreError
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ import yaml
 from etl.contracts.model import QUALITY_OPERATORS
 from etl.contracts.tree import allowed_values, iter_properties, schema_objects
 from etl.errors import DocsInputError, LintUsageError
+from etl.storage.keys import CONTRACT_DOCS_PREFIX
 from etl.tools.contract_lint import contract_files
 from etl.tools.git import git_output
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from etl.contracts.tree import PropertyRef
     from etl.storage.store import Store
 
-DOCS_PREFIX = "docs/contracts/"
 _HISTORY_LIMIT = 200
 _SEP = "\x1f"
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -147,7 +147,9 @@ def build_site(paths: Sequence[str | Path], out: Path) -> list[Path]:
     return written
 
 
-def publish_site(files: Iterable[Path], store: Store | str, prefix: str = DOCS_PREFIX) -> list[str]:
+def publish_site(
+    files: Iterable[Path], store: Store | str, prefix: str = CONTRACT_DOCS_PREFIX
+) -> list[str]:
     """Copy the site's files into a store, next to the Data Docs.
 
     Args:

@@ -407,7 +407,7 @@ def _view_findings(doc: _Doc) -> Iterator[Finding]:
 
 def _view_builders() -> Iterable[tuple[str, Callable[[ContractSpec], object]]]:
     # Imported here: pandas, pandera and GX are slow to import and only this check needs them.
-    from etl.contracts.model import pandera_schema
+    from etl.contracts.pandera_schema import pandera_schema
 
     return (("Pandera schema", pandera_schema), ("GX suite", _gx_suite))
 

@@ -31,14 +31,8 @@ from etl.errors import (
     ReviewUsageError,
 )
 from etl.tools.contract_codeowners import OwnedPath, check_codeowners, owned_paths
-from etl.tools.contract_diff import (
-    MARKDOWN_MAX_ROWS,
-    DiffReport,
-    diff_against_ref,
-    markdown_code,
-    markdown_text,
-    render,
-)
+from etl.tools.contract_diff import DiffReport, diff_against_ref
+from etl.tools.contract_diff_report import MARKDOWN_MAX_ROWS, markdown_code, markdown_text, render
 from etl.tools.contract_lint import CONTRACT_GLOB, lint_text
 from etl.tools.git import git_output
 from etl.tools.github_comment import COMMENT_MARKER, MAX_BODY_CHARS, ReviewState

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl import resources
 from etl.errors import DemoError
+from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -50,7 +51,6 @@ DEMO_SOURCES = ("account:ada_builds", "account:tomas_ng", "account:quietriver", 
 """Three of the corpus's accounts and a recent-search query."""
 
 _SUBDIRS = ("store", "airflow-home", "lineage")
-DOCS_DIR = "docs"
 _CHECKPOINT_TASKS = ("per_source.validate_raw", "per_source.validate_curated")
 
 
@@ -407,7 +407,7 @@ def _source_lines(outcome: RunOutcome, store: Path) -> list[str]:
             state = outcome.task_state(task, index)
             lines.append(f"    {task.split('.')[-1]:<17}{_checkpoint_line(summary, state)}")
             if summary and not summary.get("success") and summary.get("docs_page"):
-                page = store / DOCS_DIR / summary["docs_page"]
+                page = store / DOCS_PREFIX / summary["docs_page"]
                 lines.append(f"      why: {_rel(page)}")
         if slug in published:
             lines.append(f"    curated CSV      {_rel(store / published[slug]['curated_key'])}")
@@ -449,7 +449,7 @@ def format_summary(result: DemoResult) -> str:
         f"(emulator {mode}, {result.seconds:.0f} s in all, dag.test {outcome.seconds:.0f} s)",
         _totals_line(outcome),
         *_source_lines(outcome, layout.store),
-        f"  Data Docs        {_rel(layout.store / DOCS_DIR / 'index.html')}",
+        f"  Data Docs        {_rel(layout.store / DOCS_PREFIX / 'index.html')}",
         f"  lineage events   {_rel(layout.lineage_file)}",
         f"  Airflow logs     {_rel(layout.log_file)}",
     ]

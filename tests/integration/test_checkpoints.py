@@ -184,6 +184,20 @@ def _breach_empty_edit_history() -> tuple[bytes, dict]:
     return _csv(rows), {}
 
 
+# A value that is right but for a trailing line feed, in each kind of regex the suite derives: a
+# contract pattern (tweet_id, author_username, lang), the timestamp format (created_at) and the
+# integer type (retweet_count). GX searches with str.contains, where "$" matches before a final
+# line feed: the suite's regexes end in \Z.
+_TRAILING_LINE_FEED = ("tweet_id", "author_username", "lang", "created_at", "retweet_count")
+
+
+def _breach_trailing_line_feed() -> tuple[bytes, dict]:
+    rows = [_row(i) for i in range(10)]
+    for i, column in enumerate(_TRAILING_LINE_FEED, start=2):
+        rows[i][column] += "\n"
+    return _csv(rows), {}
+
+
 _BREACHES = {
     "bad_id_pattern": _breach_bad_id,
     "empty_edit_history": _breach_empty_edit_history,
@@ -191,6 +205,7 @@ _BREACHES = {
     "missing_column": _breach_missing_column,
     "quarantined_share": _breach_quarantined_share,
     "stale_created_at": _breach_stale_created_at,
+    "trailing_line_feed": _breach_trailing_line_feed,
 }
 
 
@@ -246,6 +261,12 @@ def breaches(docs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         ),
         ("quarantined_share", {("expect_table_row_count_to_be_between", None)}),
         ("stale_created_at", {("expect_column_min_to_be_between", "created_at")}),
+        (
+            "trailing_line_feed",
+            {("expect_column_values_to_match_regex", c) for c in _TRAILING_LINE_FEED}
+            # "42\n" is no number, so the count stays text, which no bound can hold either.
+            | {("expect_column_values_to_be_between", "retweet_count")},
+        ),
     ],
 )
 def test_breaches_fail_the_gate_naming_the_expectation(name, expected, breaches, docs_dir):
@@ -271,7 +292,7 @@ def test_bad_id_evidence_names_the_value_and_is_on_the_page(breaches, docs_dir):
     assert "17900000x0000000003" in str(gate_failure(summary))
     page = (docs_dir / summary.docs_page).read_text(encoding="utf-8")
     assert "17900000x0000000003" in page and "tweet_id" in page
-    assert "^[0-9]{1,19}$" in page  # the failed expectation, as GX renders it
+    assert "^[0-9]{1,19}\\Z" in page  # the failed expectation, as GX renders it
 
 
 def test_share_and_freshness_failures_show_observed_and_bound(breaches):

@@ -15,7 +15,7 @@ import pytest
 
 from etl.adapters.cli import main
 from etl.resources import default_config
-from etl.steps.extract.land import is_page_key
+from etl.storage.keys import is_page_key
 from etl.storage.store import LocalStore, open_store
 from tests.integration.conftest import EMULATOR_TOKEN
 

@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from etl.config import Source, Window
-from etl.steps.extract import extract_source, make_client
-from etl.steps.extract.land import MANIFEST_NAME, open_window_key
+from etl.steps.extract.run import extract_source, make_client
+from etl.storage.keys import MANIFEST_NAME, open_window_key
 from etl.storage.store import LocalStore
 from etl.tools.emulator import Faults
 from tests.integration.conftest import EMULATOR_TOKEN

@@ -13,8 +13,10 @@ import pytest
 import requests
 
 from etl.config import Source, Window
-from etl.steps.extract import DEFAULT_POLICY, extract_source, extract_sources, make_client
-from etl.steps.extract.land import read_watermark, user_key
+from etl.steps.extract.client import DEFAULT_POLICY
+from etl.steps.extract.land import read_watermark
+from etl.steps.extract.run import extract_source, extract_sources, make_client
+from etl.storage.keys import user_key
 from etl.storage.store import open_store, sha256_hex
 from etl.tools.emulator import Faults
 from tests.integration.conftest import EMULATOR_TOKEN
@@ -22,7 +24,7 @@ from tests.integration.conftest import EMULATOR_TOKEN
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from etl.steps.extract import SourceResult
+    from etl.steps.extract.run import SourceResult
     from etl.storage.store import Store
     from tests.integration.conftest import FakeClock, S3Endpoint
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl.lineage import core as lineage
+from etl.lineage import emit
 from tests.conftest import ROOT
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
@@ -120,7 +120,7 @@ def demos(runs: dict[str, DemoRun]) -> dict[str, DemoRun]:
 
 
 def _by_job(events: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
-    return [e for e in events if e["job"]["name"] == lineage.job_name(step)]
+    return [e for e in events if e["job"]["name"] == emit.job_name(step)]
 
 
 def _final(events: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
@@ -200,7 +200,7 @@ def test_demo_events_validate_against_the_openlineage_schemas(
 def test_every_step_run_has_a_start_and_one_end(demos: dict[str, DemoRun], run: str) -> None:
     states: dict[str, list[str]] = defaultdict(list)
     for event in demos[run].events:
-        if event["job"]["name"].startswith(f"{lineage.DAG_ID}.{lineage.PER_SOURCE_GROUP}."):
+        if event["job"]["name"].startswith(f"{emit.DAG_ID}.{emit.PER_SOURCE_GROUP}."):
             states[event["run"]["runId"]].append(event["eventType"])
     assert states
     for run_states in states.values():
@@ -271,7 +271,7 @@ def test_every_dataset_of_every_step_carries_its_schema(
     datasets = [
         d
         for e in demos[run].events
-        if e["job"]["name"].startswith(f"{lineage.DAG_ID}.{lineage.PER_SOURCE_GROUP}.")
+        if e["job"]["name"].startswith(f"{emit.DAG_ID}.{emit.PER_SOURCE_GROUP}.")
         for d in (*e.get("inputs", []), *e.get("outputs", []))
     ]
     assert datasets

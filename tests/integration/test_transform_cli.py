@@ -12,14 +12,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 
 from etl.adapters.cli import main
-from etl.steps import transform
+from etl.steps.transform import curate
 from tests.pages import body, ids, mixed_corpus, page, tweet
+
+if TYPE_CHECKING:
+    from etl.steps.transform.unit import UnitResult
 
 TWEETPIPE = Path(sys.executable).with_name("tweetpipe")  # the installed console script
 
@@ -98,12 +101,12 @@ def test_missing_input_is_a_usage_error_naming_it(
 
 
 def test_worker_processes_give_byte_identical_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transform, "UNIT_BYTES", 2000)  # several units, so workers share them
+    monkeypatch.setattr(curate, "UNIT_BYTES", 2000)  # several units, so workers share them
     pages = [(f"raw/page-{i}.json", b) for i, b in enumerate(mixed_corpus() * 3)]
     outputs = []
     for workers in (1, 2):
         csv_out, q_out = io.StringIO(newline=""), io.StringIO(newline="")
-        report = transform.transform_pages(pages, csv_out, q_out, workers=workers)
+        report = curate.transform_pages(pages, csv_out, q_out, workers=workers)
         outputs.append((csv_out.getvalue(), q_out.getvalue(), report))
     assert outputs[0] == outputs[1]
     assert outputs[1][2].duplicates > 10
@@ -114,17 +117,17 @@ def test_files_get_the_same_bytes_as_text_streams(
 ) -> None:
     # Into a file, rows go to its binary layer: duplicates across units and quarantined posts
     # (rows picked one by one out of a unit's block) must come out as through a text stream.
-    monkeypatch.setattr(transform, "UNIT_BYTES", 2000)
+    monkeypatch.setattr(curate, "UNIT_BYTES", 2000)
     pages = [(f"raw/page-{i}.json", b) for i, b in enumerate(mixed_corpus() * 3)]
     text_csv, text_q = io.StringIO(newline=""), io.StringIO(newline="")
-    transform.transform_pages(pages, text_csv, text_q, workers=1)
+    curate.transform_pages(pages, text_csv, text_q, workers=1)
     for workers in (1, 2):
         csv_path, q_path = tmp_path / f"{workers}.csv", tmp_path / f"{workers}.jsonl"
         with (
             csv_path.open("w", encoding="utf-8", newline="") as csv_out,
             q_path.open("w", encoding="utf-8", newline="\n") as q_out,
         ):
-            report = transform.transform_pages(pages, csv_out, q_out, workers=workers)
+            report = curate.transform_pages(pages, csv_out, q_out, workers=workers)
 
         assert csv_path.read_bytes() == text_csv.getvalue().encode("utf-8")
         assert q_path.read_text(encoding="utf-8") == text_q.getvalue()
@@ -135,7 +138,7 @@ def test_rows_after_a_non_ascii_row_are_cut_at_the_right_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A unit with a repeat and a rejected post is written row by row out of its UTF-8 block.
-    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # one page a unit
+    monkeypatch.setattr(curate, "UNIT_BYTES", 1)  # one page a unit
     a, b, c, d, e = ids(0, 5)
     texts = {a: "first 😀", b: "plain", c: 'naïve ✓ مرحبا, "quoted"\nline', e: "after ✓"}
     pages = [
@@ -148,7 +151,7 @@ def test_rows_after_a_non_ascii_row_are_cut_at_the_right_bytes(
         csv_path.open("w", encoding="utf-8", newline="") as csv_out,
         (tmp_path / "q.jsonl").open("w", encoding="utf-8") as q_out,
     ):
-        report = transform.transform_pages(pages, csv_out, q_out, workers=1)
+        report = curate.transform_pages(pages, csv_out, q_out, workers=1)
 
     with csv_path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -266,20 +269,20 @@ def test_a_run_that_fails_midway_leaves_the_last_outputs_and_nothing_else(
     before = sorted(p.name for p in out.iterdir())
     src = tmp_path / "second.jsonl"
     src.write_bytes(b"\n".join(body(page([tweet(t)])) for t in ids(100, 20)) + b"\n")
-    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # a unit per page: the failure comes midway
-    merge = transform._Run.merge
+    monkeypatch.setattr(curate, "UNIT_BYTES", 1)  # a unit per page: the failure comes midway
+    merge = curate._OutputMerger.merge
     merged = [0]
 
-    def failing_merge(self: transform._Run, unit: transform._UnitResult) -> None:
+    def failing_merge(self: curate._OutputMerger, unit: UnitResult) -> None:
         merged[0] += 1
         if merged[0] == 10:
             raise OSError("disk full")
         merge(self, unit)
 
-    monkeypatch.setattr(transform._Run, "merge", failing_merge)
+    monkeypatch.setattr(curate._OutputMerger, "merge", failing_merge)
 
     with pytest.raises(OSError, match="disk full"):
-        transform.transform_files([src], out)
+        curate.transform_files([src], out)
 
     assert _outputs(out) == old
     assert sorted(p.name for p in out.iterdir()) == before  # no temporary file or directory

@@ -19,8 +19,9 @@ import pytest
 from etl.adapters.cli import main
 from etl.config import Source, Window
 from etl.errors import SourceFailed
-from etl.steps.extract import extract_source, extract_sources, make_client
-from etl.steps.extract.land import open_window_key, read_watermark, watermark_key
+from etl.steps.extract.land import read_watermark
+from etl.steps.extract.run import extract_source, extract_sources, make_client
+from etl.storage.keys import open_window_key, watermark_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault, serve_on_loopback, snowflake
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from etl.steps.extract import SourceResult
+    from etl.steps.extract.run import SourceResult
 
 TOKEN = "integration-bearer-token-5be1d0"
 ALICE = Source("account", "alice")

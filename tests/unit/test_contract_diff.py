@@ -13,19 +13,14 @@ import yaml
 
 from etl.adapters.cli import main
 from etl.errors import DiffInputError
-from etl.tools.contract_diff import (
-    Change,
-    DiffReport,
-    diff_against_ref,
-    diff_documents,
-    diff_files,
-    docs_url_setting,
-    render,
-)
+from etl.tools.contract_diff import DiffReport, diff_against_ref, diff_documents, diff_files
+from etl.tools.contract_diff_report import docs_url_setting, render
 from tests.git_repo import git
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from etl.tools.contract_changes import Change
 
 PAIRS = Path(__file__).parent / "contract_pairs"
 BASE: dict[str, Any] = yaml.safe_load((PAIRS / "orders.odcs.yaml").read_text(encoding="utf-8"))

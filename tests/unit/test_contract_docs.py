@@ -12,7 +12,8 @@ import yaml
 
 from etl.adapters.cli import main
 from etl.contracts.model import CONTRACTS_DIR
-from etl.tools.contract_docs import DOCS_PREFIX, build_site, version_history
+from etl.storage.keys import CONTRACT_DOCS_PREFIX
+from etl.tools.contract_docs import build_site, version_history
 from tests.git_repo import git
 
 if TYPE_CHECKING:
@@ -172,9 +173,9 @@ def test_cli_writes_the_site_and_publishes_to_a_store(
     store = tmp_path / "store"
     argv = ["contracts", "docs", str(PAIRS), "--out", str(tmp_path / "site"), "--store", str(store)]
     assert main(argv) == 0
-    published = sorted(p.name for p in (store / DOCS_PREFIX).iterdir())
+    published = sorted(p.name for p in (store / CONTRACT_DOCS_PREFIX).iterdir())
     assert published == ["index.html", "orders.html", "style.css"]
-    assert (store / DOCS_PREFIX / "orders.html").read_bytes() == (
+    assert (store / CONTRACT_DOCS_PREFIX / "orders.html").read_bytes() == (
         tmp_path / "site" / "orders.html"
     ).read_bytes()
     assert "published 3 file(s)" in capsys.readouterr().out

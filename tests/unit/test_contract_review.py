@@ -3,8 +3,9 @@ gates, owners, the diff; always small enough for a comment, whatever the contrac
 
 from __future__ import annotations
 
+from etl.tools.contract_changes import Change
 from etl.tools.contract_codeowners import OwnedPath
-from etl.tools.contract_diff import Change, ContractDiff, DiffReport
+from etl.tools.contract_diff import ContractDiff, DiffReport
 from etl.tools.contract_review import GateResult, Review, render_comment
 from etl.tools.github_comment import COMMENT_MARKER, MAX_BODY_CHARS
 

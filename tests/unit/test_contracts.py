@@ -15,17 +15,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.contracts.model import (
-    CURATED_CONTRACT,
-    ColumnSpec,
-    ContractSpec,
+from etl.contracts.formats import TimestampFormat
+from etl.contracts.model import CURATED_CONTRACT, ColumnSpec, ContractSpec, load_contract
+from etl.contracts.pandera_schema import (
     Mistyped,
-    TimestampFormat,
     _column_regex,
     _fullmatches,
     _json_array_of,
     _string_arrays,
-    load_contract,
     pandera_schema,
 )
 from etl.errors import ContractError
@@ -333,7 +330,7 @@ def test_json_array_checks_agree_with_json_loads(value: object, spaced: bool) ->
 
 
 def test_every_value_matches_judges_each_value_not_the_joined_text() -> None:
-    from etl.contracts.model import every_value_matches
+    from etl.contracts.pandera_schema import every_value_matches
 
     stamp = re.compile(r"[0-9]{4}-[0-9]{2}")
     assert every_value_matches(stamp, ["2024-05", "1999-12"])

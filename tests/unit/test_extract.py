@@ -14,14 +14,15 @@ import requests
 
 from etl.config import Source, Window
 from etl.errors import SourceFailed
-from etl.steps.extract import (
+from etl.steps.extract.client import RetryPolicy
+from etl.steps.extract.land import read_watermark
+from etl.steps.extract.run import (
     ExtractReport,
-    RetryPolicy,
     extract_source,
     extract_sources,
     make_client,
 )
-from etl.steps.extract.land import is_page_key, read_watermark, user_key
+from etl.storage.keys import is_page_key, user_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault
 

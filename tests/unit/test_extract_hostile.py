@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import etl.steps.extract
+import etl.steps.extract.paging
 from etl.adapters.cli import main
-from etl.config import Source, Window, load_config
+from etl.config import DEFAULT_MAX_BODY_BYTES, Source, Window, load_config
 from etl.errors import ConfigError, SourceFailed
-from etl.steps.extract import (
-    DEFAULT_MAX_BODY_BYTES,
-    RetryPolicy,
+from etl.steps.extract.client import RetryPolicy
+from etl.steps.extract.run import (
     extract_source,
     extract_sources,
     make_client,
 )
-from etl.steps.extract.land import is_page_key
+from etl.storage.keys import is_page_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import (
     EPOCH,
@@ -41,7 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from etl.steps.extract import SourceResult, XClient
+    from etl.steps.extract.client import XClient
+    from etl.steps.extract.run import SourceResult
 
 TOKEN = "hostile-test-bearer-token-4b1d"
 ALICE = Source("account", "alice")
@@ -232,14 +232,14 @@ def test_cli_an_unexpected_error_in_one_source_fails_it_alone(
     # A file where alice's window directory must go: the local store raises an OSError there.
     (store_dir / "raw").mkdir(parents=True)
     (store_dir / "raw" / "source=account-alice").write_text("in the way")
-    landing = etl.steps.extract.land_page
+    landing = etl.steps.extract.paging.land_page
 
     def leaky(store: Any, key: str, body: bytes) -> Any:
         if "source=query-" in key:
             raise RuntimeError(f"disk full while writing with Authorization: Bearer {TOKEN}")
         return landing(store, key, body)
 
-    monkeypatch.setattr(etl.steps.extract, "land_page", leaky)
+    monkeypatch.setattr(etl.steps.extract.paging, "land_page", leaky)
 
     code = main(
         ["extract", "--account", "alice", "--query", "post", "--account", "bob"]
@@ -537,9 +537,9 @@ def test_failures_carry_their_request_counts(
 
 @pytest.mark.parametrize("value", ["٣", "1_000", " 7 ", "+5", "-1", "9" * 13, "soon"])
 def test_rate_limit_headers_take_ascii_numbers_only(value: str) -> None:
-    from etl.steps.extract import _RateLimit
+    from etl.steps.extract.client import RateLimit
 
-    limits = _RateLimit.from_headers(
+    limits = RateLimit.from_headers(
         {"x-rate-limit-limit": value, "x-rate-limit-remaining": value, "x-rate-limit-reset": value}
     )
 
@@ -547,9 +547,9 @@ def test_rate_limit_headers_take_ascii_numbers_only(value: str) -> None:
 
 
 def test_rate_limit_headers_read_plain_numbers() -> None:
-    from etl.steps.extract import _RateLimit
+    from etl.steps.extract.client import RateLimit
 
-    limits = _RateLimit.from_headers(
+    limits = RateLimit.from_headers(
         {
             "x-rate-limit-limit": "900",
             "x-rate-limit-remaining": "0",

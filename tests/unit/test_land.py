@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -12,21 +14,23 @@ from etl.config import Source, Window, load_config, load_sources, parse_time
 from etl.errors import ConfigError, ObjectExistsError
 from etl.steps.extract.land import (
     advance_watermark,
-    compact_time,
-    is_page_key,
     land_page,
     land_rejected,
     landed_pages,
-    manifest_key,
-    page_key,
     read_json,
     read_watermark,
+    write_manifest,
+)
+from etl.storage.keys import (
+    compact_time,
+    is_page_key,
+    manifest_key,
+    page_key,
     rejected_key,
     user_key,
     watermark_key,
     window_label,
     window_prefix,
-    write_manifest,
 )
 from etl.storage.store import LocalStore
 
@@ -244,3 +248,26 @@ def test_read_json_names_a_broken_object(store: LocalStore) -> None:
 
     with pytest.raises(ValueError, match=r"raw/x/_manifest\.json is not valid JSON"):
         read_json(store, "raw/x/_manifest.json")
+
+
+# --- importing the landing module stays light ---------------------------------------------------
+_LOADED = """
+import sys
+import {module}
+print(",".join(sorted(m for m in ("tweepy", "requests", "urllib3") if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("module", ["etl.steps.extract.land", "etl.adapters.cli.state"])
+def test_the_landing_module_loads_no_http_client(module: str) -> None:
+    # `tweetpipe state reset` needs only the keys and the store: a fresh interpreter (this one has
+    # loaded tweepy through other tests) shows what importing it drags in.
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    assert proc.stdout.strip() == "", f"importing {module} loaded {proc.stdout.strip()}"

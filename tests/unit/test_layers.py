@@ -245,7 +245,6 @@ def test_no_import_cycle() -> None:
     assert _cycles(EDGES) == []
 
 
-@pytest.mark.xfail(strict=True, reason="phase 2 splits the big modules")
 def test_no_module_over_800_lines() -> None:
     long = {
         name: n

@@ -11,7 +11,10 @@ import pytest
 from openlineage.client.serde import Serde
 
 from etl.contracts.model import RAW_PAGE_CONTRACT, load_contract
-from etl.lineage import core as lineage
+from etl.errors import QualityGateFailed
+from etl.lineage import builders, datasets, emit, facets
+from etl.steps.quality import CheckpointSummary
+from etl.storage.keys import object_path
 from tests.openlineage_schemas import OUR_FACETS, validate_event
 
 if TYPE_CHECKING:
@@ -55,26 +58,26 @@ def _events(path: Path) -> list[dict[str, Any]]:
 # --- names --------------------------------------------------------------------------------------
 def test_job_names_match_airflow_task_names() -> None:
     # The provider names a task's job <dag_id>.<task_id>; per-source tasks sit in a task group.
-    assert lineage.job_name("transform") == "tweetpipe.per_source.transform"
-    assert lineage.job_name("validate_curated") == "tweetpipe.per_source.validate_curated"
-    assert lineage.job_name("build_docs") == "tweetpipe.build_docs"
+    assert emit.job_name("transform") == "tweetpipe.per_source.transform"
+    assert emit.job_name("validate_curated") == "tweetpipe.per_source.validate_curated"
+    assert emit.job_name("build_docs") == "tweetpipe.build_docs"
 
 
 def test_job_namespace_prefers_openlineage_then_airflow_then_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert lineage.job_namespace() == "tweetpipe"
+    assert emit.job_namespace() == "tweetpipe"
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "from-airflow")
-    assert lineage.job_namespace() == "from-airflow"
+    assert emit.job_namespace() == "from-airflow"
     monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "shared")
-    assert lineage.job_namespace() == "shared"
+    assert emit.job_namespace() == "shared"
 
 
 # --- facets -------------------------------------------------------------------------------------
 def test_schema_facet_lists_every_contract_column_with_type_and_description() -> None:
     contract = load_contract()
 
-    facet = _json(lineage.schema_facet(contract))
+    facet = _json(facets.schema_facet(contract))
 
     fields = facet["fields"]
     assert [f["name"] for f in fields] == contract.column_names
@@ -87,7 +90,7 @@ def test_schema_facet_lists_every_contract_column_with_type_and_description() ->
 
 
 def test_raw_schema_facet_nests_the_page_envelope() -> None:
-    facet = _json(lineage.schema_facet(load_contract(RAW_PAGE_CONTRACT)))
+    facet = _json(facets.schema_facet(load_contract(RAW_PAGE_CONTRACT)))
 
     top = {f["name"]: f for f in facet["fields"]}
     assert set(top) == {"data", "includes", "meta", "errors"}
@@ -100,7 +103,7 @@ def test_column_lineage_maps_raw_json_paths_to_curated_columns() -> None:
     contract = load_contract()
     raw = ("s3://bucket", "raw/source=account-nasa/endpoint=users_tweets/window=w")
 
-    facet = _json(lineage.column_lineage_facet(contract, [raw]))
+    facet = _json(facets.column_lineage_facet(contract, [raw]))
 
     fields = facet["fields"]
     like = fields["like_count"]["inputFields"]
@@ -121,7 +124,7 @@ def test_identity_column_lineage_copies_every_column() -> None:
     contract = load_contract()
     staging = ("file", "staging/source=a/interval=i/tweets.csv")
 
-    facet = _json(lineage.identity_column_lineage_facet(contract, staging))
+    facet = _json(facets.identity_column_lineage_facet(contract, staging))
 
     assert set(facet["fields"]) == set(contract.column_names)
     assert facet["fields"]["text"]["inputFields"][0]["field"] == "text"
@@ -129,8 +132,8 @@ def test_identity_column_lineage_copies_every_column() -> None:
 
 def test_quality_assertions_one_per_expectation_with_observed_values() -> None:
     results = [
-        lineage.AssertionResult("expect_column_values_to_not_be_null", True, "tweet_id", 0),
-        lineage.AssertionResult(
+        facets.AssertionResult("expect_column_values_to_not_be_null", True, "tweet_id", 0),
+        facets.AssertionResult(
             "expect_table_row_count_to_be_between",
             False,
             None,
@@ -140,7 +143,7 @@ def test_quality_assertions_one_per_expectation_with_observed_values() -> None:
         ),
     ]
 
-    facet = _json(lineage.quality_assertions_facet(results))
+    facet = _json(facets.quality_assertions_facet(results))
 
     assert facet["assertions"] == [
         {
@@ -160,8 +163,8 @@ def test_quality_assertions_one_per_expectation_with_observed_values() -> None:
 
 
 def test_metrics_and_statistics_facets_carry_counts() -> None:
-    metrics = _json(lineage.quality_metrics_facet(12, {"lang": 2, "text": 0}, size=900))
-    stats = _json(lineage.output_statistics_facet(10, 4096, file_count=1))
+    metrics = _json(facets.quality_metrics_facet(12, {"lang": 2, "text": 0}, size=900))
+    stats = _json(facets.output_statistics_facet(10, 4096, file_count=1))
 
     assert metrics["rowCount"] == 12 and metrics["bytes"] == 900
     assert metrics["columnMetrics"] == {"lang": {"nullCount": 2}, "text": {"nullCount": 0}}
@@ -173,7 +176,7 @@ def test_error_facet_scrubs_the_bearer_token(monkeypatch: pytest.MonkeyPatch) ->
     try:
         raise RuntimeError(f"request with Authorization: Bearer {TOKEN} failed")
     except RuntimeError as exc:
-        facet = _json(lineage.error_facet(exc))
+        facet = _json(facets.error_facet(exc))
 
     assert TOKEN not in json.dumps(facet)
     assert "Bearer ***" in facet["message"]
@@ -182,11 +185,13 @@ def test_error_facet_scrubs_the_bearer_token(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_step_lineage_merge_replaces_datasets_by_name() -> None:
-    first = lineage.StepLineage(inputs=[lineage.input_dataset("file", "raw/a")])
-    facet = lineage.quality_metrics_facet(3)
-    later = lineage.StepLineage(
-        inputs=[lineage.input_dataset("file", "raw/a", input_facets={"dataQualityMetrics": facet})],
-        outputs=[lineage.output_dataset("file", "staging/a")],
+    first = datasets.StepLineage(inputs=[datasets.input_dataset("file", "raw/a")])
+    facet = facets.quality_metrics_facet(3)
+    later = datasets.StepLineage(
+        inputs=[
+            datasets.input_dataset("file", "raw/a", input_facets={"dataQualityMetrics": facet})
+        ],
+        outputs=[datasets.output_dataset("file", "staging/a")],
     )
 
     merged = first.merge(later)
@@ -197,34 +202,34 @@ def test_step_lineage_merge_replaces_datasets_by_name() -> None:
 
 
 def test_task_lineage_never_raises_from_a_broken_builder() -> None:
-    def broken(call: lineage.TaskCall) -> lineage.StepLineage:
+    def broken(call: builders.TaskCall) -> datasets.StepLineage:
         raise KeyError("staging_key")
 
-    assert lineage.task_lineage("transform", lineage.TaskCall(), broken) == lineage.StepLineage()
-    assert lineage.task_lineage("no_such_step", lineage.TaskCall()) == lineage.StepLineage()
+    assert builders.task_lineage("transform", builders.TaskCall(), broken) == datasets.StepLineage()
+    assert builders.task_lineage("no_such_step", builders.TaskCall()) == datasets.StepLineage()
 
 
 # --- emission from the CLI ----------------------------------------------------------------------
-def _sample_lineage() -> lineage.StepLineage:
+def _sample_lineage() -> datasets.StepLineage:
     curated = load_contract()
     raw = ("file", "raw/source=account-nasa/endpoint=users_tweets/window=w")
-    return lineage.StepLineage(
+    return datasets.StepLineage(
         inputs=[
-            lineage.input_dataset(
+            datasets.input_dataset(
                 *raw,
-                facets={"schema": lineage.schema_facet(load_contract(RAW_PAGE_CONTRACT))},
-                input_facets={"dataQualityMetrics": lineage.quality_metrics_facet(4, size=10)},
+                facets={"schema": facets.schema_facet(load_contract(RAW_PAGE_CONTRACT))},
+                input_facets={"dataQualityMetrics": facets.quality_metrics_facet(4, size=10)},
             )
         ],
         outputs=[
-            lineage.output_dataset(
+            datasets.output_dataset(
                 "file",
                 "staging/source=account-nasa/interval=i/tweets.csv",
                 facets={
-                    "schema": lineage.schema_facet(curated),
-                    "columnLineage": lineage.column_lineage_facet(curated, [raw]),
+                    "schema": facets.schema_facet(curated),
+                    "columnLineage": facets.column_lineage_facet(curated, [raw]),
                 },
-                output_facets={"outputStatistics": lineage.output_statistics_facet(4, 512)},
+                output_facets={"outputStatistics": facets.output_statistics_facet(4, 512)},
             )
         ],
     )
@@ -234,10 +239,10 @@ def test_lineage_run_writes_start_and_complete_to_the_default_file(tmp_path: Pat
     events_file = tmp_path / "out" / "openlineage.jsonl"
     window = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC))
 
-    with lineage.lineage_run(
+    with emit.lineage_run(
         "transform", _sample_lineage().inputs, default_file=events_file, nominal=window
     ) as run:
-        run.add(lineage.StepLineage(outputs=_sample_lineage().outputs))
+        run.add(datasets.StepLineage(outputs=_sample_lineage().outputs))
 
     assert run.destination == f"file {events_file}"
     start, complete = _events(events_file)
@@ -264,7 +269,7 @@ def test_lineage_run_emits_fail_with_error_message_and_reraises(
 
     with (
         pytest.raises(ValueError, match="gate"),
-        lineage.lineage_run("validate_curated", default_file=events_file),
+        emit.lineage_run("validate_curated", default_file=events_file),
     ):
         raise ValueError(f"gate breached (token {TOKEN})")
 
@@ -277,7 +282,7 @@ def test_lineage_run_emits_fail_with_error_message_and_reraises(
 def test_lineage_run_fail_without_exception(tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
 
-    with lineage.lineage_run("validate_raw", default_file=events_file) as run:
+    with emit.lineage_run("validate_raw", default_file=events_file) as run:
         run.fail("2 expectations failed")
 
     assert [e["eventType"] for e in _events(events_file)] == ["START", "FAIL"]
@@ -294,28 +299,28 @@ def test_cli_follows_airflow_transport_and_openlineage_configuration(
         "AIRFLOW__OPENLINEAGE__TRANSPORT",
         json.dumps({"type": "file", "log_file_path": str(shared), "append": True}),
     )
-    with lineage.lineage_run("extract", default_file=tmp_path / "unused.jsonl"):
+    with emit.lineage_run("extract", default_file=tmp_path / "unused.jsonl"):
         pass
     assert len(_events(shared)) == 2
     assert not (tmp_path / "unused.jsonl").exists()
 
     monkeypatch.setenv("OPENLINEAGE_URL", "http://127.0.0.1:9/")
-    client, destination = lineage.lineage_client(tmp_path / "unused.jsonl")
+    client, destination = emit.lineage_client(tmp_path / "unused.jsonl")
     assert client.transport.kind == "http"
     assert destination == "http http://127.0.0.1:9/"
     assert not (tmp_path / "unused.jsonl").exists()
 
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
-    assert lineage.lineage_client()[1] == "disabled"
+    assert emit.lineage_client()[1] == "disabled"
 
 
 def test_without_configuration_or_local_outputs_events_go_to_the_console(tmp_path: Path) -> None:
-    with lineage.lineage_run("extract", default_file=lineage.events_file(None)) as run:
+    with emit.lineage_run("extract", default_file=emit.events_file(None)) as run:
         pass
 
     assert run.destination == "console"
     assert list(tmp_path.iterdir()) == []  # the working directory: no file left behind
-    assert lineage.events_file(tmp_path / "out") == tmp_path / "out" / "lineage" / "events.jsonl"
+    assert emit.events_file(tmp_path / "out") == tmp_path / "out" / "lineage" / "events.jsonl"
 
 
 def test_unreachable_marquez_does_not_fail_the_step(
@@ -331,7 +336,7 @@ def test_unreachable_marquez_does_not_fail_the_step(
     )
     monkeypatch.setenv("OPENLINEAGE_CONFIG", str(config))
 
-    with lineage.lineage_run("transform") as run:
+    with emit.lineage_run("transform") as run:
         result = 42
 
     assert result == 42 and run.error is None
@@ -340,7 +345,7 @@ def test_unreachable_marquez_does_not_fail_the_step(
 
 def test_cli_events_have_the_structure_marquez_needs(tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
-    with lineage.lineage_run("transform", default_file=events_file) as run:
+    with emit.lineage_run("transform", default_file=events_file) as run:
         run.add(_sample_lineage())
 
     complete = _events(events_file)[-1]
@@ -358,17 +363,17 @@ def test_cli_events_have_the_structure_marquez_needs(tmp_path: Path) -> None:
 
 def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
-    with lineage.lineage_run("transform", default_file=events_file) as run:
+    with emit.lineage_run("transform", default_file=events_file) as run:
         run.add(_sample_lineage())
         run.add(
-            lineage.StepLineage(
+            datasets.StepLineage(
                 inputs=[
-                    lineage.input_dataset(
+                    datasets.input_dataset(
                         "file",
                         "staging/x",
                         input_facets={
-                            "dataQualityAssertions": lineage.quality_assertions_facet(
-                                [lineage.AssertionResult("expect_x", False, "text", [1, 2])]
+                            "dataQualityAssertions": facets.quality_assertions_facet(
+                                [facets.AssertionResult("expect_x", False, "text", [1, 2])]
                             )
                         },
                     )
@@ -383,7 +388,7 @@ def test_cli_events_validate_against_the_openlineage_schemas(tmp_path: Path) -> 
         assert validate_event(event, OUR_FACETS) == []
 
 
-# --- the steps' builders (summaries modelled on etl.adapters.airflow.tasks's) ---------------------------------
+# --- the steps' builders (payloads as etl.adapters.airflow.tasks builds them) ---------------------
 NS = "s3://tweets-bucket"
 RAW = "raw/source=account-nasa/endpoint=users_tweets/window=20240501T000000Z_20240502T000000Z"
 PART = "source=account-nasa/interval=20240501T000000Z_20240502T000000Z"
@@ -403,19 +408,38 @@ LANDED = {
     "pages": 2,
     "tweets": 150,
 }
-REPORT = {"tweets_in": 150, "curated": 140, "quarantined": 8, "duplicates": 2}
+REPORT = {
+    "tweets_in": 150,
+    "curated": 140,
+    "quarantined": 8,
+    "duplicates": 2,
+    "api_errors": 0,
+    "pages": 2,
+    "pages_quarantined": 0,
+    "check_failures": {"tweet_id:pattern": 8},
+    "fatal": [],
+    "contract": "tweets_curated 1.0.0",
+    "passed": True,
+}
 STAGED = {
     **BASE,
     "staging_key": f"staging/{PART}/tweets.csv",
     "quarantine_key": f"quarantine/{PART}/rejected.jsonl",
     "sha256": "ab" * 32,
     "size": 65_000,
+    "quarantine_size": 2_048,
     "report": REPORT,
 }
 CHECKPOINT = {
     "suite": "tweets_curated",
     "success": False,
+    "evaluated": 3,
+    "failed": [],
+    "docs_page": None,
+    "run_name": "manual__2024-05-02__account-nasa",
     "rows": 140,
+    "skipped": [],
+    "parameters": {},
     "results": [
         {
             "expectation_type": "expect_column_values_to_not_be_null",
@@ -444,22 +468,8 @@ CHECKPOINT = {
 }
 
 
-class _Summary:
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.doc
-
-
-class _GateFailed(Exception):
-    def __init__(self, summary: _Summary) -> None:
-        super().__init__("quality gate tweets_curated failed")
-        self.summary = summary
-
-
 def _build(step: str, **call: Any) -> dict[str, Any]:
-    built = lineage.task_lineage(step, lineage.TaskCall(**call))
+    built = builders.task_lineage(step, builders.TaskCall(**call))
     return {
         "inputs": [_json(d) for d in built.inputs],
         "outputs": [_json(d) for d in built.outputs],
@@ -467,8 +477,9 @@ def _build(step: str, **call: Any) -> dict[str, Any]:
 
 
 def test_extract_reads_the_endpoint_and_writes_the_raw_window() -> None:
-    start = _build("extract", arguments={"source": {"kind": "query", "value": "python"}})
-    done = _build("extract", arguments={"source": BASE["source"]}, result=LANDED)
+    start = _build("extract", payload={"kind": "query", "value": "python", "slug": "query-python"})
+    planned = {"kind": "account", "value": "nasa", "slug": "account-nasa"}
+    done = _build("extract", payload=planned, result=LANDED)
 
     assert [(d["namespace"], d["name"]) for d in start["inputs"]] == [
         ("https://api.twitter.com", "/2/tweets/search/recent")
@@ -506,7 +517,7 @@ def test_validate_raw_puts_the_checkpoint_on_the_raw_window() -> None:
 
     done = _build(
         "validate_raw",
-        arguments={"landed": LANDED},
+        payload=LANDED,
         result={**LANDED, "checkpoint": raw_checkpoint},
     )
 
@@ -527,13 +538,15 @@ def test_validate_raw_puts_the_checkpoint_on_the_raw_window() -> None:
 def test_failed_gate_reports_its_results_from_the_wrapped_exception() -> None:
     try:
         try:
-            raise _GateFailed(_Summary(CHECKPOINT))
-        except _GateFailed as exc:
+            raise QualityGateFailed(
+                "quality gate tweets_curated failed", CheckpointSummary(**CHECKPOINT)
+            )
+        except QualityGateFailed as exc:
             raise RuntimeError(str(exc)) from exc  # as AirflowFailException wraps it
     except RuntimeError as wrapped:
         error = wrapped
 
-    failed = _build("validate_curated", arguments={"staged": STAGED}, error=error)
+    failed = _build("validate_curated", payload=STAGED, error=error)
 
     (staging,) = failed["inputs"]
     assert staging["name"] == f"{IN_BUCKET}staging/{PART}/tweets.csv"
@@ -556,7 +569,7 @@ def test_failed_gate_reports_its_results_from_the_wrapped_exception() -> None:
 def test_transform_writes_staging_with_column_lineage_and_quarantine() -> None:
     checked = {**LANDED, "checkpoint": CHECKPOINT}
 
-    done = _build("transform", arguments={"checked": checked}, result=STAGED)
+    done = _build("transform", payload=checked, result=STAGED)
 
     assert [d["name"] for d in done["inputs"]] == [IN_BUCKET + RAW]
     staging, quarantine = done["outputs"]
@@ -594,8 +607,8 @@ def test_publish_copies_staging_to_curated() -> None:
         "report": REPORT,
     }
 
-    start = _build("publish", arguments={"audited": audited})
-    done = _build("publish", arguments={"audited": audited}, result=published)
+    start = _build("publish", payload=audited)
+    done = _build("publish", payload=audited, result=published)
 
     assert [d["name"] for d in start["inputs"]] == [IN_BUCKET + STAGED["staging_key"]]
     (curated,) = done["outputs"]
@@ -610,17 +623,17 @@ def test_local_names_follow_the_store_keys(tmp_path: Path) -> None:
     window.mkdir(parents=True)
     (window / "page-00001.json").write_text("{}")
 
-    assert lineage.local_name(window) == RAW
-    assert lineage.local_name(window / "page-00001.json") == RAW
-    assert lineage.local_name(tmp_path / "elsewhere.json") == str(tmp_path / "elsewhere.json")
-    inputs = lineage.cli_transform_inputs([window, window / "page-00001.json"])
+    assert datasets.local_name(window) == RAW
+    assert datasets.local_name(window / "page-00001.json") == RAW
+    assert datasets.local_name(tmp_path / "elsewhere.json") == str(tmp_path / "elsewhere.json")
+    inputs = builders.cli_transform_inputs([window, window / "page-00001.json"])
     assert [d.name for d in inputs] == [RAW]
 
 
 def test_quarantine_schema_matches_what_the_transform_writes() -> None:
     import io
 
-    from etl.steps.transform import transform_pages
+    from etl.steps.transform.curate import transform_pages
 
     page = {
         "data": [
@@ -639,14 +652,14 @@ def test_quarantine_schema_matches_what_the_transform_writes() -> None:
 
     lines = [json.loads(line) for line in quarantine.getvalue().splitlines()]
     assert lines, "the post with a bad id should be quarantined"
-    assert list(lines[0]) == [name for name, _, _ in lineage.QUARANTINE_COLUMNS]
+    assert list(lines[0]) == [name for name, _, _ in facets.QUARANTINE_COLUMNS]
 
 
 def test_object_names_are_paths_in_the_bucket_or_store_keys() -> None:
     key = "curated/source=a/interval=i/tweets.csv"
-    assert lineage.object_name("s3://bucket/team/prod/", key) == f"team/prod/{key}"
-    assert lineage.object_name("s3://bucket", key) == key
-    assert lineage.object_name("/data/tweetpipe-store", key) == key
+    assert object_path("s3://bucket/team/prod/", key) == f"team/prod/{key}"
+    assert object_path("s3://bucket", key) == key
+    assert object_path("/data/tweetpipe-store", key) == key
 
 
 def test_url_credentials_are_scrubbed_from_error_facets() -> None:
@@ -654,7 +667,7 @@ def test_url_credentials_are_scrubbed_from_error_facets() -> None:
         'Invalid bucket name "AKIAEXAMPLE:wJalrXUtnFEMI@bucket": s3://AKIAEXAMPLE:wJalrXUtnFEMI@b/p'
     )
 
-    facet = lineage.error_facet(error)
+    facet = facets.error_facet(error)
 
     assert "wJalrXUtnFEMI" not in facet.message + (facet.stackTrace or "")
     assert "s3://***@b/p" in facet.message

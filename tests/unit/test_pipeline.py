@@ -169,16 +169,16 @@ def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object)
 @pytest.fixture
 def made_clients(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     """Every client the adapter makes, as (token, base_url); no client sends anything here."""
-    import etl.steps.extract
+    import etl.steps.extract.run
 
     made: list[tuple[str, str | None]] = []
-    real = etl.steps.extract.make_client
+    real = etl.steps.extract.run.make_client
 
     def record(token: str, base_url: str | None = None, **kwargs: object) -> object:
         made.append((token, base_url))
         return real(token, base_url)
 
-    monkeypatch.setattr(etl.steps.extract, "make_client", record)
+    monkeypatch.setattr(etl.steps.extract.run, "make_client", record)
     for name in (pipeline.X_CONN_IDS_ENV, "X_API_BASE_URL", "X_BEARER_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return made

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from etl.errors import StagingChangedError
-from etl.steps.publish import partition_for, publish, stage
+from etl.steps.publish import publish, stage
+from etl.storage.keys import partition_for
 from etl.storage.store import LocalStore, sha256_hex
 
 if TYPE_CHECKING:

@@ -54,7 +54,7 @@ def test_curated_suite_carries_the_contract_constraints(curated):
     assert _find(exps, "expect_column_values_to_not_be_null", "tweet_id")
     assert not _find(exps, "expect_column_values_to_not_be_null", "lang")  # optional column
     (regex,) = _find(exps, "expect_column_values_to_match_regex", "tweet_id")
-    assert regex["kwargs"]["regex"] == "^[0-9]{1,19}$"
+    assert regex["kwargs"]["regex"] == r"^[0-9]{1,19}\Z"
     (in_set,) = _find(exps, "expect_column_values_to_be_in_set", "referenced_tweet_type")
     assert in_set["kwargs"]["value_set"] == ["retweeted", "quoted", "replied_to"]
     (between,) = _find(exps, "expect_column_values_to_be_between", "like_count")
@@ -103,6 +103,34 @@ def test_timestamp_format_becomes_an_anchored_regex(curated):
     assert regex.search("2024-05-01T12:34:56.789Z")
     assert not regex.search("2024-05-01 12:34:56")
     assert not regex.search("2024-05-01T12:34:56Z")  # the contract asks for milliseconds
+    assert not regex.search("2024-05-01T12:34:56.789Z\n")
+
+
+def test_every_derived_regex_refuses_a_trailing_line_feed(curated):
+    # GX's pandas engine searches (str.contains), where "$" also matches before a final "\n".
+    examples = {
+        "tweet_id": "1790000000000000001",
+        "author_id": "2244994945",
+        "author_username": "tweetpipe_dev",
+        "created_at": "2024-05-01T12:34:56.789Z",
+        "lang": "en",
+        "retweet_count": "42",
+    }
+    checked = 0
+    regexes = [
+        e
+        for e in derive_expectations(curated)
+        if e["type"] == "expect_column_values_to_match_regex"
+    ]
+    for exp in regexes:
+        value = examples.get(exp["kwargs"]["column"])
+        if value is None:
+            continue
+        regex = re.compile(exp["kwargs"]["regex"])
+        assert regex.search(value), exp
+        assert not regex.search(value + "\n"), exp
+        checked += 1
+    assert checked >= len(examples)
 
 
 def test_quarantined_share_bound_is_the_ceiling_of_95_percent(curated):
@@ -137,7 +165,7 @@ def test_changing_a_column_spec_changes_the_suite(curated):
 
     assert after != before
     (regex,) = _find(after, "expect_column_values_to_match_regex", "author_id")
-    assert regex["kwargs"]["regex"] == "^[1-9][0-9]*$"
+    assert regex["kwargs"]["regex"] == r"^[1-9][0-9]*\Z"
     assert not _find(after, "expect_column_values_to_not_be_null", "author_id")
     (between,) = _find(after, "expect_column_values_to_be_between", "author_id")
     assert between["kwargs"]["max_value"] == 10

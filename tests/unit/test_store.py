@@ -13,16 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from etl.config import StoreLocation, parse_store_url
 from etl.errors import ObjectExistsError, StoreError
-from etl.storage.store import (
-    LocalStore,
-    S3Store,
-    Store,
-    StoreLocation,
-    open_store,
-    parse_store_url,
-    sha256_hex,
-)
+from etl.storage.store import LocalStore, S3Store, Store, open_store, sha256_hex
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

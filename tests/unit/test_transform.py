@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from etl.contracts.model import ColumnSpec, ContractSpec, load_contract
 from etl.errors import GateBreachError
-from etl.steps import transform
-from etl.steps.transform import TransformReport, transform_pages
-from tests.pages import ALICE, BIG_ID, BOB, body, ids, mixed_corpus, page, problem, tweet
+from etl.steps.transform import curate, values
+from etl.steps.transform.curate import TransformReport, transform_pages
+from tests.pages import ALICE, BIG_ID, BOB, body, ids, page, problem, tweet
 
 
 @pytest.fixture(scope="module")
@@ -684,23 +684,11 @@ def test_duplicate_of_a_quarantined_post_is_counted_not_curated() -> None:
 
 
 def test_duplicates_are_found_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transform, "UNIT_BYTES", 1)  # one page a unit
+    monkeypatch.setattr(curate, "UNIT_BYTES", 1)  # one page a unit
     pages = [body(page([tweet(t) for t in ids(0, 4)])), body(page([tweet(t) for t in ids(2, 4)]))]
     res = run(*pages)
     assert (res.report.curated, res.report.duplicates) == (6, 2)
     assert [r["tweet_id"] for r in res.rows] == ids(0, 6)
-
-
-def test_generic_path_gives_the_same_output_as_the_fast_path(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fast = run(*mixed_corpus())
-    monkeypatch.setattr(transform._FastDecoder, "decode", lambda self, body: None)
-    generic = run(*mixed_corpus())
-    assert generic.csv_text == fast.csv_text
-    assert generic.quarantine == fast.quarantine
-    assert generic.report == fast.report
-    assert fast.report.curated > 5 and fast.report.quarantined > 2 and fast.report.duplicates == 1
 
 
 def test_non_numeric_ids_are_deduplicated_too() -> None:
@@ -793,64 +781,8 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 def test_any_unicode_text_round_trips_through_the_csv(texts: list[str]) -> None:
     posts = [tweet(t, text=x) for t, x in zip(ids(0, len(texts)), texts, strict=True)]
     res = run(body(page(posts)))
-    expected = [transform._unescape(x) for x in texts]
+    expected = [values.unescape(x) for x in texts]
     assert [r["text"] for r in res.rows] == expected
     frame = pd.read_csv(io.StringIO(res.csv_text), dtype=str, keep_default_na=False)
     assert frame["text"].tolist() == expected
     assert frame["tweet_id"].tolist() == ids(0, len(texts))
-
-
-@settings(max_examples=200, deadline=None)
-@given(items=st.lists(st.text(max_size=12), max_size=4))
-def test_list_columns_are_exactly_what_json_dumps_writes(items: list[str]) -> None:
-    assert transform._json_text(items) == json.dumps(items, ensure_ascii=False)
-
-
-_CELL = st.one_of(
-    st.none(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.text(st.sampled_from(',"\r\n\x00 a\u2028\ud800é'), max_size=6),
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    rows=st.integers(1, 5).flatmap(
-        lambda n: st.lists(st.lists(_CELL, min_size=n, max_size=n), min_size=1, max_size=4)
-    )
-)
-def test_csv_lines_are_exactly_what_csv_writer_writes(rows: list[list[Any]]) -> None:
-    # rows here are columns: each inner list is one column, all of the same length
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(zip(*rows, strict=True))
-    assert "".join(transform._csv_lines(rows)) == out.getvalue()
-
-
-def test_csv_lines_fall_back_to_csv_writer_for_other_types() -> None:
-    columns: list[list[Any]] = [["a,b", 1.5], [True, None]]
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(zip(*columns, strict=True))
-    assert transform._csv_lines(columns) == ['"a,b",True\r\n', "1.5,\r\n"]
-    assert "".join(transform._csv_lines(columns)) == out.getvalue()
-
-
-_ID = st.one_of(
-    st.none(), st.sampled_from(["0", "1", "7", "01", "18446744073709551615", "1\n2", "x"])
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(batches=st.lists(st.lists(_ID, max_size=6), max_size=3))
-def test_seen_ids_keep_exactly_the_first_occurrence_of_each_id(
-    batches: list[list[str | None]],
-) -> None:
-    # All-decimal batches take the one-pass path, the others the loop: both must agree with a set.
-    seen = transform._SeenIds()
-    taken: set[str] = set()
-    for batch in batches:
-        expected = []
-        for tid in batch:
-            expected.append(tid is None or tid not in taken)
-            if tid is not None:
-                taken.add(tid)
-        assert seen.first_seen(batch) == expected

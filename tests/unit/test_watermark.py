@@ -11,7 +11,8 @@ import pytest
 from etl.config import Source, parse_source
 from etl.errors import ConfigError, WatermarkError
 from etl.ids import parse_id, snowflake_time, watermark_problem
-from etl.steps.extract.land import read_watermark, reset_watermark, watermark_key
+from etl.steps.extract.land import read_watermark, reset_watermark
+from etl.storage.keys import watermark_key
 from etl.storage.store import LocalStore
 from tests.unit.fake_x_api import EPOCH, snowflake
 

@@ -5,22 +5,24 @@ a plain ``@task`` tells it nothing about data: the provider's Python extractor s
 code. The provider asks an operator for lineage through three methods,
 ``get_openlineage_facets_on_start()``, ``..._on_complete(task_instance)`` and
 ``..._on_failure(task_instance)``, each returning an ``OperatorLineage``. ``@lineage_task`` is
-``@task`` with an operator that implements them: it keeps the call's arguments, the return value
-(or the exception) on the operator while the task runs, and hands them to the step's lineage
-builder from :mod:`etl.lineage.core` — the same builder the CLI uses, so both emit the same datasets and
-facets. The listener runs in the task's own process after ``execute``, so nothing extra travels
-through XCom.
+``@task`` with an operator that implements them: it keeps the return value (or the exception) on
+the operator while the task runs, and hands the step's lineage builder from
+:mod:`etl.lineage.builders` a :class:`~etl.lineage.builders.TaskCall`: the task's input payload,
+which is the value of the task function's first parameter (the payload the upstream task
+returned, typed in :mod:`etl.payloads`), and its returned payload or exception. The builder never
+sees the DAG's other parameters or their names. The listener runs in the task's own process after
+``execute``, so nothing extra travels through XCom.
 
 Usage in a DAG (job name ``<dag_id>.<task_id>``, e.g. ``tweetpipe.transform``)::
 
     from etl.adapters.airflow.lineage_operator import lineage_task
 
     @lineage_task(retries=3)
-    def transform(source: dict, landed: dict) -> dict: ...
+    def transform(checked: ValidateRawPayload, params: dict) -> TransformPayload: ...
 
-The builder is looked up by the function's name in :data:`etl.lineage.core.TASK_LINEAGE`, or passed as
-``lineage=``. Lineage never fails a task: a builder error is logged by the provider and the event
-goes out without datasets.
+The builder is looked up by the function's name in :data:`etl.lineage.builders.TASK_LINEAGE`, or
+passed as ``lineage=``. Lineage never fails a task: a builder error is logged at ERROR with its
+traceback and the event goes out without datasets.
 """
 
 from __future__ import annotations
@@ -38,15 +40,17 @@ if TYPE_CHECKING:
     from airflow.sdk.bases.decorator import TaskDecorator
     from airflow.sdk.definitions.context import Context
 
-    from etl.lineage.core import LineageBuilder, StepLineage, TaskCall
+    from etl.lineage.builders import LineageBuilder, TaskCall
+    from etl.lineage.datasets import StepLineage
 
 
 class LineageDecoratedOperator(_PythonDecoratedOperator):
     """The operator behind ``@lineage_task``: a TaskFlow Python operator that reports lineage.
 
     Args:
-        lineage: builds the step's lineage from a :class:`etl.lineage.core.TaskCall`; default: the
-            builder registered for the function's name in :data:`etl.lineage.core.TASK_LINEAGE`.
+        lineage: builds the step's lineage from a :class:`etl.lineage.builders.TaskCall`;
+            default: the builder registered for the function's name in
+            :data:`etl.lineage.builders.TASK_LINEAGE`.
         **kwargs: everything ``@task`` accepts.
     """
 
@@ -68,26 +72,31 @@ class LineageDecoratedOperator(_PythonDecoratedOperator):
         self._lineage_result = result
         return result
 
-    def _call(self, *, finished: bool) -> TaskCall:
-        from etl.lineage.core import TaskCall
-
+    def _payload(self) -> Any:
+        """The task's input payload: the value of the task function's first parameter."""
+        signature = inspect.signature(self.python_callable)
+        first = next(iter(signature.parameters), None)
+        if first is None:
+            return None
         try:
-            bound = inspect.signature(self.python_callable).bind_partial(
-                *self.op_args, **self.op_kwargs
-            )
-            arguments = dict(bound.arguments)
+            bound = signature.bind_partial(*self.op_args, **self.op_kwargs)
         except TypeError:
-            arguments = dict(self.op_kwargs)
+            return self.op_kwargs.get(first)
+        return bound.arguments.get(first)
+
+    def _call(self, *, finished: bool) -> TaskCall[Any, Any]:
+        from etl.lineage.builders import TaskCall
+
         return TaskCall(
-            arguments=arguments,
+            payload=self._payload(),
             result=self._lineage_result if finished else None,
             error=self._lineage_error if finished else None,
         )
 
-    def _lineage(self, call: TaskCall) -> OperatorLineage[Any, Any]:
+    def _lineage(self, call: TaskCall[Any, Any]) -> OperatorLineage[Any, Any]:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from etl.lineage.core import task_lineage
+        from etl.lineage.builders import task_lineage
 
         built: StepLineage = task_lineage(self.python_callable.__name__, call, self.lineage)
         return OperatorLineage(

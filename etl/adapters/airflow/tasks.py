@@ -13,8 +13,10 @@ object keys and small summaries (the returned dicts, which go to XCom); every ta
 it needs from the store into its own temporary directory, so the DAG runs unchanged on a Celery or
 Kubernetes executor.
 
-Every per-source summary carries the same base fields, so any task (and the lineage builders in
-:mod:`etl.lineage.core`) can find its way from it::
+What each task returns is declared in :mod:`etl.payloads` and built here field by field; the
+lineage builders (:mod:`etl.lineage.builders`) read the same types. Every per-source payload
+carries the same base fields (:class:`etl.payloads.PerSourcePayload`), so any task can find its
+way from it::
 
     source     {"kind": "account"|"query", "value": ...}
     slug       the source's key-safe name (``account-nasa``)
@@ -41,14 +43,30 @@ from typing import TYPE_CHECKING, Any
 from etl import resources
 from etl.config import STORE_ENV
 from etl.errors import PipelineError
+from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from etl.config import Source
-    from etl.steps.extract import XClient
-    from etl.steps.publish import Partition
+    from etl.payloads import (
+        BuildDocsPayload,
+        CheckpointPayload,
+        ExtractPayload,
+        PerSourcePayload,
+        PlannedSource,
+        PublishPayload,
+        SourceRef,
+        TransformPayload,
+        TransformReportPayload,
+        ValidateCuratedPayload,
+        ValidateRawPayload,
+    )
+    from etl.steps.extract.client import XClient
+    from etl.steps.extract.run import SourceResult
     from etl.steps.quality import CheckpointSummary
+    from etl.steps.transform.curate import TransformReport
+    from etl.storage.keys import Partition
     from etl.storage.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
@@ -62,7 +80,6 @@ _SHOWN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's default for [core] max_map_length
 AWS_CONN_ID = "aws_default"
 CHECKPOINT_XCOM_KEY = "checkpoint"
-DOCS_PREFIX = "docs/"
 # The rendered map index of a per-source task (see the DAG's ``map_index_template``).
 MAP_INDEX_CONTEXT_KEY = "tweetpipe_source"
 
@@ -91,8 +108,8 @@ def store_url(params: Mapping[str, Any]) -> str:
             URL is malformed (carries credentials, say); the message names which setting and
             quotes none of it (a PipelineError, not retried).
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import parse_store_url
 
     where, url = "the DAG param 'store'", _param(params, "store")
     if not url:
@@ -135,8 +152,9 @@ def open_pipeline_store(params: Mapping[str, Any]) -> Store:
     Returns:
         The store.
     """
+    from etl.config import parse_store_url
     from etl.errors import StoreError
-    from etl.storage.store import S3Store, open_store, parse_store_url
+    from etl.storage.store import S3Store, open_store
 
     url = store_url(params)
     location = parse_store_url(url)
@@ -157,7 +175,7 @@ def _source_from_text(text: str) -> Source:
     return parse_source(text)
 
 
-def plan_sources(params: Mapping[str, Any]) -> list[dict[str, str]]:
+def plan_sources(params: Mapping[str, Any]) -> list[PlannedSource]:
     """The sources to extract in this run, one mapped task instance each.
 
     Args:
@@ -237,7 +255,7 @@ def _name_map_index(slug: str) -> None:
         context[MAP_INDEX_CONTEXT_KEY] = slug  # type: ignore[index]
 
 
-def _push_checkpoint(summary: dict[str, Any]) -> None:
+def _push_checkpoint(summary: CheckpointPayload) -> None:
     context = _context()
     if context is not None:
         context["ti"].xcom_push(key=CHECKPOINT_XCOM_KEY, value=summary)
@@ -270,7 +288,7 @@ def _x_client(params: Mapping[str, Any]) -> XClient:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import api_base_url_problem
-    from etl.steps.extract import make_client, resolve_max_body_bytes
+    from etl.steps.extract.run import make_client, resolve_max_body_bytes
 
     conn_id = _param(params, "x_conn_id", X_CONN_ID)
     shown = repr(conn_id) if _SHOWN_ID.fullmatch(conn_id) else "(not a plain id)"
@@ -325,13 +343,8 @@ def _base_url(host: str | None, port: int | None, scheme: str | None) -> str | N
 
 
 # --- the per-source chain -------------------------------------------------------------------------
-def _base(summary: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("source", "slug", "store", "namespace", "start", "end")
-    return {k: summary[k] for k in keys}
-
-
-def _partition(summary: Mapping[str, Any]) -> Partition:
-    from etl.steps.publish import partition_for
+def _partition(summary: PerSourcePayload) -> Partition:
+    from etl.storage.keys import partition_for
 
     start = datetime.fromisoformat(summary["start"])
     end = datetime.fromisoformat(summary["end"])
@@ -349,8 +362,8 @@ def _download_pages(store: Store, keys: Sequence[str]) -> list[tuple[str, bytes]
 
 
 def extract(
-    source: Mapping[str, str], params: Mapping[str, Any], start: datetime, end: datetime
-) -> dict[str, Any]:
+    source: PlannedSource, params: Mapping[str, Any], start: datetime, end: datetime
+) -> ExtractPayload:
     """Task ``extract``: fetch one source over the data interval and land the pages in ``raw/``.
 
     Args:
@@ -360,35 +373,91 @@ def extract(
         end: ``data_interval_end``.
 
     Returns:
-        The base fields plus the extract summary (``page_keys``, ``manifest_key``, counts).
+        The extract summary (``page_keys``, ``manifest_key``, counts) with the base fields.
     """
     from etl.config import Source, Window
-    from etl.steps.extract import extract_source
+    from etl.steps.extract.run import extract_source
 
     src = Source(source["kind"], source["value"])  # type: ignore[arg-type]
     _name_map_index(src.slug)
     store = open_pipeline_store(params)
     result = extract_source(_x_client(params), store, src, Window(start, end))
-    summary = result.to_dict()
-    summary.update(
-        store=store.url,
-        namespace=store.namespace,
-        start=_iso(start),
-        end=_iso(end),
-    )
-    return summary
+    return _extract_payload(result, store, _iso(start), _iso(end))
+
+
+def _extract_payload(result: SourceResult, store: Store, start: str, end: str) -> ExtractPayload:
+    # The order of SourceResult.to_dict(), then the base fields: the XCom JSON of earlier runs.
+    return {
+        "source": _source_ref(result.source),
+        "status": result.status,
+        "window": result.window,
+        "page_keys": list(result.page_keys),
+        "manifest_key": result.manifest_key,
+        "pages": result.pages,
+        "tweets": result.tweets,
+        "api_errors": result.api_errors,
+        "requests": result.requests,
+        "user_lookups": result.user_lookups,
+        "retries": result.retries,
+        "rate_limit_waits": result.rate_limit_waits,
+        "wait_seconds": result.wait_seconds,
+        "resumed_pages": result.resumed_pages,
+        "rejected_keys": list(result.rejected_keys),
+        "newest_id": result.newest_id,
+        "watermark": result.watermark,
+        "slug": result.source.slug,
+        "store": store.url,
+        "namespace": store.namespace,
+        "start": start,
+        "end": end,
+    }
+
+
+def _source_ref(source: Source) -> SourceRef:
+    return {"kind": source.kind, "value": source.value}
 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _gate(summary: CheckpointSummary) -> dict[str, Any]:
+def _checkpoint_payload(summary: CheckpointSummary) -> CheckpointPayload:
+    return {
+        "suite": summary.suite,
+        "success": summary.success,
+        "evaluated": summary.evaluated,
+        "failed": summary.failed,
+        "results": summary.results,
+        "docs_page": summary.docs_page,
+        "run_name": summary.run_name,
+        "rows": summary.rows,
+        "skipped": summary.skipped,
+        "parameters": summary.parameters,
+    }
+
+
+def _report_payload(report: TransformReport) -> TransformReportPayload:
+    return {
+        "tweets_in": report.tweets_in,
+        "curated": report.curated,
+        "quarantined": report.quarantined,
+        "duplicates": report.duplicates,
+        "api_errors": report.api_errors,
+        "pages": report.pages,
+        "pages_quarantined": report.pages_quarantined,
+        "check_failures": dict(sorted(report.check_failures.items())),
+        "fatal": list(report.fatal),
+        "contract": report.contract,
+        "passed": report.passed,
+    }
+
+
+def _gate(summary: CheckpointSummary) -> CheckpointPayload:
     """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed."""
     from etl.errors import QualityGateFailed
     from etl.steps.quality import raise_on_failure
 
-    doc = summary.to_dict()
+    doc = _checkpoint_payload(summary)
     _push_checkpoint(doc)
     try:
         raise_on_failure(summary, docs_base=DOCS_PREFIX)
@@ -398,12 +467,12 @@ def _gate(summary: CheckpointSummary) -> dict[str, Any]:
 
 
 def validate_raw(
-    landed: Mapping[str, Any], params: Mapping[str, Any], run_id: str
-) -> dict[str, Any]:
+    landed: ExtractPayload, params: Mapping[str, Any], run_id: str
+) -> ValidateRawPayload:
     """Task ``validate_raw``: the GX checkpoint on the landed pages' response envelope.
 
     Args:
-        landed: the summary :func:`extract` returned.
+        landed: the payload :func:`extract` returned.
         params: the DAG run's params.
         run_id: the Airflow run id (names the validation in Data Docs).
 
@@ -423,7 +492,12 @@ def validate_raw(
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
     return {
-        **_base(landed),
+        "source": landed["source"],
+        "slug": landed["slug"],
+        "store": landed["store"],
+        "namespace": landed["namespace"],
+        "start": landed["start"],
+        "end": landed["end"],
         "page_keys": list(landed["page_keys"]),
         "manifest_key": landed["manifest_key"],
         "tweets": landed["tweets"],
@@ -435,19 +509,19 @@ def _run_name(run_id: str, slug: str) -> str:
     return f"{run_id}__{slug}"
 
 
-def transform(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> TransformPayload:
     """Task ``transform``: raw pages to the curated candidate in ``staging/``, rejects to
     ``quarantine/``.
 
     Args:
-        checked: the summary :func:`validate_raw` returned.
+        checked: the payload :func:`validate_raw` returned.
         params: the DAG run's params.
 
     Returns:
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
     from etl.steps.publish import stage
-    from etl.steps.transform import transform_pages
+    from etl.steps.transform.curate import transform_pages
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)
@@ -461,16 +535,29 @@ def transform(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         ):
             report = transform_pages(pages, csv_out, rejects_out)
         staged = stage(store, partition, csv_path, rejects_path)
-    return {**_base(checked), **staged.to_dict(), "report": report.to_dict()}
+    return {
+        "source": checked["source"],
+        "slug": checked["slug"],
+        "store": checked["store"],
+        "namespace": checked["namespace"],
+        "start": checked["start"],
+        "end": checked["end"],
+        "staging_key": staged.staging_key,
+        "quarantine_key": staged.quarantine_key,
+        "sha256": staged.sha256,
+        "size": staged.size,
+        "quarantine_size": staged.quarantine_size,
+        "report": _report_payload(report),
+    }
 
 
 def validate_curated(
-    staged: Mapping[str, Any], params: Mapping[str, Any], run_id: str
-) -> dict[str, Any]:
+    staged: TransformPayload, params: Mapping[str, Any], run_id: str
+) -> ValidateCuratedPayload:
     """Task ``validate_curated``: the GX checkpoint on the candidate waiting in ``staging/``.
 
     Args:
-        staged: the summary :func:`transform` returned.
+        staged: the payload :func:`transform` returned.
         params: the DAG run's params.
         run_id: the Airflow run id (names the validation in Data Docs).
 
@@ -483,6 +570,7 @@ def validate_curated(
     _name_map_index(staged["slug"])
     store = open_pipeline_store(params)
     partition = _partition(staged)
+    report = staged["report"]
     with _workdir("validate-curated") as tmp:
         csv_path = tmp / "tweets.csv"
         store.download(staged["staging_key"], csv_path)
@@ -492,12 +580,11 @@ def validate_curated(
             run_name=_run_name(run_id, staged["slug"]),
             interval_start=partition.start,
             interval_end=partition.end,
-            report=staged["report"],
+            report=dict(report),
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
-    report = staged["report"]
-    if not report.get("passed", False):
+    if not report["passed"]:
         # The GX suite covers the Pandera gate's fatal checks too; this keeps a rejected
         # candidate out of curated/ even if the two ever disagree.
         raise _not_retried(
@@ -507,20 +594,25 @@ def validate_curated(
             )
         )
     return {
-        **_base(staged),
+        "source": staged["source"],
+        "slug": staged["slug"],
+        "store": staged["store"],
+        "namespace": staged["namespace"],
+        "start": staged["start"],
+        "end": staged["end"],
         "staging_key": staged["staging_key"],
         "quarantine_key": staged["quarantine_key"],
         "sha256": staged["sha256"],
-        "report": staged["report"],
+        "report": report,
         "checkpoint": checkpoint,
     }
 
 
-def publish(audited: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> PublishPayload:
     """Task ``publish``: copy the audited candidate from ``staging/`` to ``curated/``.
 
     Args:
-        audited: the summary :func:`validate_curated` returned.
+        audited: the payload :func:`validate_curated` returned.
         params: the DAG run's params.
 
     Returns:
@@ -532,15 +624,24 @@ def publish(audited: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, 
     store = open_pipeline_store(params)
     published = publish_partition(store, _partition(audited), audited["sha256"])
     return {
-        **_base(audited),
-        **published.to_dict(),
+        "source": audited["source"],
+        "slug": audited["slug"],
+        "store": audited["store"],
+        "namespace": audited["namespace"],
+        "start": audited["start"],
+        "end": audited["end"],
+        "curated_key": published.curated_key,
+        "sha256": published.sha256,
+        "size": published.size,
+        "replaced": published.replaced,
+        "unchanged": published.unchanged,
         "staging_key": audited["staging_key"],
         "quarantine_key": audited["quarantine_key"],
         "report": audited["report"],
     }
 
 
-def build_docs(params: Mapping[str, Any]) -> dict[str, Any]:
+def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
     """Task ``build_docs``: the Data Docs site from every validation in the store, under ``docs/``.
 
     Args:

@@ -18,6 +18,7 @@ from etl.errors import (
     ReviewUsageError,
     StoreError,
 )
+from etl.storage.keys import CONTRACT_DOCS_PREFIX
 from etl.storage.store import open_store
 from etl.tools.contract_codeowners import (
     find_codeowners,
@@ -28,8 +29,9 @@ from etl.tools.contract_codeowners import (
     updated_text,
     write_atomically,
 )
-from etl.tools.contract_diff import diff_against_ref, diff_files, docs_url_setting, render
-from etl.tools.contract_docs import DOCS_PREFIX, build_site, publish_site
+from etl.tools.contract_diff import diff_against_ref, diff_files
+from etl.tools.contract_diff_report import docs_url_setting, render
+from etl.tools.contract_docs import build_site, publish_site
 from etl.tools.contract_lint import contract_files, lint_file
 from etl.tools.contract_review import (
     COMMENT_FILE,
@@ -128,7 +130,7 @@ def run_docs_cli(args: argparse.Namespace) -> int:
     print(f"wrote {len(files) - 2} contract page(s) and the index to {files[0]}")
     if store is not None:
         keys = publish_site(files, store)
-        print(f"published {len(keys)} file(s) under {DOCS_PREFIX} in {store.url}")
+        print(f"published {len(keys)} file(s) under {CONTRACT_DOCS_PREFIX} in {store.url}")
     return EXIT_OK
 
 

@@ -1,5 +1,5 @@
 """``tweetpipe extract``: secrets, configuration, store and window resolved at the edge, then
-:func:`etl.steps.extract.extract_sources`."""
+:func:`etl.steps.extract.run.extract_sources`."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from etl.config import (
     parse_time,
 )
 from etl.errors import ConfigError, SourceFailed
-from etl.steps.extract import (
+from etl.steps.extract.run import (
     ExtractReport,
     SourceResult,
-    XClient,
     extract_sources,
     make_client,
     resolve_max_body_bytes,
@@ -33,6 +32,7 @@ from etl.steps.extract import (
 if TYPE_CHECKING:
     import argparse
 
+    from etl.steps.extract.client import XClient
     from etl.storage.store import Store
 
 
@@ -170,8 +170,9 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    # Lineage (etl.lineage.core): the same job and datasets the DAG's extract task reports.
-    from etl.lineage.core import cli_extract_inputs, cli_extract_outputs, events_file, lineage_run
+    # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
+    from etl.lineage.builders import cli_extract_inputs, cli_extract_outputs
+    from etl.lineage.emit import events_file, lineage_run
 
     bounds = (window.start, window.end) if window.start and window.end else None
     inputs = cli_extract_inputs(s.kind for s in sources)
@@ -181,7 +182,7 @@ def run_extract_cli(args: argparse.Namespace) -> int:
             desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
         ) as bar:
             report = extract_sources(client, store, sources, window, on_page=bar.update)
-        lineage.add(cli_extract_outputs((r.to_dict() for r in report.results), store))
+        lineage.add(cli_extract_outputs(report.results, store))
         if not report.ok:
             lineage.fail("; ".join(str(f) for f in report.failures))
     print(_summary(report, time.monotonic() - started))

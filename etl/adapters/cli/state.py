@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from etl.adapters.cli.exits import EXIT_OK, UsageError
-from etl.steps.extract.land import reset_watermark, watermark_key
+from etl.steps.extract.land import reset_watermark
+from etl.storage.keys import watermark_key
 
 if TYPE_CHECKING:
     import argparse

@@ -1,22 +1,9 @@
 """Landing: response bodies into ``raw/`` under deterministic keys, manifests, and ``state/``.
 
-Key layout (the same in S3 and in a local directory)::
-
-    raw/source=<slug>/endpoint=<endpoint>/window=<label>/page-00001.json    body, byte-for-byte
-    raw/source=<slug>/endpoint=<endpoint>/window=<label>/_manifest.json     written last
-    raw/source=<slug>/endpoint=<endpoint>/window=<label>/_rejected/page-00001-<sha16>.body
-    state/watermarks/<slug>.json      newest tweet id landed for the source
-    state/windows/<slug>.json         the incremental window last opened for the source
-    state/users/<username>.json       the user-lookup response body (username -> id cache)
-
-``<label>`` is ``<start>_<end>`` (compact UTC, e.g. ``20240501T000000Z_20240502T000000Z``) for a
-bounded window, so a rerun of the same interval finds its own objects; for an incremental run it is
-``since-<id>_at-<time the window was opened>`` (``since-none`` before the first watermark). The
-open incremental window is recorded in ``state/windows/``, so a run that starts from the same
-watermark while that window has no manifest (an earlier run was killed midway) resumes it instead
-of opening another one and fetching everything again. Names starting with ``_`` are metadata, not
-pages (the Hadoop ``_SUCCESS`` convention): readers of raw pages take ``page-*.json`` only.
-``_rejected/`` keeps bodies that arrived unusable (a 200 whose body is not a JSON page: truncated
+The key layouts (``raw/``, ``state/``) live in :mod:`etl.storage.keys`. The open incremental
+window is recorded in ``state/windows/``, so a run that starts from the same watermark while that
+window has no manifest (an earlier run was killed midway) resumes it instead of opening another
+one and fetching everything again. ``_rejected/`` keeps bodies that arrived unusable (a 200 whose body is not a JSON page: truncated
 in transit, nested past the parser's stack, members of the wrong type) and the part read of a body
 refused for its size: they were retried, and are kept so nothing received is lost; the manifest
 lists each with its reason.
@@ -32,25 +19,26 @@ else, and :func:`reset_watermark` (``tweetpipe state reset``) is the way out.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from etl.errors import WatermarkError
 from etl.ids import ID_TIME_TOLERANCE, parse_id, snowflake_time
+from etl.storage.keys import (
+    incremental_label,
+    is_incremental_label,
+    is_page_key,
+    manifest_key,
+    open_window_key,
+    watermark_key,
+    window_prefix,
+)
 
 if TYPE_CHECKING:
-    from etl.config import Window
     from etl.storage.store import PutResult, Store
 
-RAW_PREFIX = "raw"
-STATE_PREFIX = "state"
-MANIFEST_NAME = "_manifest.json"
 MANIFEST_VERSION = 1
-_PAGE_PREFIX = "page-"
-_PAGE_SUFFIX = ".json"
 _JSON = "application/json"
-_INCREMENTAL_LABEL = re.compile(r"since-(?:none|[0-9]{1,19})_at-[0-9]{8}T[0-9]{6}Z")
 _SHOWN = 40  # characters of a hostile state value quoted in a message
 
 
@@ -59,102 +47,12 @@ def _shown(value: object) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def compact_time(value: datetime) -> str:
-    """A time as compact UTC for keys: ``20240501T000000Z``.
-
-    Args:
-        value: a timezone-aware datetime.
-
-    Returns:
-        The label (seconds precision).
-    """
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def window_label(window: Window, since_id: str | None, run_at: datetime) -> str:
-    """The ``window=`` part of the keys.
-
-    Args:
-        window: bounded or incremental.
-        since_id: the watermark an incremental run starts from (ignored for bounded windows).
-        run_at: when the run started (used for incremental runs only).
-
-    Returns:
-        ``<start>_<end>`` for a bounded window, ``since-<id>_at-<run_at>`` for an incremental one.
-    """
-    if window.start is not None and window.end is not None:
-        return f"{compact_time(window.start)}_{compact_time(window.end)}"
-    return f"{_since_part(since_id)}{compact_time(run_at)}"
-
-
-def _since_part(since_id: str | None) -> str:
-    return f"since-{since_id or 'none'}_at-"
-
-
-def window_prefix(slug: str, endpoint: str, label: str) -> str:
-    """The prefix holding one run's pages and manifest for one source.
-
-    Args:
-        slug: the source slug (:attr:`etl.config.Source.slug`).
-        endpoint: e.g. ``users_tweets`` or ``tweets_search_recent``.
-        label: from :func:`window_label`.
-
-    Returns:
-        ``raw/source=<slug>/endpoint=<endpoint>/window=<label>``.
-    """
-    return f"{RAW_PREFIX}/source={slug}/endpoint={endpoint}/window={label}"
-
-
-def page_key(prefix: str, page: int) -> str:
-    """Key of page ``page`` (1-based) under ``prefix``."""
-    return f"{prefix}/{_PAGE_PREFIX}{page:05d}{_PAGE_SUFFIX}"
-
-
-def manifest_key(prefix: str) -> str:
-    """Key of the manifest under ``prefix``."""
-    return f"{prefix}/{MANIFEST_NAME}"
-
-
-def rejected_key(prefix: str, what: str, sha256: str) -> str:
-    """Key of a broken body received for ``what`` (e.g. ``page-00001``, ``user-lookup``).
-
-    Content-addressed, so a rerun that receives the same broken bytes finds them.
-    """
-    return f"{prefix}/_rejected/{what}-{sha256[:16]}.body"
-
-
-def watermark_key(slug: str) -> str:
-    """Key of a source's watermark."""
-    return f"{STATE_PREFIX}/watermarks/{slug}.json"
-
-
-def open_window_key(slug: str) -> str:
-    """Key of the record of a source's last opened incremental window."""
-    return f"{STATE_PREFIX}/windows/{slug}.json"
-
-
-def user_key(username: str) -> str:
-    """Key of the cached user lookup for ``username`` (case-insensitive)."""
-    return f"{STATE_PREFIX}/users/{username.lower()}.json"
-
-
-def is_page_key(key: str) -> bool:
-    """Whether ``key`` is a landed page (not a manifest, rejected body or state)."""
-    name = key.rsplit("/", 1)[-1]
-    return (
-        key.startswith(f"{RAW_PREFIX}/")
-        and "/_" not in key
-        and name.startswith(_PAGE_PREFIX)
-        and name.endswith(_PAGE_SUFFIX)
-    )
-
-
 def land_page(store: Store, key: str, body: bytes) -> PutResult:
     """Write a response body once, byte-for-byte.
 
     Args:
         store: where to write.
-        key: from :func:`page_key`.
+        key: from :func:`etl.storage.keys.page_key`.
         body: the bytes exactly as received.
 
     Returns:
@@ -176,7 +74,7 @@ def landed_pages(store: Store, prefix: str) -> list[str]:
 
     Args:
         store: where to look.
-        prefix: from :func:`window_prefix`.
+        prefix: from :func:`etl.storage.keys.window_prefix`.
 
     Returns:
         Page keys, sorted (page numbers are zero-padded, so text order is page order).
@@ -194,7 +92,7 @@ def write_manifest(store: Store, key: str, manifest: dict[str, Any]) -> PutResul
 
     Args:
         store: where to write.
-        key: from :func:`manifest_key`.
+        key: from :func:`etl.storage.keys.manifest_key`.
         manifest: JSON-ready metadata, without secrets.
 
     Returns:
@@ -374,7 +272,7 @@ def incremental_window(
     label = _resumable_label(store, doc, slug, endpoint, since_id)
     if label is not None:
         return label
-    label = f"{_since_part(since_id)}{compact_time(now)}"
+    label = incremental_label(since_id, now)
     record = {
         "source": slug,
         "endpoint": endpoint,
@@ -394,9 +292,7 @@ def _resumable_label(
         return None
     label = doc.get("label")
     # The label goes into keys: only one of our own shape, never whatever the record holds.
-    if not isinstance(label, str) or _INCREMENTAL_LABEL.fullmatch(label) is None:
-        return None
-    if not label.startswith(_since_part(since_id)):
+    if not is_incremental_label(label, since_id):
         return None
     finished = store.exists(manifest_key(window_prefix(slug, endpoint, label)))
     return None if finished else label

@@ -42,7 +42,6 @@ from etl.contracts.suites import (
 )
 from etl.errors import QualityGateFailed
 from etl.steps.quality.docs import (
-    DOCS_PREFIX,
     SITE_NAME,
     build_docs_from_store,
     open_context,
@@ -50,6 +49,7 @@ from etl.steps.quality.docs import (
     save_results,
     suite_files,
 )
+from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

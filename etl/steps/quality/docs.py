@@ -39,6 +39,7 @@ from etl.contracts.suites import (
     load_suite_file,
     suite_kwargs,
 )
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 
     from etl.storage.store import Store
 
-DOCS_PREFIX = "docs/"
-RESULTS_DIR = "results"
 SITE_NAME = "tweetpipe"
 
 RUNS_SECTION_ID = "tweetpipe-runs"
@@ -194,8 +193,7 @@ def build_docs_from_store(
     Returns:
         The site directory (``work_dir``); ``index.html`` lists every validation found.
     """
-    results_prefix = f"{prefix}{RESULTS_DIR}/"
-    for key in store.list(results_prefix):
+    for key in store.list(docs_results_prefix(prefix)):
         if key.endswith(".json"):
             store.download(key, work_dir / key[len(prefix) :])
     context = open_context(work_dir, suite_files(expectations_dir))

@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from etl import xapi
 from etl.errors import HttpProblem
 from etl.tools.emulator._api import Faults, dumps, generic_problem, respond, route
 from etl.tools.emulator.corpus import Corpus
@@ -59,10 +60,10 @@ DEMO_TOKEN = "tweetpipe-emulator-demo-token"
 
 # Requests per 15-minute window with app-only auth, as the X developer docs list them.
 DEFAULT_RATE_LIMITS = {
-    "users_by_username": 300,
-    "users_tweets": 1500,
-    "tweets_search_recent": 450,
-    "tweets_lookup": 3500,
+    xapi.USER_LOOKUP: 300,
+    xapi.TIMELINE: 1500,
+    xapi.SEARCH: 450,
+    xapi.TWEETS_LOOKUP: 3500,
 }
 
 

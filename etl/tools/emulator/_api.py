@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from etl import xapi
 from etl.errors import HttpProblem, QueryError
 from etl.tools.emulator.corpus import Corpus
 
@@ -49,7 +50,7 @@ _DEFAULT_USER_FIELDS = ("id", "name", "username")
 _ID_RE = re.compile(r"[0-9]{1,19}")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _COUNT_RE = re.compile(r"[0-9]{1,9}")
-_PROBLEMS = "https://api.twitter.com/2/problems/"
+_PROBLEMS = xapi.PROBLEMS_URL
 _DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
 
 
@@ -489,10 +490,10 @@ def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 
 
 _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"/2/users/by/username/([^/]+)"), "users_by_username"),
-    (re.compile(r"/2/users/([^/]+)/tweets"), "users_tweets"),
-    (re.compile(r"/2/tweets/search/recent"), "tweets_search_recent"),
-    (re.compile(r"/2/tweets"), "tweets_lookup"),
+    (xapi.path_pattern(xapi.USER_LOOKUP_PATH), xapi.USER_LOOKUP),
+    (xapi.path_pattern(xapi.TIMELINE_PATH), xapi.TIMELINE),
+    (xapi.path_pattern(xapi.SEARCH_PATH), xapi.SEARCH),
+    (xapi.path_pattern(xapi.TWEETS_LOOKUP_PATH), xapi.TWEETS_LOOKUP),
 )
 
 
@@ -514,16 +515,16 @@ def route(path: str) -> tuple[str, str]:
 
 _FIELD_PARAMS = ("tweet.fields", "user.fields", "media.fields", "poll.fields", "place.fields")
 _ALLOWED_PARAMS = {
-    "users_by_username": frozenset({"expansions", "tweet.fields", "user.fields"}),
-    "users_tweets": frozenset(
+    xapi.USER_LOOKUP: frozenset({"expansions", "tweet.fields", "user.fields"}),
+    xapi.TIMELINE: frozenset(
         {"since_id", "until_id", "max_results", "pagination_token", "exclude", "start_time"}
         | {"end_time", "expansions", *_FIELD_PARAMS}
     ),
-    "tweets_search_recent": frozenset(
+    xapi.SEARCH: frozenset(
         {"query", "start_time", "end_time", "since_id", "until_id", "max_results", "next_token"}
         | {"pagination_token", "sort_order", "expansions", *_FIELD_PARAMS}
     ),
-    "tweets_lookup": frozenset({"ids", "expansions", *_FIELD_PARAMS}),
+    xapi.TWEETS_LOOKUP: frozenset({"ids", "expansions", *_FIELD_PARAMS}),
 }
 
 
@@ -550,10 +551,10 @@ def respond(state: Backend, kind: str, arg: str, params: dict[str, str]) -> dict
                 value,
                 f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
             )
-    if kind == "users_by_username":
+    if kind == xapi.USER_LOOKUP:
         return _users_by_username(state, params, arg)
-    if kind == "users_tweets":
+    if kind == xapi.TIMELINE:
         return _users_tweets(state, params, arg)
-    if kind == "tweets_search_recent":
+    if kind == xapi.SEARCH:
         return _search_recent(state, params)
     return _tweets_lookup(state, params)

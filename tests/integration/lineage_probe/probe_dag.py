@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import dag
 
 from etl.adapters.airflow.lineage_operator import lineage_task
-from etl.lineage import core as lineage
+from etl.lineage import builders, datasets, facets
 
 NAMESPACE = "file"
 ROWS = 3
@@ -31,33 +31,33 @@ class ProbeBreach(Exception):
         self.summary = summary
 
 
-def produce_lineage(call: lineage.TaskCall) -> lineage.StepLineage:
+def produce_lineage(call: builders.TaskCall) -> datasets.StepLineage:
     """Input named by the argument (known at START), output from the result (at COMPLETE)."""
-    key = call.arguments["key"]
-    inputs = [lineage.input_dataset(NAMESPACE, key)]
+    key = call.payload
+    inputs = [datasets.input_dataset(NAMESPACE, key)]
     if not isinstance(call.result, dict):
-        return lineage.StepLineage(inputs=inputs)
-    stats = lineage.output_statistics_facet(call.result["rows"], call.result["size"])
-    output = lineage.output_dataset(
+        return datasets.StepLineage(inputs=inputs)
+    stats = facets.output_statistics_facet(call.result["rows"], call.result["size"])
+    output = datasets.output_dataset(
         NAMESPACE, call.result["written"], output_facets={"outputStatistics": stats}
     )
-    return lineage.StepLineage(inputs=inputs, outputs=[output])
+    return datasets.StepLineage(inputs=inputs, outputs=[output])
 
 
-def gate_lineage(call: lineage.TaskCall) -> lineage.StepLineage:
+def gate_lineage(call: builders.TaskCall) -> datasets.StepLineage:
     """The validated input; on failure, with the gate's results taken from the exception."""
-    validated = lineage.input_dataset(NAMESPACE, call.arguments["key"])
+    validated = datasets.input_dataset(NAMESPACE, call.payload)
     summary = getattr(call.error, "summary", None)
     if summary is not None:
         validated.inputFacets = {
-            "dataQualityAssertions": lineage.quality_assertions_facet(
-                lineage.AssertionResult(
+            "dataQualityAssertions": facets.quality_assertions_facet(
+                facets.AssertionResult(
                     r["expectation_type"], r["success"], r["column"], r["observed"]
                 )
                 for r in summary["results"]
             )
         }
-    return lineage.StepLineage(inputs=[validated])
+    return datasets.StepLineage(inputs=[validated])
 
 
 @dag(dag_id="lineage_probe", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC))
