@@ -309,6 +309,7 @@ def test_a_killed_run_leaves_the_last_outputs_and_the_next_run_cleans_up(tmp_pat
     cli.wait(30)
     for orphan in _alive(children):  # not this test's subject; never left behind
         orphan.kill()
+    psutil.wait_procs(children, timeout=30)
 
     assert _outputs(out) == old
 

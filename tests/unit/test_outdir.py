@@ -3,7 +3,9 @@ either shows a complete set, or no manifest while the replacement is unfinished.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -122,10 +124,28 @@ def test_a_killed_run_s_staging_is_removed_by_the_next_run(out: Path) -> None:
     assert _entries(out) == sorted([*NEW_PASS, "lineage"])
 
 
-def test_two_runs_cannot_replace_the_same_set_at_once(out: Path) -> None:
+def test_two_runs_cannot_replace_the_same_set_at_once(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_outdir, "_LOCK_WAIT_S", 0.2)
     with replace_together(out, NAMES) as staging:
         _write(staging, NEW_PASS)
         with pytest.raises(OutputDirBusyError, match="another run is writing there"):
             with replace_together(out, NAMES):
                 pass
+    assert _state(out) == NEW_PASS
+
+
+def test_a_lock_released_moments_later_is_waited_for(out: Path) -> None:
+    # What a killed run's forked workers do: they hold the lock until their parent-death signal.
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    release = threading.Timer(0.3, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
+    release.start()
+    try:
+        with replace_together(out, NAMES) as staging:
+            _write(staging, NEW_PASS)
+    finally:
+        release.join(5)
+
     assert _state(out) == NEW_PASS

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,18 @@ def replace_together(directory: Path, names: Sequence[str]) -> Iterator[Path]:
             _commit(directory, staging, names)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone once committed; else dropped
+
+
+def _take_lock(fd: int, directory: Path) -> None:
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                raise OutputDirBusyError(f"{directory}: another run is writing there") from exc
+        time.sleep(_LOCK_POLL_S)
 
 
 def recover(directory: Path) -> None:
@@ -110,14 +123,17 @@ def _roll_forward(directory: Path, commit: Path) -> None:
     shutil.rmtree(commit)
 
 
+# Forked workers share the lock; after a killed run they die with it (parent-death signal), a few
+# milliseconds later. A short bounded wait lets the next run start right after the kill.
+_LOCK_WAIT_S = 5.0
+_LOCK_POLL_S = 0.05
+
+
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     fd = os.open(directory, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise OutputDirBusyError(f"{directory}: another run is writing there") from exc
+        _take_lock(fd, directory)
         yield
     finally:
         with contextlib.suppress(OSError):
