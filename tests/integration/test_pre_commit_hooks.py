@@ -15,13 +15,10 @@ import pytest
 import yaml
 
 from etl.adapters.cli import main
+from tests.git_repo import BUMPED, CURATED, VERSION, edit_curated_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-CURATED = "contracts/tweets_curated.odcs.yaml"
-# The contract's version today, and the major bump a breaking change needs from it.
-VERSION = yaml.safe_load((ROOT / CURATED).read_text(encoding="utf-8"))["version"]
-BUMPED = f"{int(VERSION.split('.')[0]) + 1}.0.0"
 
 
 def _run(repo: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -59,19 +56,6 @@ def hooked(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return repo, env
 
 
-def _edit(repo: Path, drop: str | None = None, version: str | None = None) -> None:
-    path = repo / CURATED
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if drop is not None:
-        props = doc["schema"][0]["properties"]
-        doc["schema"][0]["properties"] = [p for p in props if p["name"] != drop]
-    if version is not None:
-        doc["version"] = version
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    # the suites follow the contract, so the version bump is the only thing missing
-    assert main(["expectations", "sync", "--root", str(repo)]) == 0
-
-
 def _commits(repo: Path, env: dict[str, str]) -> int:
     return int(_git(repo, env, "rev-list", "--count", "HEAD").stdout)
 
@@ -80,7 +64,7 @@ def test_a_removed_column_needs_the_major_bump_to_commit(
     hooked: tuple[Path, dict[str, str]],
 ) -> None:
     repo, env = hooked
-    _edit(repo, drop="withheld_country_codes")
+    edit_curated_contract(repo, drop="withheld_country_codes")
     _git(repo, env, "add", "-A")
     refused = _git(repo, env, "commit", "-m", "drop withheld_country_codes")
     output = refused.stdout + refused.stderr
@@ -97,7 +81,7 @@ def test_a_removed_column_needs_the_major_bump_to_commit(
         line = next(li for li in output.splitlines() if li.startswith(hook))
         assert line.endswith("Passed"), line
 
-    _edit(repo, version=BUMPED)
+    edit_curated_contract(repo, version=BUMPED)
     _git(repo, env, "add", "-A")
     accepted = _git(
         repo, env, "commit", "-m", f"tweets_curated {BUMPED}: withheld_country_codes gone"

@@ -19,7 +19,7 @@ import yaml
 
 from etl.adapters.cli import main
 from etl.tools.github_comment import COMMENT_MARKER
-from tests.git_repo import git
+from tests.git_repo import BUMPED, CURATED, VERSION, edit_curated_contract, git
 from tests.integration.fake_github import FakeGitHub, serve
 
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 BIN = Path(sys.executable).parent
 TOKEN = "ghs_workflow-test-token-5f2a"
 REPO = "acme/tweetpipe"
-CURATED = "contracts/tweets_curated.odcs.yaml"
-# The contract's version today, and the major bump a breaking change needs from it.
-VERSION = yaml.safe_load((ROOT / CURATED).read_text(encoding="utf-8"))["version"]
-BUMPED = f"{int(VERSION.split('.')[0]) + 1}.0.0"
 _SHA_PIN = re.compile(r"[^@\s]+@[0-9a-f]{40}")
 
 
@@ -189,18 +185,6 @@ def pull(tmp_path: Path) -> Path:
     return repo
 
 
-def _edit_contract(repo: Path, drop: str | None = None, version: str | None = None) -> None:
-    path = repo / CURATED
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if drop is not None:
-        props = doc["schema"][0]["properties"]
-        doc["schema"][0]["properties"] = [p for p in props if p["name"] != drop]
-    if version is not None:
-        doc["version"] = version
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    assert main(["expectations", "sync", "--root", str(repo)]) == 0
-
-
 def _push(repo: Path, message: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)
@@ -260,7 +244,7 @@ def test_a_breaking_change_fails_the_review_and_one_comment_follows_the_pushes(
     pull: Path, tmp_path: Path, api: FakeGitHub
 ) -> None:
     # push 1: a column removed, suites synced, no major bump
-    _edit_contract(pull, drop="withheld_country_codes")
+    edit_curated_contract(pull, drop="withheld_country_codes")
     _push(pull, "drop withheld_country_codes")
     code, body, state = _review(pull, tmp_path)
     assert code == 1
@@ -292,7 +276,7 @@ def test_a_breaking_change_fails_the_review_and_one_comment_follows_the_pushes(
     assert posted.stdout.strip() == f"contract review comment on {REPO}#7: created"
 
     # push 2: the major bump; the same comment now says it passes
-    _edit_contract(pull, version=BUMPED)
+    edit_curated_contract(pull, version=BUMPED)
     _push(pull, f"tweets_curated {BUMPED}")
     code, body, state = _review(pull, tmp_path)
     assert code == 0, body

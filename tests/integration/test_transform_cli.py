@@ -204,11 +204,10 @@ def _events(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_a_killed_multi_worker_transform_leaves_no_process_and_reports_fail(
-    tmp_path: Path,
-) -> None:
-    data = _generated(tmp_path / "posts.jsonl", 30_000)  # about 26 MiB: four units of work
-    out = tmp_path / "out"
+def _kill_midway(data: Path, out: Path) -> list[psutil.Process]:
+    """Start a two-worker transform of ``data`` into ``out`` and SIGKILL it once its lineage process
+    and both workers run (workers start once the outputs are open and the first unit is read);
+    returns those children as they were."""
     cli = subprocess.Popen(
         [str(TWEETPIPE), "transform", str(data), "--out", str(out), "--workers", "2"],
         stdout=subprocess.DEVNULL,
@@ -221,11 +220,19 @@ def test_a_killed_multi_worker_transform_leaves_no_process_and_reports_fail(
     while len(children) < 3 and cli.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
         with contextlib.suppress(psutil.NoSuchProcess):
-            children = step.children(recursive=True)  # the lineage process and two workers
+            children = step.children(recursive=True)
     assert len(children) >= 3 and cli.poll() is None, "the run ended before it could be killed"
-
     cli.kill()  # SIGKILL: no handler, no finally, no atexit
     cli.wait(30)
+    return children
+
+
+def test_a_killed_multi_worker_transform_leaves_no_process_and_reports_fail(
+    tmp_path: Path,
+) -> None:
+    data = _generated(tmp_path / "posts.jsonl", 30_000)  # about 26 MiB: four units of work
+    out = tmp_path / "out"
+    children = _kill_midway(data, out)
     try:
         deadline = time.monotonic() + 30
         while _alive(children) and time.monotonic() < deadline:
@@ -291,22 +298,7 @@ def test_a_run_that_fails_midway_leaves_the_last_outputs_and_nothing_else(
 def test_a_killed_run_leaves_the_last_outputs_and_the_next_run_cleans_up(tmp_path: Path) -> None:
     out, old = _first_run(tmp_path)
     data = _generated(tmp_path / "posts.jsonl", 30_000)
-    cli = subprocess.Popen(
-        [str(TWEETPIPE), "transform", str(data), "--out", str(out), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_ENV,
-    )
-    step = psutil.Process(cli.pid)
-    children: list[psutil.Process] = []
-    deadline = time.monotonic() + 120
-    while len(children) < 3 and cli.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # workers start once the outputs are open and the first unit is read
-        with contextlib.suppress(psutil.NoSuchProcess):
-            children = step.children(recursive=True)
-    assert cli.poll() is None, "the run ended before it could be killed"
-    cli.kill()
-    cli.wait(30)
+    children = _kill_midway(data, out)
     for orphan in _alive(children):  # not this test's subject; never left behind
         orphan.kill()
     psutil.wait_procs(children, timeout=30)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from etl.errors import InputError
@@ -39,6 +40,19 @@ ENV_FILE = ".env"
 """Read from the working directory by the console script, below the real environment."""
 
 
+def _verb(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """The handler of a verb: ``etl.adapters.cli.<module>.<function>``, imported when it runs, so
+    building the parser (and ``--help``) loads no step."""
+
+    def handle(args: argparse.Namespace) -> int:
+        run_verb: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(f"etl.adapters.cli.{module}"), function
+        )
+        return run_verb(args)
+
+    return handle
+
+
 # --- transform ---------------------------------------------------------------------------------
 def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -57,13 +71,7 @@ def _add_transform(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="worker processes (default: one per CPU, max 4, for inputs over 32 MiB, else 1); "
         "the output is the same",
     )
-    p.set_defaults(handler=_cmd_transform)
-
-
-def _cmd_transform(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.transform import run_transform_cli
-
-    return run_transform_cli(args)
+    p.set_defaults(handler=_verb("transform", "run_transform_cli"))
 
 
 # --- extract / emulator --------------------------------------------------------------------------
@@ -86,13 +94,7 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="largest API response body accepted, on the wire and decoded (default: "
         "X_API_MAX_BODY_BYTES, else api.max_body_bytes of --config, else 8388608 = 8 MiB)",
     )
-    p.set_defaults(handler=_cmd_extract)
-
-
-def _cmd_extract(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.extract import run_extract_cli
-
-    return run_extract_cli(args)
+    p.set_defaults(handler=_verb("extract", "run_extract_cli"))
 
 
 def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,13 +111,7 @@ def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
     )
     reset.add_argument("--to", metavar="ID", help="rewind to this post id instead of clearing")
-    reset.set_defaults(handler=_cmd_state_reset)
-
-
-def _cmd_state_reset(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.state import run_state_reset_cli
-
-    return run_state_reset_cli(args)
+    reset.set_defaults(handler=_verb("state", "run_state_reset_cli"))
 
 
 def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -126,13 +122,7 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--fault", action="append", default=[], metavar="MODE", help="fault mode")
     p.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per window")
     p.add_argument("--rate-window", type=float, default=900.0, metavar="SECONDS")
-    p.set_defaults(handler=_cmd_emulator)
-
-
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.emulator import run_emulator_cli
-
-    return run_emulator_cli(args)
+    p.set_defaults(handler=_verb("emulator", "run_emulator_cli"))
 
 
 # --- expectations / demo -------------------------------------------------------------------------
@@ -147,26 +137,14 @@ def _add_expectations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the suites in DIR/expectations from the contracts in DIR/contracts "
         "(default: the pipeline's own)",
     )
-    sync.set_defaults(handler=_cmd_expectations_sync)
-
-
-def _cmd_expectations_sync(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.expectations import run_sync_cli
-
-    return run_sync_cli(args)
+    sync.set_defaults(handler=_verb("expectations", "run_sync_cli"))
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run the whole DAG once on the embedded default")
     p.add_argument("--dir", default="demo-output", metavar="DIR", help="store and outputs")
     p.add_argument("--breach", action="store_true", help="emulator drift mode: the gate fails")
-    p.set_defaults(handler=_cmd_demo)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.demo import run_demo_cli
-
-    return run_demo_cli(args)
+    p.set_defaults(handler=_verb("demo", "run_demo_cli"))
 
 
 # --- airflow (local Airflow 3 for the UI) -----------------------------------------------------
@@ -183,21 +161,15 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="no runs on the DAG's schedule, only the ones you trigger",
     )
-    up.set_defaults(handler=_cmd_airflow)
+    up.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
     down = verbs.add_parser("down", help="stop every process it started, by process id")
     down.add_argument("--dir", default="airflow-local", metavar="DIR")
-    down.set_defaults(handler=_cmd_airflow)
+    down.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
     dag = verbs.add_parser(
         "dag", help="print the path of the tweetpipe DAG file, or copy it into a DAGs folder"
     )
     dag.add_argument("--into", metavar="DIR", help="copy the DAG file into this DAGs folder")
-    dag.set_defaults(handler=_cmd_airflow)
-
-
-def _cmd_airflow(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.airflow import run_airflow_cli
-
-    return run_airflow_cli(args)
+    dag.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
 
 
 # --- contracts (lint, diff, docs for pull-request review) -------------------------------------
@@ -211,7 +183,7 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="PATH",
         help="files or dirs (default: ./contracts, else the bundled ones)",
     )
-    lint.set_defaults(handler=_cmd_contracts_lint)
+    lint.set_defaults(handler=_verb("contracts", "run_lint_cli"))
     diff = verbs.add_parser("diff", help="classify the changes between two versions of contracts")
     diff.add_argument("files", nargs="*", metavar="FILE", help="OLD NEW contract files")
     diff.add_argument(
@@ -224,7 +196,7 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     diff.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
-    diff.set_defaults(handler=_cmd_contracts_diff)
+    diff.set_defaults(handler=_verb("contracts", "run_diff_cli"))
     docs = verbs.add_parser("docs", help="render the contracts as a static HTML site")
     docs.add_argument(
         "paths",
@@ -234,7 +206,7 @@ def _add_contracts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     docs.add_argument("--out", required=True, metavar="DIR", help="output directory")
     docs.add_argument("--store", metavar="URL", help="also publish under docs/contracts/ there")
-    docs.set_defaults(handler=_cmd_contracts_docs)
+    docs.set_defaults(handler=_verb("contracts", "run_docs_cli"))
     _add_contracts_review(verbs)
 
 
@@ -255,7 +227,7 @@ def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="PATH",
         help="the CODEOWNERS file (default: the one the host reads, else .github/CODEOWNERS)",
     )
-    owners.set_defaults(handler=_cmd_contracts_codeowners)
+    owners.set_defaults(handler=_verb("contracts", "run_codeowners_cli"))
     review = verbs.add_parser(
         "review", help="every contract gate against a base revision, as a pull-request comment"
     )
@@ -264,37 +236,7 @@ def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentPar
     review.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
     review.add_argument("--out", metavar="DIR", help="write comment.md and review.json there")
     review.add_argument("--docs-url", metavar="URL", help=_DOCS_URL_HELP)
-    review.set_defaults(handler=_cmd_contracts_review)
-
-
-def _cmd_contracts_codeowners(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.contracts import run_codeowners_cli
-
-    return run_codeowners_cli(args)
-
-
-def _cmd_contracts_review(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.contracts import run_review_cli
-
-    return run_review_cli(args)
-
-
-def _cmd_contracts_lint(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.contracts import run_lint_cli
-
-    return run_lint_cli(args)
-
-
-def _cmd_contracts_diff(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.contracts import run_diff_cli
-
-    return run_diff_cli(args)
-
-
-def _cmd_contracts_docs(args: argparse.Namespace) -> int:
-    from etl.adapters.cli.contracts import run_docs_cli
-
-    return run_docs_cli(args)
+    review.set_defaults(handler=_verb("contracts", "run_review_cli"))
 
 
 _ADDERS = (
