@@ -82,6 +82,16 @@ params = {
         "host is the API base URL, its password the bearer token.",
     ),
     "aws_conn_id": Param("aws_default", type="string", title="AWS connection"),
+    "max_cost_usd": Param(
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1_000_000,
+        title="Cost cap (USD)",
+        description="The most this run may spend on X API reads, shared out among its sources; "
+        "empty: the config's budget (if any). A source stops before a request that could exceed "
+        "it and fails without retry.",
+    ),
 }
 
 

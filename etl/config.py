@@ -23,6 +23,15 @@ import jsonschema
 import yaml
 
 from etl.errors import ConfigError, ConfigProblem, StoreError
+from etl.pricing import (
+    BUDGET_SCHEMA,
+    MAX_BUDGET_USD,
+    MAX_PRICE_USD,
+    PRICES_SCHEMA,
+    Budget,
+    Prices,
+    usd_problem,
+)
 
 SourceKind = Literal["account", "query"]
 
@@ -67,6 +76,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"accounts": _STRINGS, "queries": _STRINGS},
         },
+        "prices": PRICES_SCHEMA,
+        "budget": BUDGET_SCHEMA,
     },
 }
 """The shape of ``pipeline.yaml``; values are checked further by :func:`source_problem` and the
@@ -77,6 +88,7 @@ _TYPE_WORDS = {
     "array": "a list",
     "string": "a string",
     "integer": "a whole number",
+    "number": "a number",
 }
 _SCHEMA_PROBLEMS = {"maxLength": "is too long"}
 
@@ -207,12 +219,16 @@ class PipelineConfig:
         api_base_url: X API base URL (e.g. the emulator), or None for the real API.
         max_body_bytes: the largest API response body accepted (``api.max_body_bytes``), or None
             for the default.
+        prices: what reads cost (``prices:``; X's published rates by default).
+        budget: spending caps (``budget:``; none by default).
     """
 
     sources: tuple[Source, ...]
     store_url: str | None = None
     api_base_url: str | None = None
     max_body_bytes: int | None = None
+    prices: Prices = Prices()
+    budget: Budget = Budget()
 
 
 def parse_max_body_bytes(value: object, name: str) -> int:
@@ -272,6 +288,8 @@ def load_config(config_path: Path | str) -> PipelineConfig:
             api:
               base_url: http://127.0.0.1:8089   # optional; X_API_BASE_URL overrides
               max_body_bytes: 8388608           # optional; X_API_MAX_BODY_BYTES overrides
+            prices: {post_read_usd: 0.005}      # optional; X's published rates by default
+            budget: {per_run_usd: 5, per_month_usd: 100}   # optional caps
             sources:
               accounts: [nasa, esa]
               queries: ["#dataengineering -is:retweet"]
@@ -300,6 +318,8 @@ def load_config(config_path: Path | str) -> PipelineConfig:
         store_url=doc.get("store"),
         api_base_url=(doc.get("api") or {}).get("base_url"),
         max_body_bytes=(doc.get("api") or {}).get("max_body_bytes"),
+        prices=Prices.from_mapping(doc.get("prices")),
+        budget=Budget.from_mapping(doc.get("budget")),
     )
 
 
@@ -488,6 +508,12 @@ def _value_problems(
     if base_url is not None and (problem := api_base_url_problem(base_url)):
         url_at: tuple[str | int, ...] = ("api", "base_url")
         problems.append(ConfigProblem(str(path), _line(lines, url_at), key_path(url_at), problem))
+    for section, maximum in (("prices", MAX_PRICE_USD), ("budget", MAX_BUDGET_USD)):
+        for key, amount in (doc.get(section) or {}).items():
+            if amount is not None and (problem := usd_problem(amount, maximum)):
+                where: tuple[str | int, ...] = (section, key)
+                line = _line(lines, where)
+                problems.append(ConfigProblem(str(path), line, key_path(where), problem))
     return problems
 
 

@@ -159,6 +159,55 @@ class SourceFailed(Exception):
         return (SourceFailed, (self.source, self.reason, self.landed, *counts, self.wait_seconds))
 
 
+class SpendingStopped(SourceFailed):
+    """A source stopped before a request because of a spending limit; retrying cannot help.
+
+    Either a budget (``--max-cost-usd``, ``budget:``) left too little for the next request's
+    worst case, or the API answered that the project's usage cap is reached (HTTP 429
+    ``UsageCapExceeded``). What was read is landed and the window's manifest says it is
+    incomplete; the next run continues it once the limit allows.
+
+    Attributes:
+        limit: ``"budget"`` or ``"usage_cap"``.
+        name: which one (``budget.per_run_usd``, ``--max-cost-usd``, ``usage cap (Monthly)``).
+        cost: what the call read and cost (``etl.payloads.CostPayload``), or None.
+    """
+
+    def __init__(
+        self,
+        source: SourceRef,
+        reason: str,
+        landed: Iterable[str] = (),
+        requests: int = 0,
+        user_lookups: int = 0,
+        *,
+        limit: str = "budget",
+        name: str = "",
+    ) -> None:
+        super().__init__(source, reason, landed, requests, user_lookups)
+        self.limit = limit
+        self.name = name
+        self.cost: dict[str, Any] | None = None  # the call's CostPayload, set by the extractor
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _spending_stopped,
+            (self.source, self.reason, self.landed, self.requests, self.user_lookups),
+            {"limit": self.limit, "name": self.name, "cost": self.cost, **self._counters()},
+        )
+
+    def _counters(self) -> dict[str, Any]:
+        return {
+            "retries": self.retries,
+            "rate_limit_waits": self.rate_limit_waits,
+            "wait_seconds": self.wait_seconds,
+        }
+
+
+def _spending_stopped(*args: Any) -> SpendingStopped:
+    return SpendingStopped(*args)
+
+
 class WatermarkError(ValueError):
     """A stored watermark cannot be used: unreadable, not a post id, or in the future.
 

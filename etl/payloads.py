@@ -61,6 +61,47 @@ class PerSourcePayload(TypedDict):
     end: str
 
 
+class PricesPayload(TypedDict):
+    """The prices a cost was computed with, in US dollars (``etl.pricing.Prices``)."""
+
+    post_read_usd: float
+    user_read_usd: float
+    counts_request_usd: float
+
+
+class CostPayload(TypedDict):
+    """What one source's extraction read and what it costs (``etl.steps.extract.cost``).
+
+    The same fields are in the window's manifest (``cost``), the extract task's XCom and the
+    ``tweetpipe_cost`` lineage facet.
+
+    Attributes:
+        prices: the prices used.
+        posts_read: posts in the pages fetched (resumed pages excluded: an earlier call read them).
+        posts_billable: those X bills: not read before on the same UTC day.
+        posts_deduplicated: those read before on the same UTC day (not billed again).
+        user_reads: user lookups that returned a user.
+        user_reads_billable: those of a user not read before on the same UTC day.
+        user_reads_deduplicated: those of a user read before on the same UTC day.
+        user_reads_cached: lookups not sent at all (the id was cached in ``state/users/``).
+        counts_requests: requests to the counts endpoints.
+        estimated_cost_micro_usd: the cost in micro-dollars (exact).
+        estimated_cost_usd: the same in dollars.
+    """
+
+    prices: PricesPayload
+    posts_read: int
+    posts_billable: int
+    posts_deduplicated: int
+    user_reads: int
+    user_reads_billable: int
+    user_reads_deduplicated: int
+    user_reads_cached: int
+    counts_requests: int
+    estimated_cost_micro_usd: int
+    estimated_cost_usd: float
+
+
 class ExtractPayload(PerSourcePayload):
     """What task ``extract`` returns: ``etl.steps.extract.SourceResult`` with the base fields.
 
@@ -81,6 +122,7 @@ class ExtractPayload(PerSourcePayload):
         rejected_keys: broken bodies kept under ``_rejected/``.
         newest_id: newest post id in the window, or None.
         watermark: the source's watermark after the call.
+        cost: what the call read and what it costs.
     """
 
     status: str
@@ -99,6 +141,7 @@ class ExtractPayload(PerSourcePayload):
     rejected_keys: list[str]
     newest_id: str | None
     watermark: str | None
+    cost: CostPayload
 
 
 class CheckpointPayload(TypedDict):

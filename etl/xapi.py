@@ -25,21 +25,43 @@ SEARCH = "tweets_search_recent"
 TWEETS_LOOKUP = "tweets_lookup"
 """Endpoint name of the post lookup by ids."""
 
+COUNTS_RECENT = "tweets_counts_recent"
+"""Endpoint name of the post counts of the last seven days (a dry run's query estimate)."""
+COUNTS_ALL = "tweets_counts_all"
+"""Endpoint name of the post counts of the full archive (windows older than seven days)."""
+USAGE = "usage_tweets"
+"""Endpoint name of the project's post usage report."""
+
 USER_LOOKUP_PATH = "/2/users/by/username/{username}"
 TIMELINE_PATH = "/2/users/{id}/tweets"
 SEARCH_PATH = "/2/tweets/search/recent"
 TWEETS_LOOKUP_PATH = "/2/tweets"
+COUNTS_RECENT_PATH = "/2/tweets/counts/recent"
+COUNTS_ALL_PATH = "/2/tweets/counts/all"
+USAGE_PATH = "/2/usage/tweets"
 
 PATHS: dict[str, str] = {
     USER_LOOKUP: USER_LOOKUP_PATH,
     TIMELINE: TIMELINE_PATH,
     SEARCH: SEARCH_PATH,
     TWEETS_LOOKUP: TWEETS_LOOKUP_PATH,
+    COUNTS_RECENT: COUNTS_RECENT_PATH,
+    COUNTS_ALL: COUNTS_ALL_PATH,
+    USAGE: USAGE_PATH,
 }
 """Path template of each endpoint, by endpoint name."""
 
 SOURCE_ENDPOINTS: dict[str, str] = {"account": TIMELINE, "query": SEARCH}
 """The endpoint a source of each kind (``account``, ``query``) is read from."""
+
+MAX_RESULTS_RANGE: dict[str, tuple[int, int]] = {TIMELINE: (5, 100), SEARCH: (10, 100)}
+"""The ``max_results`` an endpoint accepts, ``(minimum, maximum)``, as the OpenAPI document says."""
+
+RECENT_COUNTS_DAYS = 7
+"""How far back ``/2/tweets/counts/recent`` reaches; an older window needs ``/counts/all``."""
+
+USAGE_CAPPED = f"{PROBLEMS_URL}usage-capped"
+"""The ``type`` of the Problem a 429 carries when the project's usage cap is reached."""
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 

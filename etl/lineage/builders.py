@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from etl.errors import QualityGateFailed
+from etl.errors import QualityGateFailed, SpendingStopped
+from etl.lineage.cost_facet import FACET_KEY, cost_facet
 from etl.lineage.datasets import (
     StepLineage,
     api_dataset,
@@ -188,7 +189,12 @@ def extract_outputs(landed: ExtractPayload) -> StepLineage:
         The endpoint as input; the window's ``raw/`` prefix as output with its statistics.
     """
     raw = _raw_window(landed["namespace"], landed["store"], landed["manifest_key"])
-    return _landed(landed["source"]["kind"], raw, landed["tweets"], landed["pages"])
+    lineage = _landed(landed["source"]["kind"], raw, landed["tweets"], landed["pages"])
+    cost = landed.get("cost")  # absent from the XCom of runs before cost accounting
+    facet = cost_facet([(landed["slug"], landed["status"], cost)]) if cost else None
+    if facet is not None:
+        lineage.run_facets[FACET_KEY] = facet
+    return lineage
 
 
 def _extract(call: TaskCall[PlannedSource, ExtractPayload]) -> StepLineage:
@@ -356,18 +362,27 @@ def cli_extract_inputs(source_kinds: Iterable[str]) -> list[InputDataset]:
     return [api_dataset(kind) for kind in dict.fromkeys(source_kinds)]
 
 
-def cli_extract_outputs(results: Iterable[SourceResult], store: Store) -> StepLineage:
+def cli_extract_outputs(
+    results: Iterable[SourceResult], store: Store, stopped: Iterable[SpendingStopped] = ()
+) -> StepLineage:
     """The lineage of ``tweetpipe extract`` over several sources (one run, as one CLI call).
 
     Args:
         results: every source that landed.
         store: the store they landed in (its namespace and URL name the datasets).
+        stopped: the sources a spending limit stopped (their cost is reported too).
 
     Returns:
-        Every endpoint read and every ``raw/`` window written.
+        Every endpoint read and every ``raw/`` window written, and the ``tweetpipe_cost`` facet.
     """
     lineage = StepLineage()
+    costs = []
     for result in results:
         raw = _raw_window(store.namespace, store.url, result.manifest_key)
         lineage = lineage.merge(_landed(result.source.kind, raw, result.tweets, result.pages))
+        costs.append((result.source.slug, result.status, result.cost))
+    costs += [(f.source.slug, "stopped", f.cost) for f in stopped if f.cost]  # type: ignore[misc]
+    facet = cost_facet(costs)
+    if facet is not None:
+        lineage.run_facets[FACET_KEY] = facet
     return lineage

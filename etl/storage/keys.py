@@ -8,6 +8,7 @@
     state/watermarks/<slug>.json      newest tweet id landed for the source
     state/windows/<slug>.json         the incremental window last opened for the source
     state/users/<username>.json       the user-lookup response body (username -> id cache)
+    state/billing/day=<YYYY-MM-DD>/<slug>.json   post and user ids a source read that UTC day
     staging/source=<slug>/interval=<start>_<end>/tweets.csv          candidate awaiting its audit
     curated/source=<slug>/interval=<start>_<end>/tweets.csv          the audited, published CSV
     quarantine/source=<slug>/interval=<start>_<end>/rejected.jsonl   rows the gate rejected
@@ -198,6 +199,16 @@ def open_window_key(slug: str) -> str:
 def user_key(username: str) -> str:
     """Key of the cached user lookup for ``username`` (case-insensitive)."""
     return f"{STATE_PREFIX}/users/{username.lower()}.json"
+
+
+def billing_prefix(day: str) -> str:
+    """Prefix of the ids read on UTC day ``day`` (``YYYY-MM-DD``), one object per source."""
+    return f"{STATE_PREFIX}/billing/day={day}/"
+
+
+def billing_key(day: str, slug: str) -> str:
+    """Key of the post and user ids source ``slug`` read on UTC day ``day``."""
+    return f"{billing_prefix(day)}{slug}.json"
 
 
 # --- staging/, curated/, quarantine/ --------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_an_empty_file_is_an_empty_config(tmp_path: Path) -> None:
         ),
         (
             "sources: {accounts: [a]}\nschedule: daily\n",
-            "wrong.yaml:2: schedule: unknown key (valid keys: api, sources, store)",
+            "wrong.yaml:2: schedule: unknown key (valid keys: api, budget, prices, sources, store)",
         ),
     ],
 )

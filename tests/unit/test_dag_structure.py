@@ -143,4 +143,11 @@ def test_every_task_is_documented(parsed: dict[str, Any]) -> None:
 def test_daily_interval_schedule_and_params(parsed: dict[str, Any]) -> None:
     assert parsed["timetable"] == "CronTriggerTimetable"
     assert parsed["catchup"] is False
-    assert parsed["params"] == ["aws_conn_id", "config", "sources", "store", "x_conn_id"]
+    assert parsed["params"] == [
+        "aws_conn_id",
+        "config",
+        "max_cost_usd",
+        "sources",
+        "store",
+        "x_conn_id",
+    ]

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("etl.redact", 0),
     ("etl.xapi", 0),
     ("etl.payloads", 0),
+    ("etl.pricing", 0),
     ("etl.contracts", 1),
     ("etl.storage", 1),
     ("etl.steps", 2),

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         ValidateRawPayload,
     )
     from etl.steps.extract.client import XClient
+    from etl.steps.extract.cost import Spending
     from etl.steps.extract.run import SourceResult
     from etl.steps.quality import CheckpointSummary
     from etl.steps.transform.curate import TransformReport
@@ -376,13 +377,61 @@ def extract(
         The extract summary (``page_keys``, ``manifest_key``, counts) with the base fields.
     """
     from etl.config import Source, Window
+    from etl.errors import SpendingStopped
     from etl.steps.extract.run import extract_source
 
     src = Source(source["kind"], source["value"])  # type: ignore[arg-type]
     _name_map_index(src.slug)
     store = open_pipeline_store(params)
-    result = extract_source(_x_client(params), store, src, Window(start, end))
+    client = _x_client(params)
+    spending = _spending(params, store, client)
+    try:
+        result = extract_source(client, store, src, Window(start, end), spending=spending)
+    except SpendingStopped as exc:
+        raise _not_retried(exc) from exc  # a retry would meet the same spent budget or cap
     return _extract_payload(result, store, _iso(start), _iso(end))
+
+
+def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spending:
+    """Prices and budget of this source's task: the config's, with the ``max_cost_usd`` param.
+
+    The run's sources run in parallel, each in its own task, so a per-run cap is shared out:
+    each source may spend the cap divided by the number of sources, and the whole run can
+    never spend more than the cap.
+    """
+    from etl.config import load_config
+    from etl.pricing import Budget, Prices, parse_usd
+    from etl.steps.extract.cost import Spending, month_spent
+
+    path = _config_path(params)
+    try:
+        config = load_config(path) if path.is_file() else None
+        cap = params.get("max_cost_usd")
+        run_cap = None if cap is None else parse_usd(cap, "max_cost_usd param")
+    except ValueError as exc:  # ConfigError included: bad input, retrying cannot fix it
+        raise _not_retried(PipelineError(str(exc))) from None
+    budget = (config.budget if config else Budget()).with_run_cap(run_cap)
+    prices = config.prices if config else Prices()
+    names = {"per_run": "max_cost_usd" if run_cap is not None else "budget.per_run_usd"}
+    if budget.per_run is not None:
+        shares = max(len(plan_sources(params)), 1)
+        per_source = budget.per_run // shares
+        if budget.per_source is None or per_source < budget.per_source:
+            names["per_source"] = f"{names['per_run']} / {shares} sources"
+            budget = Budget(None, per_source, budget.per_month)
+        else:
+            budget = Budget(None, budget.per_source, budget.per_month)
+    spending = Spending(prices, budget, names)
+    if budget.per_month is not None:
+        import random
+        import time
+
+        from etl.steps.extract.client import DEFAULT_POLICY, FetchContext
+
+        context = FetchContext(time.time, time.sleep, DEFAULT_POLICY, random.Random())
+        spent, basis = month_spent(store, datetime.now(UTC), prices, client, context)
+        spending.month_spent, spending.month_basis = spent, basis
+    return spending
 
 
 def _extract_payload(result: SourceResult, store: Store, start: str, end: str) -> ExtractPayload:
@@ -405,6 +454,7 @@ def _extract_payload(result: SourceResult, store: Store, start: str, end: str) -
         "rejected_keys": list(result.rejected_keys),
         "newest_id": result.newest_id,
         "watermark": result.watermark,
+        "cost": result.cost,
         "slug": result.source.slug,
         "store": store.url,
         "namespace": store.namespace,

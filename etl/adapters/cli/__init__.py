@@ -94,6 +94,18 @@ def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="largest API response body accepted, on the wire and decoded (default: "
         "X_API_MAX_BODY_BYTES, else api.max_body_bytes of --config, else 8388608 = 8 MiB)",
     )
+    p.add_argument(
+        "--max-cost-usd",
+        metavar="USD",
+        help="the most this run may spend, in US dollars (e.g. 2.50); also budget.per_run_usd "
+        "of --config (the lower applies); a source stops before a request that could exceed it",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read no post: estimate each source's posts and cost (counts endpoint for queries; "
+        "last run's rate or the user's post count for accounts), print them and exit",
+    )
     p.set_defaults(handler=_verb("extract", "run_extract_cli"))
 
 

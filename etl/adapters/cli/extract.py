@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 from etl.config import (
@@ -20,7 +20,9 @@ from etl.config import (
     load_config,
     parse_time,
 )
-from etl.errors import ConfigError, SourceFailed
+from etl.errors import ConfigError, SourceFailed, SpendingStopped
+from etl.pricing import Budget, Prices, parse_usd, usd_text
+from etl.steps.extract.cost import Spending
 from etl.steps.extract.run import (
     ExtractReport,
     SourceResult,
@@ -32,6 +34,7 @@ from etl.steps.extract.run import (
 if TYPE_CHECKING:
     import argparse
 
+    from etl.payloads import CostPayload
     from etl.steps.extract.client import XClient
     from etl.storage.store import Store
 
@@ -97,8 +100,14 @@ def _cli_store(args: argparse.Namespace, config: PipelineConfig | None) -> Store
     )
 
 
-def _summary(report: ExtractReport, seconds: float) -> str:
-    rows = [("source", "status", "pages", "posts", "requests", "waits")]
+def _cost_text(cost: CostPayload | dict[str, Any] | None) -> str:
+    if not cost:
+        return "-"
+    return usd_text(int(cost["estimated_cost_micro_usd"]))
+
+
+def _summary(report: ExtractReport, seconds: float, spending: Spending) -> str:
+    rows = [("source", "status", "pages", "posts", "requests", "waits", "billable", "cost")]
     for r in report.results:
         rows.append(
             (
@@ -108,17 +117,22 @@ def _summary(report: ExtractReport, seconds: float) -> str:
                 str(r.tweets),
                 str(r.requests),
                 str(r.rate_limit_waits),
+                f"{r.cost['posts_billable']}+{r.cost['user_reads_billable']}u",
+                _cost_text(r.cost),
             )
         )
     for f in report.failures:
+        cost = f.cost if isinstance(f, SpendingStopped) else None
         rows.append(
             (
                 f.source.slug,
-                "FAILED",
+                "STOPPED" if isinstance(f, SpendingStopped) else "FAILED",
                 str(len(f.landed)),
                 "-",
                 str(f.requests),
                 str(f.rate_limit_waits),
+                f"{cost['posts_billable']}+{cost['user_reads_billable']}u" if cost else "-",
+                _cost_text(cost),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -132,29 +146,63 @@ def _summary(report: ExtractReport, seconds: float) -> str:
         f"pages, {sum(r.tweets for r in res)} posts, {sum(r.rate_limit_waits for r in spent)} "
         f"rate-limit waits ({sum(r.wait_seconds for r in spent):.1f} s waiting), {seconds:.1f} s"
     )
+    prices = spending.prices
+    lines.append(
+        f"estimated cost: {usd_text(spending.run_spent)} (billable reads at "
+        f"{usd_text(prices.post_read)}/post, {usd_text(prices.user_read)}/user lookup; reads "
+        "X does not bill twice within a UTC day excluded)"
+    )
+    if spending.budget.capped:
+        caps = ", ".join(f"{k} {usd_text(v)}" for k, v in _caps(spending))
+        lines.append(
+            f"budget: {caps}"
+            + (f"; month so far: {spending.month_basis}" if spending.month_basis else "")
+        )
     skipped = [r for r in res if r.status == "skipped"]
     if skipped:
         lines.append(f"{len(skipped)} source(s) skipped: their window was already complete")
-    lines += [f"FAILED {f}" for f in report.failures]
+    lines += [
+        f"{'STOPPED' if isinstance(f, SpendingStopped) else 'FAILED'} {f}" for f in report.failures
+    ]
     return "\n".join(lines)
 
 
+def _caps(spending: Spending) -> list[tuple[str, int]]:
+    budget = spending.budget
+    caps = [("per_run", budget.per_run), ("per_source", budget.per_source)]
+    caps.append(("per_month", budget.per_month))
+    return [(spending.names.get(k, f"budget.{k}_usd"), v) for k, v in caps if v is not None]
+
+
+def _cli_spending(args: argparse.Namespace, config: PipelineConfig | None) -> Spending:
+    """Prices and budget: the config's, the per-run cap lowered to ``--max-cost-usd``."""
+    flag = getattr(args, "max_cost_usd", None)
+    run_cap = None if flag is None else parse_usd(flag, "--max-cost-usd")
+    budget = (config.budget if config else Budget()).with_run_cap(run_cap)
+    names = {}
+    if run_cap is not None and budget.per_run == run_cap:
+        names["per_run"] = "--max-cost-usd"
+    return Spending(config.prices if config else Prices(), budget, names)
+
+
 def run_extract_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe extract``: land the configured sources in the store.
+    """``tweetpipe extract``: land the configured sources in the store (or, with ``--dry-run``,
+    estimate what that would read and cost).
 
     The token comes from ``X_BEARER_TOKEN``, the API base URL from ``X_API_BASE_URL`` (else the
     config file's ``api.base_url``, else the real API), the store from ``--store`` (else
     ``TWEETPIPE_STORE``, else the config file's ``store:``), the body limit from
-    ``--max-body-bytes`` (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB).
-    A source that fails, whatever it raised, fails alone: it is reported, the others still land,
-    and the exit is 1.
+    ``--max-body-bytes`` (else ``X_API_MAX_BODY_BYTES``, else ``api.max_body_bytes``, else 8 MiB),
+    prices and budget from the config's ``prices:`` and ``budget:``, the per-run cap lowered to
+    ``--max-cost-usd``. A source that fails, whatever it raised, fails alone: it is reported, the
+    others still land, and the exit is 1; so is a source a budget or the API's usage cap stopped.
 
     Args:
         args: parsed arguments (``account``, ``query``, ``config``, ``store``, ``start``, ``end``,
-            ``max_body_bytes``).
+            ``max_body_bytes``, ``max_cost_usd``, ``dry_run``).
 
     Returns:
-        0 when every source landed, 1 when any failed (the others still landed).
+        0 when every source landed (or was estimated), 1 when any failed or was stopped.
     """
     from tqdm import tqdm
 
@@ -163,13 +211,18 @@ def run_extract_cli(args: argparse.Namespace) -> int:
         sources = _cli_sources(args, config)
         window = _cli_window(args)
         limit = resolve_max_body_bytes(config, getattr(args, "max_body_bytes", None))
+        spending = _cli_spending(args, config)
         client = _cli_client(config, limit)
         store = _cli_store(args, config)
     except ValueError as exc:  # ConfigError included: bad input, named in the message
         raise UsageError(str(exc)) from None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "dry_run", False):
+        return _dry_run(client, store, sources, window, spending)
     started = time.monotonic()
+    if spending.budget.per_month is not None:
+        _month_so_far(spending, client, store)
     # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
     from etl.lineage.builders import cli_extract_inputs, cli_extract_outputs
     from etl.lineage.emit import events_file, lineage_run
@@ -181,10 +234,61 @@ def run_extract_cli(args: argparse.Namespace) -> int:
         with tqdm(
             desc="extract", unit=" posts", disable=not sys.stderr.isatty(), file=sys.stderr
         ) as bar:
-            report = extract_sources(client, store, sources, window, on_page=bar.update)
-        lineage.add(cli_extract_outputs(report.results, store))
+            report = extract_sources(
+                client, store, sources, window, on_page=bar.update, spending=spending
+            )
+        stopped = [f for f in report.failures if isinstance(f, SpendingStopped)]
+        lineage.add(cli_extract_outputs(report.results, store, stopped))
         if not report.ok:
             lineage.fail("; ".join(str(f) for f in report.failures))
-    print(_summary(report, time.monotonic() - started))
+    print(_summary(report, time.monotonic() - started, spending))
     print(f"lineage: {lineage.destination}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _month_so_far(spending: Spending, client: XClient, store: Store) -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from etl.steps.extract.client import DEFAULT_POLICY, FetchContext
+    from etl.steps.extract.cost import month_spent
+
+    context = FetchContext(time.time, time.sleep, DEFAULT_POLICY, random.Random())
+    now = datetime.now(UTC)
+    spending.month_spent, spending.month_basis = month_spent(
+        store, now, spending.prices, client, context
+    )
+
+
+def _dry_run(
+    client: XClient, store: Store, sources: list[Source], window: Window, spending: Spending
+) -> int:
+    """Estimate every source, print the table and the totals; exit 1 if any could not be."""
+    from etl.steps.extract.estimate import estimate_sources
+
+    report = estimate_sources(client, store, sources, window, prices=spending.prices)
+    rows = [("source", "expected posts", "expected cost", "how")]
+    for e in report.estimates:
+        rows.append((e.source.slug, str(e.posts), usd_text(e.cost_micros), e.detail))
+    for f in report.failures:
+        rows.append((f.source.slug, "-", "-", f"FAILED {f.reason}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]])
+        for row in rows
+    ]
+    lines.append(
+        f"total: {report.posts} posts expected, {usd_text(report.cost_micros)} expected "
+        f"(every post priced as billable at {usd_text(spending.prices.post_read)}); the dry run "
+        f"itself: {sum(e.counts_requests for e in report.estimates)} counts request(s), "
+        f"{sum(e.user_lookups for e in report.estimates)} user lookup(s), "
+        f"{usd_text(report.spent_micros)}; no post was read"
+    )
+    cap = spending.headroom(0)
+    if cap is not None and report.cost_micros > cap[0]:
+        lines.append(
+            f"over budget: {cap[1]} allows {usd_text(max(cap[0], 0))}; a real run would stop "
+            "there and continue its windows in later runs"
+        )
+    print("\n".join(lines))
+    return EXIT_OK if not report.failures else EXIT_FAILED

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tweepy
 
+from etl import xapi
 from etl.redact import redact_token
 from etl.steps.extract.session import ApiSession, BodyRefused
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 USER_FIELDS = ("username", "name")
 """User fields asked for, by the user lookup and with every page."""
+
+_COUNTS = ("query", "start_time", "end_time", "since_id", "granularity", "next_token")
+_USAGE_FIELDS = ("cap_reset_day", "daily_project_usage", "project_cap", "project_usage")
 
 MAX_REASON = 1000
 """Longest exception text in a message: it can be as long as a hostile body."""
@@ -199,6 +203,46 @@ class Refused:
         return self.reason
 
 
+@dataclass(frozen=True)
+class UsageCapped:
+    """A 429 whose Problem says the project's usage cap is reached (``UsageCapExceeded``).
+
+    Waiting for the rate-limit reset does not lift it, so it is never retried.
+
+    Attributes:
+        reason: status and the Problem's title/detail, redacted.
+        period: ``Daily`` or ``Monthly`` when the Problem says so, else None.
+        scope: ``Account`` or ``Product`` when the Problem says so, else None.
+    """
+
+    reason: str
+    period: str | None = None
+    scope: str | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_CAP_PERIODS = ("Daily", "Monthly")
+_CAP_SCOPES = ("Account", "Product")
+
+
+def _usage_capped(response: requests.Response, redact: Callable[[str], str]) -> UsageCapped | None:
+    """The usage-cap Problem of a 429, or None when it is a plain rate limit."""
+    try:
+        doc = json.loads(response.content)
+    except Exception:  # noqa: BLE001 - an unreadable 429 is a plain rate limit
+        return None
+    if not isinstance(doc, dict) or doc.get("type") != xapi.USAGE_CAPPED:
+        return None
+    period, scope = doc.get("period"), doc.get("scope")
+    return UsageCapped(
+        redact(_problem_text(response))[:MAX_REASON],
+        period if period in _CAP_PERIODS else None,
+        scope if scope in _CAP_SCOPES else None,
+    )
+
+
 def _problem_text(response: requests.Response) -> str:
     """HTTP status plus the Problem's title/detail (or the first API error), for messages."""
     text = f"HTTP {response.status_code}"
@@ -291,7 +335,7 @@ class XClient:
         context: FetchContext,
         keep_rejected: Callable[[bytes, str, dict[str, Any] | None], dict[str, Any]],
         usable: Callable[[dict[str, Any]], str | None] | None = None,
-    ) -> Fetched | Refused | str:
+    ) -> Fetched | Refused | UsageCapped | str:
         """Send one request until it yields a JSON object; return it, or why it failed for good.
 
         Args:
@@ -304,7 +348,8 @@ class XClient:
                 body is kept and the request retried, as a broken one is.
 
         Returns:
-            The fetched body; a :class:`Refused` answer (a 4xx retrying cannot fix); or, as text,
+            The fetched body; a :class:`Refused` answer (a 4xx retrying cannot fix); a
+            :class:`UsageCapped` 429 (the project's usage cap, sent once, never retried); or, as text,
             why the request failed after the retries and rate-limit waits the policy allows.
         """
         tries = 0
@@ -316,7 +361,7 @@ class XClient:
             outcome = self._attempt(endpoint, call, context, usable)
             if isinstance(outcome, Fetched):
                 return replace(outcome, attempts=tries + 1, rejected=tuple(rejected))
-            if isinstance(outcome, str | Refused):
+            if isinstance(outcome, str | Refused | UsageCapped):
                 return outcome
             if isinstance(outcome, _RateLimited):
                 rate_limited += 1
@@ -344,7 +389,7 @@ class XClient:
         call: Callable[[], requests.Response],
         context: FetchContext,
         usable: Callable[[dict[str, Any]], str | None] | None = None,
-    ) -> Fetched | _Retry | _RateLimited | Refused | str:
+    ) -> Fetched | _Retry | _RateLimited | Refused | UsageCapped | str:
         response = self._send(endpoint, call)
         if not isinstance(response, requests.Response):
             return response
@@ -369,7 +414,7 @@ class XClient:
 
     def _send(
         self, endpoint: str, call: Callable[[], requests.Response]
-    ) -> requests.Response | _Retry | _RateLimited | Refused | str:
+    ) -> requests.Response | _Retry | _RateLimited | Refused | UsageCapped | str:
         """One request: the response, or what its failure means for the next try."""
         try:
             return call()
@@ -377,7 +422,8 @@ class XClient:
             return _Retry(exc.reason, exc.kept, exc.refusal)
         except tweepy.TooManyRequests as exc:
             self._limits[endpoint] = RateLimit.from_headers(exc.response.headers)
-            return _RateLimited(self._limits[endpoint].reset)
+            capped = _usage_capped(exc.response, self.redact)
+            return capped or _RateLimited(self._limits[endpoint].reset)
         except tweepy.TwitterServerError as exc:
             self._limits[endpoint] = RateLimit.from_headers(exc.response.headers)
             return _Retry(self.redact(_problem_text(exc.response)))
@@ -428,9 +474,22 @@ class XClient:
         """One page of ``GET /2/tweets/search/recent`` (a ``requests.Response``)."""
         return self._api.search_recent_tweets(query, next_token=token, **params)
 
-    def lookup_user(self, username: str) -> Any:
+    def lookup_user(self, username: str, fields: tuple[str, ...] = USER_FIELDS) -> Any:
         """``GET /2/users/by/username/{username}`` (a ``requests.Response``)."""
-        return self._api.get_user(username=username, user_fields=list(USER_FIELDS))
+        return self._api.get_user(username=username, user_fields=list(fields))
+
+    def counts_page(self, params: dict[str, Any], token: str | None, *, archive: bool) -> Any:
+        """One page of ``GET /2/tweets/counts/recent`` (``/all`` with ``archive``)."""
+        path = xapi.COUNTS_ALL_PATH if archive else xapi.COUNTS_RECENT_PATH
+        query = dict(params, next_token=token) if token else dict(params)
+        return self._api._make_request("GET", path, params=query, endpoint_parameters=_COUNTS)
+
+    def usage(self, days: int) -> Any:
+        """``GET /2/usage/tweets`` over the last ``days`` days (a ``requests.Response``)."""
+        params = {"days": days, "usage_fields": list(_USAGE_FIELDS)}
+        return self._api._make_request(
+            "GET", xapi.USAGE_PATH, params=params, endpoint_parameters=("days", "usage.fields")
+        )
 
     def cached_user_id(self, username: str) -> str | None:
         """The user id resolved earlier in this process, if any."""

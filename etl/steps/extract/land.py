@@ -87,18 +87,30 @@ def encode_json(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def write_manifest(store: Store, key: str, manifest: dict[str, Any]) -> PutResult:
+def write_manifest(
+    store: Store, key: str, manifest: dict[str, Any], *, replace: bool = False
+) -> PutResult | None:
     """Write a run's manifest once; call it after every page is landed.
 
     Args:
         store: where to write.
         key: from :func:`etl.storage.keys.manifest_key`.
         manifest: JSON-ready metadata, without secrets.
+        replace: overwrite what is there: only for an incomplete manifest (a window stopped by
+            its budget), or for the manifest that completes a window an incomplete one marked.
 
     Returns:
-        The put result.
+        The put result (None when replacing).
     """
+    if replace:
+        store.put(key, encode_json(manifest), _JSON)
+        return None
     return store.put_once(key, encode_json(manifest), _JSON)
+
+
+def is_complete(manifest: dict[str, Any] | None) -> bool:
+    """Whether a window's manifest says the window is complete (older manifests say nothing)."""
+    return manifest is not None and manifest.get("complete", True) is not False
 
 
 def read_json(store: Store, key: str) -> dict[str, Any] | None:
@@ -294,5 +306,8 @@ def _resumable_label(
     # The label goes into keys: only one of our own shape, never whatever the record holds.
     if not is_incremental_label(label, since_id):
         return None
-    finished = store.exists(manifest_key(window_prefix(slug, endpoint, label)))
-    return None if finished else label
+    try:
+        manifest = read_json(store, manifest_key(window_prefix(slug, endpoint, label)))
+    except ValueError:
+        return None  # an unreadable manifest: a new window, not a guess
+    return None if manifest is not None and is_complete(manifest) else label

@@ -13,19 +13,30 @@ from etl import xapi
 from etl.steps.extract.paging import newest_of
 
 if TYPE_CHECKING:
+    from etl.payloads import CostPayload
     from etl.steps.extract.paging import SourceRun
 
 MANIFEST_VERSION = 1
 
 
-def build_manifest(job: SourceRun, params: dict[str, Any], finished: datetime) -> dict[str, Any]:
-    """The manifest of a window whose pages are all landed.
+def build_manifest(
+    job: SourceRun,
+    params: dict[str, Any],
+    finished: datetime,
+    *,
+    cost: CostPayload | None = None,
+    incomplete: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest of a window whose pages are all landed (or of one a spending limit stopped).
 
     Args:
         job: the source's run, after :func:`~etl.steps.extract.paging.paginate`.
         params: the request parameters (tweepy's names), as
             :func:`~etl.steps.extract.paging.request_params` made them.
         finished: when the last page landed.
+        cost: what the window's calls read and cost (default: this call's).
+        incomplete: why the window stopped before its end (``limit``, ``name``, ``reason``), or
+            None when it is complete.
 
     Returns:
         The manifest, ready for :func:`etl.steps.extract.land.write_manifest`.
@@ -34,6 +45,8 @@ def build_manifest(job: SourceRun, params: dict[str, Any], finished: datetime) -
     path = xapi.PATHS[job.endpoint]
     return {
         "manifest_version": MANIFEST_VERSION,
+        "complete": incomplete is None,
+        "incomplete": incomplete,
         "source": {"kind": job.source.kind, "value": job.source.value, "slug": job.source.slug},
         "endpoint": job.endpoint,
         "api_base_url": job.client.base_url,
@@ -62,6 +75,8 @@ def build_manifest(job: SourceRun, params: dict[str, Any], finished: datetime) -
             "wait_seconds": round(stats.wait_seconds, 3),
             "resumed_pages": sum(p.resumed for p in job.pages),
         },
+        "cost": cost if cost is not None else job.cost.payload(job.spending.prices),
+        "budget": job.spending.budget.as_dict(),
     }
 
 

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from etl import xapi
 from etl.errors import SourceFailed, WatermarkError
 from etl.ids import parse_id, watermark_problem
-from etl.steps.extract.client import USER_FIELDS, Fetched, Refused, parse_json_object
+from etl.steps.extract.client import (
+    USER_FIELDS,
+    Fetched,
+    Refused,
+    UsageCapped,
+    parse_json_object,
+)
+from etl.steps.extract.cost import CostCounts, DailyReads, Spending, fit_max_results
 from etl.steps.extract.land import (
     advance_watermark,
     incremental_window,
@@ -262,6 +269,9 @@ class SourceRun:
         self.rejected: list[str] = []
         self.user: dict[str, Any] = {}
         self.on_page: Callable[[int], None] | None = None
+        self.cost = CostCounts()
+        self.spending = Spending()
+        self.reads: DailyReads | None = None
 
     def fail(self, reason: str) -> SourceFailed:
         stats = self.context.stats
@@ -274,6 +284,48 @@ class SourceRun:
             retries=stats.retries,
             rate_limit_waits=stats.rate_limit_waits,
             wait_seconds=stats.wait_seconds,
+        )
+
+    def spent(self) -> int:
+        """Micro-dollars this call has spent so far."""
+        return self.cost.micros(self.spending.prices)
+
+    def _charge(self, before: int) -> None:
+        self.spending.run_spent += self.spent() - before
+
+    def charge_posts(self, doc: dict[str, Any]) -> None:
+        """Count the posts of a landed page: billable unless read before on the same UTC day."""
+        before = self.spent()
+        data = doc.get("data")
+        for tweet in data if isinstance(data, list) else ():
+            post_id = tweet.get("id") if isinstance(tweet, dict) else None
+            self.cost.posts_read += 1
+            if self.reads is None or self.reads.read_post(post_id):
+                self.cost.posts_billable += 1
+            else:
+                self.cost.posts_deduplicated += 1
+        self._charge(before)
+
+    def charge_user(self, user_id: str) -> None:
+        """Count a user lookup that returned a user."""
+        before = self.spent()
+        self.cost.user_reads += 1
+        if self.reads is None or self.reads.read_user(user_id):
+            self.cost.user_reads_billable += 1
+        else:
+            self.cost.user_reads_deduplicated += 1
+        self._charge(before)
+
+    def over_budget(self, what: str, headroom: tuple[int, str], worst: int) -> Stopped:
+        """The stop before a request whose worst case the budget cannot pay."""
+        from etl.pricing import usd_text
+
+        left, name = headroom
+        return Stopped(
+            "budget",
+            name,
+            f"budget cap {name} reached: {usd_text(max(left, 0))} left, and {what} may cost "
+            f"{usd_text(worst)}; spent {usd_text(self.spent())} on this source",
         )
 
     def reset_command(self) -> str:
@@ -325,7 +377,12 @@ class SourceRun:
         if cached is not None:
             self.user = {"username": username, "id": cached, "looked_up": False}
             self.client.remember_user_id(username, cached)
+            self.cost.user_reads_cached += 1
             return cached
+        price = self.spending.prices.user_read
+        headroom = self.spending.headroom(self.spent())
+        if headroom is not None and headroom[0] < price:
+            raise self.over_budget(f"the lookup of @{username}", headroom, price)
         before = self.context.stats.requests
         fetched = self.client.fetch(
             xapi.USER_LOOKUP,
@@ -334,6 +391,8 @@ class SourceRun:
             self.keep_rejected("user-lookup"),
         )
         self.context.stats.user_lookups += self.context.stats.requests - before
+        if isinstance(fetched, UsageCapped):
+            raise Stopped.usage_cap(fetched, f"user lookup of @{username}")
         if not isinstance(fetched, Fetched):
             raise self.fail(f"user lookup of @{username}: {fetched}")
         data = fetched.doc.get("data")
@@ -342,6 +401,7 @@ class SourceRun:
                 f"user lookup of @{username} found no user: {_errors_text(fetched.doc)}"
             )
         user_id = str(data["id"])
+        self.charge_user(user_id)
         self.store.put(user_key(username), fetched.body, "application/json")
         self.client.remember_user_id(username, user_id)
         self.user = {
@@ -464,26 +524,73 @@ def paginate(job: SourceRun, target: str, params: dict[str, Any]) -> None:
             raise job.fail(_cycle_reason(token, requested[token], len(job.pages)))
         if len(job.pages) >= job.context.policy.max_pages:
             raise job.fail(f"pagination did not end after {job.context.policy.max_pages} pages")
+        size = _page_size(job, len(job.pages) + 1)
         requested[token] = len(job.pages) + 1
         fetched = job.client.fetch(
             job.endpoint,
-            job.page_call(target, params, token),
+            job.page_call(target, {**params, "max_results": size}, token),
             job.context,
             job.keep_rejected(f"page-{len(job.pages) + 1:05d}"),
             _page_problem,
         )
+        if isinstance(fetched, UsageCapped):
+            raise Stopped.usage_cap(fetched, f"page {len(job.pages) + 1} of {job.endpoint}")
         if not isinstance(fetched, Fetched):
             reason = f"page {len(job.pages) + 1} of {job.endpoint}: {fetched}"
             if isinstance(fetched, Refused) and fetched.status == 400 and job.since_id:
                 reason += f"; {job.refused_since_id(fetched)}"
             raise job.fail(reason)
         page = job.land(fetched, token)
+        job.charge_posts(fetched.doc)
+        if page.fetch is not None:
+            page.fetch["max_results"] = size
         job.pages.append(page)
         log.debug("landed %s (%d posts)", page.key, page.tweets)
         if job.on_page is not None:
             job.on_page(page.tweets)
         token = page.next_token
         finished = token is None
+
+
+def _page_size(job: SourceRun, number: int) -> int:
+    """``max_results`` of the next page: 100, or fewer so the worst case fits the budget.
+
+    Raises:
+        Stopped: not even the endpoint's smallest page fits.
+    """
+    low, high = xapi.MAX_RESULTS_RANGE[job.endpoint]
+    price = job.spending.prices.post_read
+    size = fit_max_results(job.spending.headroom(job.spent()), price, low, high)
+    if isinstance(size, tuple):
+        raise job.over_budget(f"page {number} ({low} posts at least)", size, low * price)
+    return size
+
+
+class Stopped(Exception):
+    """A source stops before a request: its budget is spent, or the API's usage cap is reached.
+
+    Attributes:
+        limit: ``"budget"`` or ``"usage_cap"``.
+        name: the budget (``budget.per_run_usd``, ``--max-cost-usd``) or ``X API usage cap``.
+        reason: the message.
+    """
+
+    def __init__(self, limit: str, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.limit = limit
+        self.name = name
+        self.reason = reason
+
+    @classmethod
+    def usage_cap(cls, capped: UsageCapped, what: str) -> Stopped:
+        """The stop after a ``UsageCapExceeded`` 429 (sent once, not retried)."""
+        detail = ", ".join(p for p in (capped.period, capped.scope) if p)
+        name = f"X API usage cap ({detail})" if detail else "X API usage cap"
+        return cls("usage_cap", name, f"{what}: {name} reached: {capped.reason}; not retried")
+
+    def record(self) -> dict[str, str]:
+        """The manifest's ``incomplete`` entry."""
+        return {"limit": self.limit, "name": self.name, "reason": self.reason}
 
 
 def _cycle_reason(token: str | None, asked_by: int, last: int) -> str:

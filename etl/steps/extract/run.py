@@ -17,7 +17,7 @@ import os
 import random
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,17 +34,27 @@ from etl.config import (
     Window,
     parse_max_body_bytes,
 )
-from etl.errors import SourceFailed, WatermarkError
+from etl.errors import SourceFailed, SpendingStopped, WatermarkError
+from etl.pricing import Prices
 from etl.redact import install_bearer_log_filter
 from etl.steps.extract.client import DEFAULT_POLICY, MAX_REASON, FetchContext, RetryPolicy, XClient
-from etl.steps.extract.land import read_json, read_watermark, write_manifest
+from etl.steps.extract.cost import CostCounts, DailyReads, Spending
+from etl.steps.extract.land import is_complete, read_json, read_watermark, write_manifest
 from etl.steps.extract.manifest import build_manifest
-from etl.steps.extract.paging import SourceRun, advance, paginate, request_params, resume
+from etl.steps.extract.paging import (
+    SourceRun,
+    Stopped,
+    advance,
+    paginate,
+    request_params,
+    resume,
+)
 from etl.steps.extract.session import ApiSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from etl.payloads import CostPayload
     from etl.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -114,6 +124,8 @@ class SourceResult:
         rejected_keys: broken bodies kept under ``_rejected/``.
         newest_id: newest post id in the window, or None.
         watermark: the source's watermark after the call.
+        cost: what this call read and what it costs (:mod:`etl.steps.extract.cost`); the
+            manifest's ``cost`` covers every call of the window.
     """
 
     source: Source
@@ -133,6 +145,7 @@ class SourceResult:
     rejected_keys: tuple[str, ...] = ()
     newest_id: str | None = None
     watermark: str | None = None
+    cost: CostPayload = field(default_factory=lambda: CostCounts().payload(Prices()))
 
     def to_dict(self) -> dict[str, Any]:
         """Small JSON-ready summary (e.g. for XCom)."""
@@ -141,6 +154,7 @@ class SourceResult:
         doc["slug"] = self.source.slug
         doc["page_keys"] = list(self.page_keys)
         doc["rejected_keys"] = list(self.rejected_keys)
+        doc["cost"] = dict(self.cost)
         return doc
 
 
@@ -181,6 +195,7 @@ def extract_source(
     policy: RetryPolicy = DEFAULT_POLICY,
     on_page: Callable[[int], None] | None = None,
     rng: random.Random | None = None,
+    spending: Spending | None = None,
 ) -> SourceResult:
     """Extract one source over one window and land it in ``raw/``.
 
@@ -200,11 +215,17 @@ def extract_source(
         policy: retries, backoff and rate-limit margins.
         on_page: called with the post count of each landed page (progress bars).
         rng: jitter source (default: a fresh ``random.Random``).
+        spending: the run's prices, budget and spending so far, shared by its sources (default:
+            X's published rates, no cap). No request is sent whose worst case (every post new
+            and billed) would exceed a cap: ``max_results`` is lowered to fit, or the source stops.
 
     Returns:
-        Keys, counts and waits of the window.
+        Keys, counts, waits and cost of the window.
 
     Raises:
+        SpendingStopped: a budget, or the API's usage cap (a 429 ``UsageCapExceeded``, never
+            retried), stopped the source: what was read is landed, the manifest says the window
+            is incomplete and why, and the next call continues it.
         SourceFailed: the API refused, or kept failing after the retries; pages landed so far stay.
             Also when the stored watermark is unusable or refused as ``since_id``: the message
             names it and the ``tweetpipe state reset`` command that clears it.
@@ -213,19 +234,30 @@ def extract_source(
     context = FetchContext(clock, sleep, policy, rng or random.Random())
     job = SourceRun(client, store, source, window, context)
     job.on_page = on_page
+    job.spending = spending or Spending()
     existing = read_json(store, job.manifest_key)
-    if existing is not None:
+    if is_complete(existing):
+        assert existing is not None
         log.info("%s: %s already complete, skipped", source, job.manifest_key)
         return _skipped(source, existing, job.manifest_key, store)
-    target = job.resolve_user() if source.kind == "account" else source.value
-    params = request_params(source, window, job.since_id)
+    # A window a spending limit stopped: its cost so far carries over into its manifest.
+    carried = CostCounts.from_manifest(existing.get("cost")) if existing else CostCounts()
+    job.reads = DailyReads.load(store, source.slug, context.now())
     try:
-        job.pages = resume(store, job.prefix, context.now())
-    except ValueError as exc:
-        raise job.fail(str(exc)) from None
-    paginate(job, target, params)
-    manifest = build_manifest(job, params, context.now())
-    write_manifest(store, job.manifest_key, manifest)
+        target = job.resolve_user() if source.kind == "account" else source.value
+        params = request_params(source, window, job.since_id)
+        try:
+            job.pages = resume(store, job.prefix, context.now())
+        except ValueError as exc:
+            raise job.fail(str(exc)) from None
+        paginate(job, target, params)
+    except Stopped as stop:
+        raise _stopped(job, stop, carried) from None
+    finally:
+        job.reads.save()
+    cost = carried.plus(job.cost).payload(job.spending.prices)
+    manifest = build_manifest(job, params, context.now(), cost=cost)
+    write_manifest(store, job.manifest_key, manifest, replace=existing is not None)
     watermark = advance(job, manifest["newest_id"])
     totals = manifest["totals"]
     return SourceResult(
@@ -246,7 +278,33 @@ def extract_source(
         rejected_keys=tuple(job.rejected),
         newest_id=manifest["newest_id"],
         watermark=watermark,
+        cost=job.cost.payload(job.spending.prices),
     )
+
+
+def _stopped(job: SourceRun, stop: Stopped, carried: CostCounts) -> SpendingStopped:
+    """Land the incomplete window's manifest (the next run continues it) and name the limit.
+
+    The watermark does not move: the window's newest posts may be landed, its oldest are not.
+    """
+    cost = carried.plus(job.cost).payload(job.spending.prices)
+    params = request_params(job.source, job.window, job.since_id)
+    manifest = build_manifest(job, params, job.context.now(), cost=cost, incomplete=stop.record())
+    write_manifest(job.store, job.manifest_key, manifest, replace=True)
+    stats = job.context.stats
+    failed = SpendingStopped(
+        job.source,
+        f"{stop.reason}; the window is incomplete ({job.manifest_key}): the next run continues it",
+        [p.key for p in job.pages],
+        stats.requests,
+        stats.user_lookups,
+        limit=stop.limit,
+        name=stop.name,
+    )
+    failed.retries, failed.rate_limit_waits = stats.retries, stats.rate_limit_waits
+    failed.wait_seconds = stats.wait_seconds
+    failed.cost = dict(job.cost.payload(job.spending.prices))
+    return failed
 
 
 # --- many sources -------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """A faithful X API v2 emulator on loopback, for the demo and the tests.
 
-It serves the four read endpoints the pipeline uses from a deterministic :class:`Corpus`:
+It serves the read endpoints the pipeline uses from a deterministic :class:`Corpus`:
 
 - ``GET /2/users/by/username/{username}``
 - ``GET /2/users/{id}/tweets`` (user timeline, reaching back ``corpus.timeline_cap`` posts)
 - ``GET /2/tweets/search/recent``
 - ``GET /2/tweets?ids=...`` (lookup)
+- ``GET /2/tweets/counts/recent`` and ``/counts/all`` (``granularity``, buckets,
+  ``meta.total_tweet_count``) and ``GET /2/usage/tweets`` (posts served, the project cap):
+  ``etl.tools.emulator._usage``
 
 with the real API's parameters (``max_results``, ``pagination_token``/``next_token``,
 ``since_id``, ``until_id``, ``start_time``, ``end_time``, ``tweet.fields``, ``expansions``,
@@ -19,7 +22,8 @@ This module is the HTTP layer (auth, rate limits, transport faults, the server a
 
 Fault specs (``tweetpipe emulator --fault ...``, :meth:`Faults.parse`): ``5xx=N``, ``reset=N``,
 ``truncate=N``, ``slow=SECONDS``, ``partial-errors``, ``drift=new_field|missing_field|
-changed_type|breach``.
+changed_type|breach``, ``usage-cap=POSTS`` (post reads answer 429 ``UsageCapExceeded`` once
+that many posts were served).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from etl import xapi
 from etl.errors import HttpProblem
 from etl.tools.emulator._api import Faults, dumps, generic_problem, respond, route
+from etl.tools.emulator._usage import Usage, usage_capped_problem
 from etl.tools.emulator.corpus import Corpus
 
 if TYPE_CHECKING:
@@ -64,7 +69,12 @@ DEFAULT_RATE_LIMITS = {
     xapi.TIMELINE: 1500,
     xapi.SEARCH: 450,
     xapi.TWEETS_LOOKUP: 3500,
+    xapi.COUNTS_RECENT: 300,
+    xapi.COUNTS_ALL: 300,
+    xapi.USAGE: 50,
 }
+# The endpoints that return posts: what a project's usage (and its cap) counts.
+_POST_READS = (xapi.TIMELINE, xapi.SEARCH, xapi.TWEETS_LOOKUP)
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,8 @@ class RequestRecord:
         path: URL path.
         params: query parameters (last value of each).
         kind: endpoint kind (``users_by_username``, ``users_tweets``, ``tweets_search_recent``,
-            ``tweets_lookup``) or ``unknown``.
+            ``tweets_lookup``, ``tweets_counts_recent``, ``tweets_counts_all``, ``usage_tweets``)
+            or ``unknown``.
         status: HTTP status sent, or 0 when the connection was reset instead.
         headers: response headers sent.
         body: the exact response body bytes sent.
@@ -121,6 +132,9 @@ class _State:
         self.log: list[RequestRecord] = []
         self.windows: dict[str, _Window] = {}
         self.seen: dict[tuple[str, str], int] = {}
+        self.usage = Usage()
+        if faults.usage_cap is not None:
+            self.usage.cap = faults.usage_cap
 
     def count(self, what: str, kind: str) -> int:
         """How many times ``what`` happened for ``kind`` before (then counts this one)."""
@@ -210,14 +224,30 @@ class _Handler(BaseHTTPRequestHandler):
         if state.count("5xx", kind) < state.faults.server_errors:
             body = dumps(generic_problem(503, "Service Unavailable"))
             return 503, body, {"content-type": problem_type, **headers}, "5xx"
+        if self._usage_capped(kind):
+            body = dumps(usage_capped_problem())
+            return 429, body, {"content-type": problem_type, **headers}, None
         try:
-            payload = dumps(respond(state, kind, arg, params))
+            doc = respond(state, kind, arg, params)
         except HttpProblem as exc:
             return exc.status, dumps(exc.body), {"content-type": problem_type, **headers}, None
+        self._count_usage(kind, doc)
+        payload = dumps(doc)
         headers = {"content-type": "application/json; charset=utf-8", **headers}
         if state.count("truncate", kind) < state.faults.truncated:
             return 200, payload[: len(payload) // 2], headers, "truncate"
         return 200, payload, headers, None
+
+    def _usage_capped(self, kind: str) -> bool:
+        """Whether a post read is refused: the project's usage cap is reached."""
+        with self.state.lock:
+            return kind in _POST_READS and self.state.usage.over()
+
+    def _count_usage(self, kind: str, doc: dict[str, Any]) -> None:
+        """Count the posts a post read serves, as the project's usage."""
+        if kind in _POST_READS and isinstance(doc.get("data"), list):
+            with self.state.lock:
+                self.state.usage.served(len(doc["data"]), self.state.clock())
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)

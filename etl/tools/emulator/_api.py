@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from etl import xapi
 from etl.errors import HttpProblem, QueryError
+from etl.tools.emulator import _usage
 from etl.tools.emulator.corpus import Corpus
 
 __all__ = ["Backend", "Faults", "HttpProblem", "dumps", "generic_problem", "respond", "route"]
@@ -88,6 +89,9 @@ class Faults:
             (``public_metrics`` absent), ``"changed_type"`` (``edit_controls.edits_remaining``
             and the ``public_metrics`` counts as strings), or ``"breach"`` (every third post
             lacks ``created_at``: enough for the curated gate to fail).
+        usage_cap: the project's post cap: once that many posts were served, post reads
+            (timeline, search, lookup) answer HTTP 429 with X's ``UsageCapExceeded`` Problem
+            (0: from the first request).
     """
 
     server_errors: int = 0
@@ -96,12 +100,13 @@ class Faults:
     slow_seconds: float = 0.0
     partial_errors: bool = False
     drift: str | None = None
+    usage_cap: int | None = None
 
     def __post_init__(self) -> None:
         if self.drift not in _DRIFTS:
             raise ValueError(f"drift must be one of {_DRIFTS}, got {self.drift!r}")
         counts = (self.server_errors, self.connection_resets, self.truncated, self.slow_seconds)
-        if min(counts) < 0:
+        if min(counts) < 0 or (self.usage_cap is not None and self.usage_cap < 0):
             raise ValueError(f"fault counts and delays must be >= 0: {self}")
 
     @classmethod
@@ -132,28 +137,38 @@ class Faults:
                     values["partial_errors"] = True
                 elif key == "drift" and sep:
                     values["drift"] = value
+                elif key == "usage-cap" and sep:
+                    values["usage_cap"] = int(value)
                 else:
                     raise ValueError("unknown fault")
                 cls(**{k: v for k, v in values.items()})
             except ValueError as exc:
                 raise ValueError(
                     f"fault {spec!r}: {exc}; expected 5xx=N, reset=N, truncate=N, slow=SECONDS, "
-                    f"partial-errors or drift=new_field|missing_field|changed_type|breach"
+                    f"partial-errors, usage-cap=POSTS or "
+                    f"drift=new_field|missing_field|changed_type|breach"
                 ) from None
         return cls(**values)
 
     def describe(self) -> str:
         """The active faults as CLI specs (empty when none)."""
         return ", ".join(
-            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name)
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if getattr(self, f.name) or (f.name == "usage_cap" and self.usage_cap is not None)
         )
 
 
 class Backend(Protocol):
-    """What the endpoints read: the corpus and the active faults."""
+    """What the endpoints read: the corpus, the active faults, the clock and the usage so far."""
 
     corpus: Corpus
     faults: Faults
+    usage: _usage.Usage
+
+    def clock(self) -> float:
+        """Epoch seconds now."""
+        ...
 
 
 def dumps(obj: Any) -> bytes:
@@ -494,6 +509,9 @@ _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (xapi.path_pattern(xapi.TIMELINE_PATH), xapi.TIMELINE),
     (xapi.path_pattern(xapi.SEARCH_PATH), xapi.SEARCH),
     (xapi.path_pattern(xapi.TWEETS_LOOKUP_PATH), xapi.TWEETS_LOOKUP),
+    (xapi.path_pattern(xapi.COUNTS_RECENT_PATH), xapi.COUNTS_RECENT),
+    (xapi.path_pattern(xapi.COUNTS_ALL_PATH), xapi.COUNTS_ALL),
+    (xapi.path_pattern(xapi.USAGE_PATH), xapi.USAGE),
 )
 
 
@@ -525,6 +543,9 @@ _ALLOWED_PARAMS = {
         | {"pagination_token", "sort_order", "expansions", *_FIELD_PARAMS}
     ),
     xapi.TWEETS_LOOKUP: frozenset({"ids", "expansions", *_FIELD_PARAMS}),
+    xapi.COUNTS_RECENT: _usage.COUNTS_PARAMS,
+    xapi.COUNTS_ALL: _usage.COUNTS_PARAMS,
+    xapi.USAGE: _usage.USAGE_PARAMS,
 }
 
 
@@ -557,4 +578,15 @@ def respond(state: Backend, kind: str, arg: str, params: dict[str, str]) -> dict
         return _users_tweets(state, params, arg)
     if kind == xapi.SEARCH:
         return _search_recent(state, params)
+    if kind in (xapi.COUNTS_RECENT, xapi.COUNTS_ALL):
+        return _usage.counts(
+            state.corpus,
+            params,
+            lambda p, tweets: _window(p, tweets, ids_first=False),
+            _time,
+            state.clock(),
+            archive=kind == xapi.COUNTS_ALL,
+        )
+    if kind == xapi.USAGE:
+        return _usage.usage(state.usage, params, state.clock())
     return _tweets_lookup(state, params)
