@@ -28,12 +28,14 @@ OUR_FACETS = {
     "dataQualityMetrics",
     "outputStatistics",
     "errorMessage",
+    "tweetpipe_cost",  # our own facet: its schema ships in etl.lineage.cost_facet
 }
 
 
 @cache
 def registry() -> Registry:
-    """Every schema in the reference folder, by its ``$id`` (skips the test without it)."""
+    """Every schema in the reference folder, by its ``$id`` (skips the test without it), and the
+    schemas of our own facets."""
     from referencing import Registry, Resource
 
     reference = shared_reference("openlineage/OpenLineage.json").parent
@@ -42,6 +44,9 @@ def registry() -> Registry:
     for path in files:
         doc = json.loads(path.read_text(encoding="utf-8"))
         resources.append((doc["$id"], Resource.from_contents(doc)))
+    from etl.lineage.cost_facet import SCHEMA
+
+    resources.append((SCHEMA["$id"], Resource.from_contents(SCHEMA)))
     return Registry().with_resources(resources)
 
 

@@ -433,6 +433,23 @@ def _totals_line(outcome: RunOutcome) -> str:
     )
 
 
+def _cost_line(outcome: RunOutcome) -> str:
+    """The run's estimated X API cost, summed from the extract tasks' ``cost`` (micro-dollars)."""
+    from etl.pricing import usd_text
+
+    costs = [x.get("cost") for x in outcome.by_source("per_source.extract").values()]
+    costs = [c for c in costs if isinstance(c, dict)]
+    if not costs:
+        return "  estimated cost   unknown (no extract reported one)"
+    micros = sum(int(c.get("estimated_cost_micro_usd", 0)) for c in costs)
+    posts = sum(int(c.get("posts_billable", 0)) for c in costs)
+    users = sum(int(c.get("user_reads_billable", 0)) for c in costs)
+    return (
+        f"  estimated cost   {usd_text(micros)} at pay-per-use prices ({posts} billable posts, "
+        f"{users} user lookups)"
+    )
+
+
 def format_summary(result: DemoResult) -> str:
     """The short, human summary the demo prints.
 
@@ -448,6 +465,7 @@ def format_summary(result: DemoResult) -> str:
         f"tweetpipe demo: DAG run {outcome.state.upper()} "
         f"(emulator {mode}, {result.seconds:.0f} s in all, dag.test {outcome.seconds:.0f} s)",
         _totals_line(outcome),
+        _cost_line(outcome),
         *_source_lines(outcome, layout.store),
         f"  Data Docs        {_rel(layout.store / DOCS_PREFIX / 'index.html')}",
         f"  lineage events   {_rel(layout.lineage_file)}",

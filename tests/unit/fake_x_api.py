@@ -84,7 +84,12 @@ class Post:
 
 
 class FakeXApi(BaseAdapter):
-    """Serves users/by/username, users/:id/tweets and tweets/search/recent from memory."""
+    """Serves users/by/username, users/:id/tweets, tweets/search/recent, tweets/counts/recent and
+    /all and usage/tweets from memory.
+
+    ``usage_cap`` (posts) makes post reads answer 429 ``UsageCapExceeded`` once that many posts
+    were served; ``counts_override`` replaces the counts answer's ``meta`` (hostile counts).
+    """
 
     def __init__(self, clock: FakeClock, token: str, *, rate_limit: int = 10_000) -> None:
         super().__init__()
@@ -98,6 +103,9 @@ class FakeXApi(BaseAdapter):
         self.token_cycle: list[str] = []  # when set, next_token walks this cycle and never ends
         self.rate_limit = rate_limit
         self.window = 900
+        self.usage_cap: int | None = None
+        self.posts_served = 0
+        self.counts_override: dict[str, Any] | None = None
         self._used: dict[str, int] = {}
         self._reset_at: dict[str, int] = {}
 
@@ -148,7 +156,11 @@ class FakeXApi(BaseAdapter):
             return self._logged(
                 request, url.path, params, 429, _problem("Too Many Requests"), headers
             )
+        if endpoint in ("search", "timeline") and self._capped():
+            return self._logged(request, url.path, params, 429, USAGE_CAPPED_BODY, limits)
         status, doc = self._answer(url.path, params)
+        if endpoint in ("search", "timeline") and isinstance(doc.get("data"), list):
+            self.posts_served += len(doc["data"])
         body = json.dumps(doc, separators=(",", ":")).encode()
         self.served.setdefault(url.path, []).append(body)
         return self._logged(request, url.path, params, status, body, limits)
@@ -181,10 +193,17 @@ class FakeXApi(BaseAdapter):
         response.reason = "fake"
         return response
 
+    def _capped(self) -> bool:
+        return self.usage_cap is not None and self.posts_served >= self.usage_cap
+
     @staticmethod
     def _endpoint(path: str) -> str:
         if path.startswith("/2/users/by/username/"):
             return "lookup"
+        if path.startswith("/2/tweets/counts/"):
+            return "counts"
+        if path == "/2/usage/tweets":
+            return "usage"
         return "search" if path == "/2/tweets/search/recent" else "timeline"
 
     def _take(self, endpoint: str) -> dict[str, str] | None:
@@ -210,7 +229,21 @@ class FakeXApi(BaseAdapter):
             name = path.rsplit("/", 1)[-1].lower()
             if name not in self.users:
                 return 200, {"errors": [{"title": "Not Found Error", "detail": f"no user {name}"}]}
-            return 200, {"data": {"id": self.users[name], "username": name, "name": name.title()}}
+            user: dict[str, Any] = {"id": self.users[name], "username": name, "name": name.title()}
+            if "public_metrics" in params.get("user.fields", ""):
+                user["public_metrics"] = {"tweet_count": len(self.posts_of(name))}
+            return 200, {"data": user}
+        if path.startswith("/2/tweets/counts/"):
+            return 200, self._counts(params)
+        if path == "/2/usage/tweets":
+            return 200, {
+                "data": {
+                    "project_id": "1",
+                    "project_cap": 10**7,
+                    "project_usage": self.posts_served,
+                    "cap_reset_day": 3,
+                }
+            }
         refused = self._refuse_since_id(params, search=path == "/2/tweets/search/recent")
         if refused is not None:
             return 400, refused
@@ -243,6 +276,36 @@ class FakeXApi(BaseAdapter):
             "detail": "One or more parameters to your request was invalid.",
             "type": "https://api.twitter.com/2/problems/invalid-request",
         }
+
+    def _counts(self, params: dict[str, str]) -> dict[str, Any]:
+        """One bucket per UTC day of the window (the search's posts), or ``counts_override``."""
+        posts = [p for p in self.posts if params["query"] in p.text]
+        if "start_time" in params:
+            start = datetime.fromisoformat(params["start_time"])
+            end = datetime.fromisoformat(params["end_time"])
+            posts = [p for p in posts if start <= p.created_at < end]
+        if "since_id" in params:
+            posts = [p for p in posts if p.id > int(params["since_id"])]
+        days: dict[str, int] = {}
+        for p in posts:
+            day = p.created_at.strftime("%Y-%m-%d")
+            days[day] = days.get(day, 0) + 1
+        data = [
+            {"start": f"{d}T00:00:00.000Z", "end": f"{d}T23:59:59.000Z", "tweet_count": n}
+            for d, n in sorted(days.items())
+        ] or [
+            {
+                "start": "2024-05-01T00:00:00.000Z",
+                "end": "2024-05-02T00:00:00.000Z",
+                "tweet_count": 0,
+            }
+        ]
+        meta = (
+            self.counts_override
+            if self.counts_override is not None
+            else {"total_tweet_count": len(posts)}
+        )
+        return {"data": data, "meta": meta}
 
     def _page(self, posts: list[Post], params: dict[str, str], token: str | None) -> dict[str, Any]:
         posts = sorted(posts, key=lambda p: p.id, reverse=True)
@@ -284,6 +347,18 @@ class FakeXApi(BaseAdapter):
                 ]
             }
         return doc
+
+
+USAGE_CAPPED_BODY = json.dumps(
+    {
+        "title": "UsageCapExceeded",
+        "detail": "Usage cap exceeded: Monthly product cap",
+        "type": "https://api.twitter.com/2/problems/usage-capped",
+        "period": "Monthly",
+        "scope": "Product",
+    }
+).encode()
+"""The 429 Problem of a project over its usage cap, as the OpenAPI document describes it."""
 
 
 def _problem(title: str) -> bytes:

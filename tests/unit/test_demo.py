@@ -54,7 +54,15 @@ def _outcome(state: str, *, breach: bool) -> demo.RunOutcome:
     ]
     xcoms: dict[tuple[str, int, str], Any] = {
         ("plan_sources", -1, "return_value"): [{"kind": "account", "value": "x", "slug": SLUG}],
-        ("per_source.extract", 0, "return_value"): {"slug": SLUG, "tweets": 19},
+        ("per_source.extract", 0, "return_value"): {
+            "slug": SLUG,
+            "tweets": 19,
+            "cost": {
+                "estimated_cost_micro_usd": 105_000,
+                "posts_billable": 19,
+                "user_reads_billable": 1,
+            },
+        },
         ("per_source.validate_raw", 0, "checkpoint"): {"success": True, "evaluated": 24, "rows": 1},
         ("per_source.transform", 0, "return_value"): {
             "slug": SLUG,
@@ -125,6 +133,9 @@ def test_green_summary_names_counts_checkpoints_and_paths(tmp_path: Path) -> Non
     assert "quarantine/source=account-ada_builds/" in text
     assert "docs/index.html" in text and "lineage/events.jsonl" in text
     assert "failed tasks" not in text
+    assert (
+        "estimated cost   $0.105 at pay-per-use prices (19 billable posts, 1 user lookups)" in text
+    )
 
 
 def test_breach_summary_says_what_failed_and_where_the_evidence_is(tmp_path: Path) -> None:

@@ -407,6 +407,8 @@ def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spend
     try:
         config = load_config(path) if path.is_file() else None
         cap = params.get("max_cost_usd")
+        if isinstance(cap, str):  # the param is a JSON number; text means a hand-made conf
+            raise ValueError("max_cost_usd param must be a number of US dollars, not text")
         run_cap = None if cap is None else parse_usd(cap, "max_cost_usd param")
     except ValueError as exc:  # ConfigError included: bad input, retrying cannot fix it
         raise _not_retried(PipelineError(str(exc))) from None
