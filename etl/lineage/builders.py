@@ -202,7 +202,22 @@ def _extract(call: TaskCall[PlannedSource, ExtractPayload]) -> StepLineage:
         return extract_outputs(call.result)
     if call.payload is None:
         return StepLineage()
-    return StepLineage(inputs=[api_dataset(call.payload["kind"])])
+    lineage = StepLineage(inputs=[api_dataset(call.payload["kind"])])
+    stopped = _spending_stopped(call.error)
+    if stopped is not None and stopped.cost:
+        # A source a spending limit stopped spent all the same: its cost is reported.
+        facet = cost_facet([(call.payload["slug"], "stopped", stopped.cost)])  # type: ignore[list-item]
+        if facet is not None:
+            lineage.run_facets[FACET_KEY] = facet
+    return lineage
+
+
+def _spending_stopped(error: BaseException | None) -> SpendingStopped | None:
+    for _ in range(5):  # wrapped in AirflowFailException: the stop is its cause
+        if error is None or isinstance(error, SpendingStopped):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _validate_raw(call: TaskCall[ExtractPayload, ValidateRawPayload]) -> StepLineage:

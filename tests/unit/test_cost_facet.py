@@ -95,3 +95,21 @@ def test_an_emitted_event_with_the_facet_validates(tmp_path: Path) -> None:
     assert complete["run"]["facets"][FACET_KEY]["_schemaURL"] == SCHEMA_URL
     assert FACET_KEY in OUR_FACETS
     assert validate_event(complete, OUR_FACETS) == []
+
+
+def test_a_stopped_extract_task_still_reports_what_it_spent() -> None:
+    from etl.config import Source
+    from etl.errors import SpendingStopped
+
+    stop = SpendingStopped(Source("query", "python"), "budget", limit="budget", name="max_cost_usd")
+    stop.cost = dict(COST)
+    failure = RuntimeError("wrapped, as AirflowFailException wraps it")
+    failure.__cause__ = stop
+    planned = {"kind": "query", "value": "python", "slug": "query-python"}
+
+    lineage = builders.TASK_LINEAGE["extract"](builders.TaskCall(payload=planned, error=failure))
+
+    doc = json.loads(Serde.to_json(lineage.run_facets[FACET_KEY]))
+    assert doc["sources"][0]["status"] == "stopped"
+    assert doc["estimatedCostMicroUsd"] == COST["estimated_cost_micro_usd"]
+    assert _errors(doc) == []

@@ -393,15 +393,11 @@ def extract(
 
 
 def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spending:
-    """Prices and budget of this source's task: the config's, with the ``max_cost_usd`` param.
-
-    The run's sources run in parallel, each in its own task, so a per-run cap is shared out:
-    each source may spend the cap divided by the number of sources, and the whole run can
-    never spend more than the cap.
-    """
+    """Prices and budget of this source's task: the config's, with the ``max_cost_usd`` param
+    as the per-run cap, shared out among the run's sources (they run in parallel)."""
     from etl.config import load_config
     from etl.pricing import Budget, Prices, parse_usd
-    from etl.steps.extract.cost import Spending, month_spent
+    from etl.steps.extract.cost import Spending, split_run_cap, with_month_spent
 
     path = _config_path(params)
     try:
@@ -413,26 +409,11 @@ def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spend
     except ValueError as exc:  # ConfigError included: bad input, retrying cannot fix it
         raise _not_retried(PipelineError(str(exc))) from None
     budget = (config.budget if config else Budget()).with_run_cap(run_cap)
-    prices = config.prices if config else Prices()
-    names = {"per_run": "max_cost_usd" if run_cap is not None else "budget.per_run_usd"}
-    if budget.per_run is not None:
-        shares = max(len(plan_sources(params)), 1)
-        per_source = budget.per_run // shares
-        if budget.per_source is None or per_source < budget.per_source:
-            names["per_source"] = f"{names['per_run']} / {shares} sources"
-            budget = Budget(None, per_source, budget.per_month)
-        else:
-            budget = Budget(None, budget.per_source, budget.per_month)
-    spending = Spending(prices, budget, names)
-    if budget.per_month is not None:
-        import random
-        import time
-
-        from etl.steps.extract.client import DEFAULT_POLICY, FetchContext
-
-        context = FetchContext(time.time, time.sleep, DEFAULT_POLICY, random.Random())
-        spent, basis = month_spent(store, datetime.now(UTC), prices, client, context)
-        spending.month_spent, spending.month_basis = spent, basis
+    name = "max_cost_usd" if run_cap is not None and budget.per_run == run_cap else ""
+    shares = len(plan_sources(params)) if budget.per_run is not None else 1
+    budget, names = split_run_cap(budget, shares, name or "budget.per_run_usd")
+    spending = Spending(config.prices if config else Prices(), budget, names)
+    with_month_spent(spending, store, client, datetime.now(UTC))
     return spending
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
@@ -22,7 +23,7 @@ from etl.config import (
 )
 from etl.errors import ConfigError, SourceFailed, SpendingStopped
 from etl.pricing import Budget, Prices, parse_usd, usd_text
-from etl.steps.extract.cost import Spending
+from etl.steps.extract.cost import Spending, with_month_spent
 from etl.steps.extract.run import (
     ExtractReport,
     SourceResult,
@@ -221,8 +222,7 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     if getattr(args, "dry_run", False):
         return _dry_run(client, store, sources, window, spending)
     started = time.monotonic()
-    if spending.budget.per_month is not None:
-        _month_so_far(spending, client, store)
+    with_month_spent(spending, store, client, datetime.now(UTC))
     # Lineage (etl.lineage): the same job and datasets the DAG's extract task reports.
     from etl.lineage.builders import cli_extract_inputs, cli_extract_outputs
     from etl.lineage.emit import events_file, lineage_run
@@ -244,20 +244,6 @@ def run_extract_cli(args: argparse.Namespace) -> int:
     print(_summary(report, time.monotonic() - started, spending))
     print(f"lineage: {lineage.destination}")
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _month_so_far(spending: Spending, client: XClient, store: Store) -> None:
-    import random
-    from datetime import UTC, datetime
-
-    from etl.steps.extract.client import DEFAULT_POLICY, FetchContext
-    from etl.steps.extract.cost import month_spent
-
-    context = FetchContext(time.time, time.sleep, DEFAULT_POLICY, random.Random())
-    now = datetime.now(UTC)
-    spending.month_spent, spending.month_basis = month_spent(
-        store, now, spending.prices, client, context
-    )
 
 
 def _dry_run(

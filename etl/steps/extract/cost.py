@@ -261,6 +261,52 @@ class Spending:
         return self.names.get(cap, f"budget.{cap}_usd")
 
 
+def split_run_cap(budget: Budget, shares: int, run_name: str) -> tuple[Budget, dict[str, str]]:
+    """A per-run cap shared out among sources that run apart (the DAG's parallel tasks).
+
+    Each source may spend the cap divided by the number of sources (or its own per-source cap,
+    when lower), so the sources together never spend more than the cap, whatever their order.
+
+    Args:
+        budget: the run's budget.
+        shares: the number of sources of the run.
+        run_name: where the per-run cap came from (``max_cost_usd``), for messages.
+
+    Returns:
+        The budget of one source (no per-run cap left) and the names of its caps.
+    """
+    names = {"per_run": run_name}
+    if budget.per_run is None:
+        return budget, names
+    share = budget.per_run // max(shares, 1)
+    if budget.per_source is not None and budget.per_source <= share:
+        return Budget(None, budget.per_source, budget.per_month), names
+    names["per_source"] = f"{run_name} / {max(shares, 1)} sources"
+    return Budget(None, share, budget.per_month), names
+
+
+def with_month_spent(spending: Spending, store: Store, client: XClient, now: datetime) -> None:
+    """Fill ``spending.month_spent`` (see :func:`month_spent`) when a monthly cap is set.
+
+    Args:
+        spending: the run's spending; changed in place.
+        store: whose manifests are summed.
+        client: to ask ``GET /2/usage/tweets``.
+        now: the current time.
+    """
+    if spending.budget.per_month is None:
+        return
+    import random
+    import time
+
+    from etl.steps.extract.client import DEFAULT_POLICY, FetchContext
+
+    context = FetchContext(time.time, time.sleep, DEFAULT_POLICY, random.Random())
+    spending.month_spent, spending.month_basis = month_spent(
+        store, now, spending.prices, client, context
+    )
+
+
 def fit_max_results(
     headroom: tuple[int, str] | None, price: int, low: int, high: int
 ) -> int | tuple[int, str]:
