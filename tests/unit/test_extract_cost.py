@@ -547,3 +547,32 @@ def test_bad_prices_and_budgets_in_the_config_are_named(
         load_config(path)
 
     assert where in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_emulator_usage_cap_fault_parses_and_refuses_bad_values() -> None:
+    from etl.tools.emulator import Faults
+
+    assert Faults.parse(["usage-cap=0"]).usage_cap == 0
+    assert "usage_cap=0" in Faults.parse(["usage-cap=0"]).describe()
+    for bad in ("usage-cap=-1", "usage-cap=x", "usage-cap"):
+        with pytest.raises(ValueError, match="usage-cap=POSTS"):
+            Faults.parse([bad])
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"data":{"project_usage":"999"}}', b'{"data":{"project_usage":-5}}', b"[1]", b"{}"]
+)
+def test_a_hostile_usage_report_is_not_believed(
+    api: FakeXApi, store: LocalStore, clock: FakeClock, body: bytes
+) -> None:
+    from datetime import UTC, datetime
+
+    from etl.steps.extract.client import FetchContext
+
+    api.script.extend([Fault(200, body)] * FAST.max_attempts)
+    context = FetchContext(clock, clock.sleep, FAST, random.Random(1))
+    now = datetime.fromtimestamp(clock(), UTC)
+
+    spent, basis = month_spent(store, now, Prices(), _client(api), context)
+
+    assert spent == 0 and "did not answer" in basis

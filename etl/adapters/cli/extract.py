@@ -109,6 +109,7 @@ def _cost_text(cost: CostPayload | dict[str, Any] | None) -> str:
 
 def _summary(report: ExtractReport, seconds: float, spending: Spending) -> str:
     rows = [("source", "status", "pages", "posts", "requests", "waits", "billable", "cost")]
+    # billable: posts + user lookups X bills (a read of the same resource the same UTC day is not)
     for r in report.results:
         rows.append(
             (

@@ -348,9 +348,9 @@ def _last_rate(store: Store, slug: str) -> tuple[float, str] | None:
     try:
         start = datetime.fromisoformat(str(window.get("start")))
         end = datetime.fromisoformat(str(window.get("end")))
-    except ValueError:
+        hours = (end - start).total_seconds() / 3600
+    except (TypeError, ValueError):
         return None  # an incremental window has no bounds to make a rate of
-    hours = (end - start).total_seconds() / 3600
     if not 0 < hours <= 24 * 366:
         return None
     return tweets / hours, f"{tweets} posts in {window.get('label', 'its window')}"

@@ -254,7 +254,7 @@ def extract_source(
     except Stopped as stop:
         raise _stopped(job, stop, carried) from None
     finally:
-        job.reads.save()
+        _save_reads(job)
     cost = carried.plus(job.cost).payload(job.spending.prices)
     manifest = build_manifest(job, params, context.now(), cost=cost)
     write_manifest(store, job.manifest_key, manifest, replace=existing is not None)
@@ -280,6 +280,16 @@ def extract_source(
         watermark=watermark,
         cost=job.cost.payload(job.spending.prices),
     )
+
+
+def _save_reads(job: SourceRun) -> None:
+    """Save the day's reads; a store that refuses only costs the next run its deduplication."""
+    if job.reads is None:
+        return
+    try:
+        job.reads.save()
+    except Exception as exc:  # noqa: BLE001 - never hide the source's own outcome behind this
+        log.warning("%s: the day's reads were not saved (%s)", job.source, exc.__class__.__name__)
 
 
 def _stopped(job: SourceRun, stop: Stopped, carried: CostCounts) -> SpendingStopped:
