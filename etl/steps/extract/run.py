@@ -236,8 +236,7 @@ def extract_source(
     job.on_page = on_page
     job.spending = spending or Spending()
     existing = read_json(store, job.manifest_key)
-    if is_complete(existing):
-        assert existing is not None
+    if existing is not None and is_complete(existing):
         log.info("%s: %s already complete, skipped", source, job.manifest_key)
         return _skipped(source, existing, job.manifest_key, store)
     # A window a spending limit stopped: its cost so far carries over into its manifest.
