@@ -487,7 +487,10 @@ def validate_raw(
     with _workdir("validate-raw") as tmp:
         pages = _download_pages(store, landed["page_keys"])
         summary = validate_raw_pages(
-            pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
+            pages,
+            docs_dir=tmp / "gx",
+            run_name=_run_name(run_id, landed["slug"]),
+            partition=_partition(landed),
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
@@ -581,6 +584,7 @@ def validate_curated(
             interval_start=partition.start,
             interval_end=partition.end,
             report=dict(report),
+            partition=partition,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
@@ -642,7 +646,11 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
 
 
 def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
-    """Task ``build_docs``: the Data Docs site from every validation in the store, under ``docs/``.
+    """Task ``build_docs``: render this run's validations into the Data Docs site under ``docs/``.
+
+    The same build as ``tweetpipe docs build``: only the results without a page are downloaded
+    and rendered, the month's index chunk and the top index are rewritten, and only the files
+    that changed are uploaded (:func:`etl.steps.quality.docs_site.build_docs`).
 
     Args:
         params: the DAG run's params.
@@ -650,13 +658,16 @@ def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
     Returns:
         The store, the site's index key and how many files were published.
     """
-    from etl.steps.quality.docs import build_docs_from_store, publish_docs
+    from etl.resources import contracts_dir
+    from etl.steps.quality.docs_site import build_docs as build_site_docs
+    from etl.tools.contract_docs import build_site as build_contract_pages
 
     store = open_pipeline_store(params)
     with _workdir("docs") as tmp:
-        site = build_docs_from_store(store, tmp, prefix=DOCS_PREFIX)
-        keys = publish_docs(site, store, prefix=DOCS_PREFIX)
-    return {"store": store.url, "index_key": f"{DOCS_PREFIX}index.html", "files": len(keys)}
+        pages = build_contract_pages([contracts_dir()], tmp / "contracts")
+        extra = {f"contracts/{p.name}": p for p in pages}
+        build = build_site_docs(store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra)
+    return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
 
 
 def fail_run() -> None:

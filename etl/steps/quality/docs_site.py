@@ -1,0 +1,319 @@
+"""Build and publish the Data Docs site incrementally: a run costs the same on day 365 as on day 1.
+
+:func:`build_docs` compares the validation results in the store
+(``docs/results/<suite>/<run>/<time>/<batch>.json``, the evidence, written by the gates) with the
+pages already published (``docs/validations/…``, listed, never downloaded), downloads only the
+results without a page, renders each with GX's own renderer one at a time, adds them to the
+month-split index (:mod:`etl.steps.quality.docs_index`), and uploads only what it wrote: the new
+pages, the touched index chunk, ``index/months.json`` and ``index.html``. The site's shared files
+(the page assets of :mod:`etl.steps.quality.docs_assets`, GX's static files, the suites' pages,
+the contract pages the caller passes) are uploaded only when their bytes differ from what
+``index/site.json`` records as published. ``full=True`` renders every result again and rebuilds
+the index from them (after a change of the page layout, or to repair a site).
+
+Pages explain themselves (:mod:`etl.steps.quality.docs_page`): the data asset is named by source
+and interval with links to the curated partition and its quarantine, and every check links to the
+contract rule it was derived from, saying what it found in the rule's own terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from etl.contracts.suites import EXPECTATIONS_DIR, import_gx, suite_kwargs
+from etl.steps.quality.docs import CRITICAL, suite_files
+from etl.steps.quality.docs_assets import (
+    LOCK_FILE,
+    AssetLock,
+    load_lock,
+    require_assets,
+    rewrite_links,
+)
+from etl.steps.quality.docs_index import INDEX_DIR, MONTHS_FILE, IndexState, add_entries, chunk_path
+from etl.steps.quality.docs_page import PageContext, explain_page
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from etl.storage.store import Store
+
+SITE_FILE = f"{INDEX_DIR}/site.json"
+"""The published shared files and their SHA-256, so a build uploads only those that changed."""
+VALIDATIONS_DIR = "validations"
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
+
+
+@dataclass
+class DocsBuild:
+    """What one docs build did.
+
+    Attributes:
+        index_key: the site's ``index.html`` key.
+        rendered: validation pages rendered (the results that had none, or all with ``full``).
+        results: validation results found in the store.
+        written: the keys uploaded, in upload order.
+        bytes_written: their total size.
+    """
+
+    index_key: str
+    rendered: int = 0
+    results: int = 0
+    written: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+
+
+def page_for(result_path: str) -> str:
+    """The validation page of a result (``results/a/b/c/d.json`` -> ``validations/a/b/c/d.html``)."""
+    return VALIDATIONS_DIR + result_path.removeprefix(RESULTS_DIR).removesuffix(".json") + ".html"
+
+
+def _to_root(site_path: str) -> str:
+    return "../" * site_path.count("/")
+
+
+class _Publisher:
+    """Writes files into the local build directory and uploads them, counting bytes."""
+
+    def __init__(self, store: Store, site_dir: Path, prefix: str, build: DocsBuild) -> None:
+        self.store, self.site_dir, self.prefix, self.build = store, site_dir, prefix, build
+
+    def write(self, site_path: str, data: bytes) -> None:
+        target = self.site_dir / site_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def upload(self, site_path: str) -> None:
+        path = self.site_dir / site_path
+        ctype = _CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+        key = self.prefix + site_path
+        self.store.put_file(key, path, content_type=ctype or "application/octet-stream")
+        self.build.written.append(key)
+        self.build.bytes_written += path.stat().st_size
+
+
+def _read_text(store: Store, key: str) -> str | None:
+    if not store.exists(key):
+        return None
+    return store.get(key).decode("utf-8")
+
+
+def _render_validation(doc: dict[str, Any], site_path: str, lock: AssetLock, ctx: PageContext) -> str:
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResultSchema,
+    )
+    from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view.view import DefaultJinjaPageView
+
+    result = ExpectationSuiteValidationResultSchema().load(doc)
+    content = ValidationResultsPageRenderer().render(result)
+    page = DefaultJinjaPageView().render(content, data_context_id=None, show_how_to_buttons=False)
+    page = rewrite_links(str(page), _to_root(site_path), lock)
+    return explain_page(page, doc, site_path, ctx)
+
+
+def index_entry(doc: dict[str, Any], result_path: str, ctx: PageContext) -> dict[str, Any]:
+    """The index's record of one validation result.
+
+    Args:
+        doc: the GX validation result (parsed JSON).
+        result_path: its site path (``results/<suite>/<run>/<time>/<batch>.json``).
+        ctx: the page context (for the source and interval).
+
+    Returns:
+        ``result``, ``page``, ``suite``, ``source``, ``interval``, ``run``, ``time`` (ISO, UTC),
+        ``status``, ``evaluated``, ``unsuccessful``.
+
+    Raises:
+        ValueError: the document is not a GX validation result (the message names the file).
+    """
+    from etl.steps.quality.docs import _as_utc  # the runs table's reading, shared
+
+    try:
+        run_id = doc["meta"]["run_id"]
+        from datetime import datetime
+
+        when = _as_utc(datetime.fromisoformat(run_id["run_time"]))
+        stats = doc.get("statistics") or {}
+        failed = [r for r in doc.get("results") or [] if r.get("success") is not True]
+        critical = sum(
+            (r.get("expectation_config") or {}).get("severity", CRITICAL) == CRITICAL
+            for r in failed
+        )
+        success = doc["success"] is True
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise ValueError(f"validation result {result_path}: not a GX validation result ({exc})") from exc
+    asset = ctx.asset_of(doc, result_path)
+    status = "passed" if success else ("warning" if failed and not critical else "failed")
+    return {
+        "result": result_path,
+        "page": page_for(result_path),
+        "suite": str(doc.get("suite_name") or result_path.split("/")[1]),
+        "source": asset.source,
+        "interval": asset.interval,
+        "run": str(run_id.get("run_name") or ""),
+        "time": when.isoformat(),
+        "status": status,
+        "evaluated": int(stats.get("evaluated_expectations") or 0),
+        "unsuccessful": int(stats.get("unsuccessful_expectations") or len(failed)),
+    }
+
+
+def _shared_files(
+    publisher: _Publisher,
+    lock: AssetLock,
+    assets: Path,
+    expectations_dir: Path,
+    extra_files: Mapping[str, Path],
+) -> dict[str, str]:
+    """Write the site's shared files locally; return their site paths and SHA-256."""
+    gx = import_gx()
+    from great_expectations.render.renderer.page_renderer import ExpectationSuitePageRenderer
+    from great_expectations.render.view.view import DefaultJinjaPageView
+
+    files: dict[str, bytes] = {}
+    # What a file's digest is taken of: its bytes, except for a suite page, whose rendering holds
+    # fresh ids every time: there, the suite itself, the GX version and the lock decide.
+    sources: dict[str, bytes] = {}
+    for asset in lock.assets:
+        files[asset.site_path] = (assets / asset.site_path).read_bytes()
+    static = _gx_static_dir()
+    for path in sorted(p for p in static.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        files["static/" + path.relative_to(static).as_posix()] = path.read_bytes()
+    lock_text = LOCK_FILE.read_bytes()
+    for doc in suite_files(expectations_dir):
+        site_path = f"expectations/{doc['name']}.html"
+        content = ExpectationSuitePageRenderer().render(gx.ExpectationSuite(**suite_kwargs(doc)))
+        page = DefaultJinjaPageView().render(content, data_context_id=None, show_how_to_buttons=False)
+        files[site_path] = rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
+        sources[site_path] = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
+    for site_path, path in sorted(extra_files.items()):
+        files[site_path] = path.read_bytes()
+    digests = {}
+    for site_path, data in files.items():
+        publisher.write(site_path, data)
+        digests[site_path] = hashlib.sha256(sources.get(site_path, data)).hexdigest()
+    return digests
+
+
+def _gx_static_dir() -> Path:
+    from pathlib import Path
+
+    import great_expectations.render.view as view
+
+    return Path(view.__file__).resolve().parent / "static"
+
+
+def build_docs(
+    store: Store,
+    work_dir: Path,
+    *,
+    prefix: str = DOCS_PREFIX,
+    full: bool = False,
+    expectations_dir: Path = EXPECTATIONS_DIR,
+    extra_files: Mapping[str, Path] | None = None,
+    assets: Path | None = None,
+) -> DocsBuild:
+    """Build what is missing or changed in the published Data Docs site, and publish it.
+
+    Args:
+        store: the object store (``<prefix>results/`` holds the validation results).
+        work_dir: an empty local directory to work in.
+        prefix: the site's key prefix (``docs/``).
+        full: render every result again and rebuild the index from all of them.
+        expectations_dir: the suites whose pages the site shows.
+        extra_files: more site files (site path -> local file), e.g. the contract pages under
+            ``contracts/``; uploaded when they changed.
+        assets: the page assets directory (default: :func:`~etl.steps.quality.docs_assets.assets_dir`).
+
+    Returns:
+        What the build did (pages rendered, keys and bytes written).
+
+    Raises:
+        DocsAssetsError: the page assets are missing (``tweetpipe docs assets fetch``).
+        ValueError: a result file is not a GX validation result (named).
+    """
+    lock = load_lock()
+    assets = require_assets(assets, lock)
+    build = DocsBuild(index_key=f"{prefix}index.html")
+    site_dir = work_dir / "site"
+    publisher = _Publisher(store, site_dir, prefix, build)
+    results = sorted(
+        k[len(prefix) :] for k in store.list(docs_results_prefix(prefix)) if k.endswith(".json")
+    )
+    build.results = len(results)
+    pages: set[str] = set()
+    if not full:
+        pages = {k[len(prefix) :] for k in store.list(f"{prefix}{VALIDATIONS_DIR}/")}
+    todo = [r for r in results if page_for(r) not in pages]
+    ctx = PageContext.for_store(store)
+    entries, rendered = [], []
+    for result_path in todo:
+        local = work_dir / "results" / result_path
+        store.download(prefix + result_path, local)
+        doc = json.loads(local.read_text(encoding="utf-8"))
+        entries.append(index_entry(doc, result_path, ctx))
+        publisher.write(page_for(result_path), _render_validation(doc, page_for(result_path), lock, ctx).encode("utf-8"))
+        rendered.append(page_for(result_path))
+        local.unlink()  # one result at a time on disk, whatever the history
+    build.rendered = len(rendered)
+
+    published = {} if full else _published_digests(store, prefix)
+    digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
+    changed = sorted(p for p, d in digests.items() if published.get(p) != d)
+    for site_path in changed:
+        publisher.upload(site_path)
+
+    state = IndexState()
+    if not full:
+        text = _read_text(store, prefix + MONTHS_FILE)
+        state = IndexState.from_json(text) if text else IndexState()
+    index_files: list[str] = []
+
+    def read_chunk(month: str, number: int) -> list[dict[str, Any]]:
+        text = _read_text(store, prefix + chunk_path(month, number, "json"))
+        return list(json.loads(text)) if text else []
+
+    def write(site_path: str, text: str) -> None:
+        publisher.write(site_path, text.encode("utf-8"))
+        index_files.append(site_path)
+
+    if entries or full or not store.exists(build.index_key):
+        add_entries(state, entries, read_chunk, write)
+    # The index before the pages: a build stopped in between leaves results without a page, which
+    # the next build renders and indexes again (in place: an entry is kept once per result).
+    for site_path in index_files:
+        if site_path not in (MONTHS_FILE, "index.html"):
+            publisher.upload(site_path)
+    for site_path in rendered:
+        publisher.upload(site_path)
+    if changed:
+        publisher.write(SITE_FILE, (json.dumps({**published, **digests}, sort_keys=True, indent=0) + "\n").encode())
+        publisher.upload(SITE_FILE)
+    for site_path in (MONTHS_FILE, "index.html"):
+        if site_path in index_files:
+            publisher.upload(site_path)
+    shutil.rmtree(work_dir / "results", ignore_errors=True)
+    return build
+
+
+def _published_digests(store: Store, prefix: str) -> dict[str, str]:
+    text = _read_text(store, prefix + SITE_FILE)
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}  # unreadable: everything is uploaded again, which repairs it
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
