@@ -297,7 +297,7 @@ def _run_checkpoint(
     record: dict[str, Any] = {"parameters": _small(parameters)}
     if partition is not None:
         record |= {"source": partition.source, "interval": partition.interval}
-    validation.meta[META_KEY] = record
+    validation.meta[META_KEY] = record  # type: ignore[literal-required]
     context.validation_results_store.set(key, validation)
     results = [_result_entry(r) for r in validation.results]
     failed = [r for r in results if not r["success"]]

@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from pathlib import Path
 
 INDEX_DIR = "index"
 MONTHS_FILE = f"{INDEX_DIR}/months.json"
@@ -33,7 +32,11 @@ LATEST = 20
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 # RFC 3986 allows these in a path; run names such as ``…__source=x`` keep their readable form.
 _PATH_SAFE = "/!$&'()*+,;=:@"
-STATUS_TEXT = {"passed": "\u2713 Passed", "warning": "\u26a0 Warnings only", "failed": "\u2717 Failed"}
+STATUS_TEXT = {
+    "passed": "\u2713 Passed",
+    "warning": "\u26a0 Warnings only",
+    "failed": "\u2717 Failed",
+}
 
 
 def month_of(entry: dict[str, Any]) -> str:
@@ -105,7 +108,9 @@ def add_entries(
     for month, new in sorted(by_month.items()):
         info = state.months.setdefault(month, {"chunks": [], "sources": [], "suites": []})
         chunks = [read_chunk(month, i + 1) for i in range(len(info["chunks"]))]
-        known = {str(e["result"]): (c, i) for c, chunk in enumerate(chunks) for i, e in enumerate(chunk)}
+        known = {
+            str(e["result"]): (c, i) for c, chunk in enumerate(chunks) for i, e in enumerate(chunk)
+        }
         touched: set[int] = set()
         for entry in new:
             at = known.get(str(entry["result"]))
@@ -212,7 +217,9 @@ def _filters(sources: Iterable[str], suites: Iterable[str], statuses: bool = Tru
         _select("suite", "Suite", ((s, s) for s in sorted(suites))),
     ]
     status = (("failed", "failed"), ("warning", "warnings only"), ("passed", "passed"))
-    parts.append(_select("status", "Status", status) if statuses else '<input type="hidden" name="status">')
+    parts.append(
+        _select("status", "Status", status) if statuses else '<input type="hidden" name="status">'
+    )
     return f'<form id="filters" class="filters">{"".join(parts)}<span id="shown" class="muted"></span></form>'
 
 
@@ -321,7 +328,9 @@ def render_index(state: IndexState) -> str:
     failed = sum(c["failed"] for m in state.months.values() for c in m["chunks"])
     months = (
         '<table id="runs">\n<thead><tr><th>Month</th><th>Validations</th><th>Failed</th>'
-        "<th>Sources</th><th>Runs</th></tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
+        "<th>Sources</th><th>Runs</th></tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
     )
     latest = (
         _runs_table(state.latest, "").replace('id="runs"', 'id="latest"')
@@ -332,7 +341,7 @@ def render_index(state: IndexState) -> str:
         f"<h1>tweetpipe Data Docs</h1>\n<p>{total} validations, {failed} failed. "
         f'<a href="contracts/index.html">Data contracts</a></p>\n'
         f"<h2>Latest validations</h2>\n{latest}\n<h2>By month, newest first</h2>\n"
-        + _filters(sources, suites, statuses=False).replace("<select", "<select", 2)
+        + _filters(sources, suites, statuses=False)
         + f"\n{months}\n{_FILTER_SCRIPT}"
     )
     return _document("tweetpipe Data Docs", body)

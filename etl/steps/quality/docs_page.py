@@ -103,8 +103,8 @@ class PageContext:
         Returns:
             The asset; source and interval are None where the result does not tell them.
         """
-        meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-        own = meta.get(META_KEY) if isinstance(meta.get(META_KEY), dict) else {}
+        meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
+        own: dict[str, Any] = meta[META_KEY] if isinstance(meta.get(META_KEY), dict) else {}
         source = own.get("source") if isinstance(own.get("source"), str) else None
         interval = own.get("interval") if isinstance(own.get("interval"), str) else None
         if source is None:
@@ -116,7 +116,9 @@ class PageContext:
         parsed = _INTERVAL.fullmatch(interval) if interval else None
         if source is None or parsed is None:
             return DataAsset(source, interval if parsed else None)
-        stamps = [datetime.strptime(s, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for s in parsed.groups()]
+        stamps = [
+            datetime.strptime(s, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for s in parsed.groups()
+        ]
         try:
             partition = partition_for(source, stamps[0], stamps[1])
         except ValueError:
@@ -130,7 +132,11 @@ def _e(value: Any) -> str:
 
 def _store_link(ctx: PageContext, key: str, to_root: str) -> str:
     # From the page up to the site's root, then up out of the site's prefix to the store's root.
-    up = to_root + "../" * ctx.prefix.strip("/").count("/") + ("../" if ctx.prefix.strip("/") else "")
+    up = (
+        to_root
+        + "../" * ctx.prefix.strip("/").count("/")
+        + ("../" if ctx.prefix.strip("/") else "")
+    )
     return f'<a href="{_e(up + key)}"><code>{_e(ctx.address(key))}</code></a>'
 
 
@@ -146,12 +152,18 @@ def _asset_html(asset: DataAsset, ctx: PageContext, to_root: str) -> str:
 def _rule_link(entry: dict[str, Any], config_meta: dict[str, Any], suite: str, to_root: str) -> str:
     contract = config_meta.get("contract")
     names = rule_names(entry)
-    if entry.get("source") == "contract" and isinstance(contract, str) and _CONTRACT_NAME.fullmatch(contract):
+    if (
+        entry.get("source") == "contract"
+        and isinstance(contract, str)
+        and _CONTRACT_NAME.fullmatch(contract)
+    ):
         links = []
         for name in names:
             head, _, rest = name.partition(".")
             anchor = f"column-{head}" if rest else f"rule-{name}"
-            links.append(f'<a href="{_e(to_root)}contracts/{_e(contract)}.html#{_e(anchor)}">{_e(name)}</a>')
+            links.append(
+                f'<a href="{_e(to_root)}contracts/{_e(contract)}.html#{_e(anchor)}">{_e(name)}</a>'
+            )
         return f"contract {_e(contract)}: " + ", ".join(links) if links else _e(contract)
     label = entry.get("rule") or "hand-written"
     return f'<a href="{_e(to_root)}expectations/{_e(suite)}.html">{_e(label)}</a> (hand-written, suite {_e(suite)})'
@@ -170,7 +182,9 @@ def _checks_table(doc: dict[str, Any], asset_html: str, ctx: PageContext, to_roo
         contract = ctx.contract(str(meta.get("contract"))) if meta.get("contract") else None
         ok = entry["success"]
         status = "passed" if ok else ("warning" if entry["severity"] != "critical" else "failed")
-        text = {"passed": "\u2713 passed", "failed": "\u2717 failed", "warning": "\u26a0 warning"}[status]
+        text = {"passed": "\u2713 passed", "failed": "\u2717 failed", "warning": "\u26a0 warning"}[
+            status
+        ]
         rows.append(
             f'<tr class="{status}"><td class="status">{text}</td>'
             f"<td><code>{_e(entry['expectation_type'])}</code>"
@@ -188,7 +202,9 @@ def _checks_table(doc: dict[str, Any], asset_html: str, ctx: PageContext, to_roo
         f"<p>{failed} of {len(items)} checks failed. Each row links to the contract rule the check "
         f"was derived from.</p>\n"
         f'<table class="table table-sm"><thead><tr><th>Status</th><th>Check</th><th>Rule</th>'
-        f"<th>Found</th></tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</section>\n"
+        f"<th>Found</th></tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>\n</section>\n"
     )
 
 

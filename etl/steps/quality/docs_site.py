@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from etl.contracts.suites import EXPECTATIONS_DIR, import_gx, suite_kwargs
-from etl.steps.quality.docs import CRITICAL, suite_files
+from etl.contracts.suites import CRITICAL, EXPECTATIONS_DIR, import_gx, suite_kwargs
+from etl.steps.quality.docs import suite_files
 from etl.steps.quality.docs_assets import (
     LOCK_FILE,
     AssetLock,
@@ -109,7 +108,9 @@ def _read_text(store: Store, key: str) -> str | None:
     return store.get(key).decode("utf-8")
 
 
-def _render_validation(doc: dict[str, Any], site_path: str, lock: AssetLock, ctx: PageContext) -> str:
+def _render_validation(
+    doc: dict[str, Any], site_path: str, lock: AssetLock, ctx: PageContext
+) -> str:
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResultSchema,
     )
@@ -118,7 +119,9 @@ def _render_validation(doc: dict[str, Any], site_path: str, lock: AssetLock, ctx
 
     result = ExpectationSuiteValidationResultSchema().load(doc)
     content = ValidationResultsPageRenderer().render(result)
-    page = DefaultJinjaPageView().render(content, data_context_id=None, show_how_to_buttons=False)
+    page = DefaultJinjaPageView().render(  # type: ignore[no-untyped-call]
+        content, data_context_id=None, show_how_to_buttons=False
+    )
     page = rewrite_links(str(page), _to_root(site_path), lock)
     return explain_page(page, doc, site_path, ctx)
 
@@ -153,7 +156,9 @@ def index_entry(doc: dict[str, Any], result_path: str, ctx: PageContext) -> dict
         )
         success = doc["success"] is True
     except (ValueError, LookupError, TypeError, AttributeError) as exc:
-        raise ValueError(f"validation result {result_path}: not a GX validation result ({exc})") from exc
+        raise ValueError(
+            f"validation result {result_path}: not a GX validation result ({exc})"
+        ) from exc
     asset = ctx.asset_of(doc, result_path)
     status = "passed" if success else ("warning" if failed and not critical else "failed")
     return {
@@ -194,8 +199,11 @@ def _shared_files(
     lock_text = LOCK_FILE.read_bytes()
     for doc in suite_files(expectations_dir):
         site_path = f"expectations/{doc['name']}.html"
-        content = ExpectationSuitePageRenderer().render(gx.ExpectationSuite(**suite_kwargs(doc)))
-        page = DefaultJinjaPageView().render(content, data_context_id=None, show_how_to_buttons=False)
+        suite = gx.ExpectationSuite(**suite_kwargs(doc))
+        content = ExpectationSuitePageRenderer().render(suite)  # type: ignore[no-untyped-call]
+        page = DefaultJinjaPageView().render(  # type: ignore[no-untyped-call]
+            content, data_context_id=None, show_how_to_buttons=False
+        )
         files[site_path] = rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
         sources[site_path] = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
     for site_path, path in sorted(extra_files.items()):
@@ -235,7 +243,8 @@ def build_docs(
         expectations_dir: the suites whose pages the site shows.
         extra_files: more site files (site path -> local file), e.g. the contract pages under
             ``contracts/``; uploaded when they changed.
-        assets: the page assets directory (default: :func:`~etl.steps.quality.docs_assets.assets_dir`).
+        assets: the page assets directory (default:
+            :func:`~etl.steps.quality.docs_assets.assets_dir`).
 
     Returns:
         What the build did (pages rendered, keys and bytes written).
@@ -247,27 +256,8 @@ def build_docs(
     lock = load_lock()
     assets = require_assets(assets, lock)
     build = DocsBuild(index_key=f"{prefix}index.html")
-    site_dir = work_dir / "site"
-    publisher = _Publisher(store, site_dir, prefix, build)
-    results = sorted(
-        k[len(prefix) :] for k in store.list(docs_results_prefix(prefix)) if k.endswith(".json")
-    )
-    build.results = len(results)
-    pages: set[str] = set()
-    if not full:
-        pages = {k[len(prefix) :] for k in store.list(f"{prefix}{VALIDATIONS_DIR}/")}
-    todo = [r for r in results if page_for(r) not in pages]
-    ctx = PageContext.for_store(store)
-    entries, rendered = [], []
-    for result_path in todo:
-        local = work_dir / "results" / result_path
-        store.download(prefix + result_path, local)
-        doc = json.loads(local.read_text(encoding="utf-8"))
-        entries.append(index_entry(doc, result_path, ctx))
-        publisher.write(page_for(result_path), _render_validation(doc, page_for(result_path), lock, ctx).encode("utf-8"))
-        rendered.append(page_for(result_path))
-        local.unlink()  # one result at a time on disk, whatever the history
-    build.rendered = len(rendered)
+    publisher = _Publisher(store, work_dir / "site", prefix, build)
+    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build)
 
     published = {} if full else _published_digests(store, prefix)
     digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
@@ -275,22 +265,9 @@ def build_docs(
     for site_path in changed:
         publisher.upload(site_path)
 
-    state = IndexState()
-    if not full:
-        text = _read_text(store, prefix + MONTHS_FILE)
-        state = IndexState.from_json(text) if text else IndexState()
     index_files: list[str] = []
-
-    def read_chunk(month: str, number: int) -> list[dict[str, Any]]:
-        text = _read_text(store, prefix + chunk_path(month, number, "json"))
-        return list(json.loads(text)) if text else []
-
-    def write(site_path: str, text: str) -> None:
-        publisher.write(site_path, text.encode("utf-8"))
-        index_files.append(site_path)
-
     if entries or full or not store.exists(build.index_key):
-        add_entries(state, entries, read_chunk, write)
+        index_files = _update_index(store, prefix, full, entries, publisher)
     # The index before the pages: a build stopped in between leaves results without a page, which
     # the next build renders and indexes again (in place: an entry is kept once per result).
     for site_path in index_files:
@@ -299,13 +276,71 @@ def build_docs(
     for site_path in rendered:
         publisher.upload(site_path)
     if changed:
-        publisher.write(SITE_FILE, (json.dumps({**published, **digests}, sort_keys=True, indent=0) + "\n").encode())
+        manifest = json.dumps({**published, **digests}, sort_keys=True, indent=0) + "\n"
+        publisher.write(SITE_FILE, manifest.encode("utf-8"))
         publisher.upload(SITE_FILE)
     for site_path in (MONTHS_FILE, "index.html"):
         if site_path in index_files:
             publisher.upload(site_path)
-    shutil.rmtree(work_dir / "results", ignore_errors=True)
     return build
+
+
+def _render_new(
+    store: Store, work_dir: Path, prefix: str, full: bool, lock: AssetLock, build: DocsBuild
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Render the results without a published page (all with ``full``), one at a time."""
+    results = sorted(
+        k[len(prefix) :] for k in store.list(docs_results_prefix(prefix)) if k.endswith(".json")
+    )
+    build.results = len(results)
+    pages: set[str] = set()
+    if not full:
+        # Listed, never downloaded: a page exists or it does not.
+        pages = {k[len(prefix) :] for k in store.list(f"{prefix}{VALIDATIONS_DIR}/")}
+    ctx = PageContext.for_store(store, prefix)
+    entries, rendered = [], []
+    site_dir = work_dir / "site"
+    for result_path in (r for r in results if page_for(r) not in pages):
+        local = work_dir / "results" / result_path
+        store.download(prefix + result_path, local)
+        try:
+            doc = json.loads(local.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"validation result {prefix}{result_path}: {exc}") from exc
+        finally:
+            local.unlink(missing_ok=True)  # one result at a time on disk, whatever the history
+        entries.append(index_entry(doc, result_path, ctx))
+        page = page_for(result_path)
+        target = site_dir / page
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_render_validation(doc, page, lock, ctx), encoding="utf-8")
+        rendered.append(page)
+    build.rendered = len(rendered)
+    return entries, rendered
+
+
+def _update_index(
+    store: Store, prefix: str, full: bool, entries: list[dict[str, Any]], publisher: _Publisher
+) -> list[str]:
+    """Add the entries to the month-split index; return the site paths written."""
+    state = IndexState()
+    if not full:
+        text = _read_text(store, prefix + MONTHS_FILE)
+        state = IndexState.from_json(text) if text else IndexState()
+    written: list[str] = []
+
+    def read_chunk(month: str, number: int) -> list[dict[str, Any]]:
+        if full:
+            return []
+        text = _read_text(store, prefix + chunk_path(month, number, "json"))
+        return list(json.loads(text)) if text else []
+
+    def write(site_path: str, text: str) -> None:
+        publisher.write(site_path, text.encode("utf-8"))
+        written.append(site_path)
+
+    add_entries(state, entries, read_chunk, write)
+    return written
 
 
 def _published_digests(store: Store, prefix: str) -> dict[str, str]:

@@ -97,7 +97,9 @@ def _observed(entry: Mapping[str, Any]) -> str:
     elif low is not None:
         text += f"; expected at least {_short(low)}"
     elif high is not None:
-        text += f"; expected {'less than' if bounds.get('strict_max') else 'at most'} {_short(high)}"
+        text += (
+            f"; expected {'less than' if bounds.get('strict_max') else 'at most'} {_short(high)}"
+        )
     return text
 
 
