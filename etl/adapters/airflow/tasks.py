@@ -645,7 +645,7 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
     }
 
 
-def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
+def build_docs(params: Mapping[str, Any], run_id: str | None = None) -> BuildDocsPayload:
     """Task ``build_docs``: render this run's validations into the Data Docs site under ``docs/``.
 
     The same build as ``tweetpipe docs build``: only the results without a page are downloaded
@@ -654,11 +654,14 @@ def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
 
     Args:
         params: the DAG run's params.
+        run_id: the Airflow run id: only this run's validations are looked for (the history is
+            not listed); None looks at every result in the store.
 
     Returns:
         The store, the site's index key and how many files were published.
     """
     from etl.resources import contracts_dir
+    from etl.steps.quality import run_prefix
     from etl.steps.quality.docs_site import build_docs as build_site_docs
     from etl.tools.contract_docs import build_site as build_contract_pages
 
@@ -666,7 +669,10 @@ def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
     with _workdir("docs") as tmp:
         pages = build_contract_pages([contracts_dir()], tmp / "contracts")
         extra = {f"contracts/{p.name}": p for p in pages}
-        build = build_site_docs(store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra)
+        runs = None if run_id is None else [run_prefix(run_id)]
+        build = build_site_docs(
+            store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra, runs=runs
+        )
     return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
 
 

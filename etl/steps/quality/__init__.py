@@ -224,6 +224,19 @@ def _safe_run_name(run_name: str) -> str:
     return safe
 
 
+def run_prefix(run_id: str) -> str:
+    """The start of every gate run name of an orchestrator run (``<run id>__<source>``).
+
+    Args:
+        run_id: the Airflow run id.
+
+    Returns:
+        The prefix, unsafe characters replaced as in the run names; the docs build lists only
+        the results under it (:func:`etl.steps.quality.docs_site.build_docs` ``runs``).
+    """
+    return _safe_run_name(run_id) + "__"
+
+
 def _run_checkpoint(
     frame: pd.DataFrame,
     suite_doc: dict[str, Any],

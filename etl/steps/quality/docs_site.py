@@ -18,6 +18,7 @@ contract rule it was derived from, saying what it found in the rule's own terms.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mimetypes
@@ -38,7 +39,7 @@ from etl.steps.quality.docs_page import PageContext, explain_page
 from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from etl.storage.store import Store
@@ -108,20 +109,30 @@ def _read_text(store: Store, key: str) -> str | None:
     return store.get(key).decode("utf-8")
 
 
+@functools.cache
+def _views() -> tuple[Any, Any, Any]:
+    # One renderer and one Jinja view for every page of a process: a new view compiles every
+    # template again, which costs more than rendering a page.
+    from great_expectations.render.renderer.page_renderer import (
+        ExpectationSuitePageRenderer,
+        ValidationResultsPageRenderer,
+    )
+    from great_expectations.render.view.view import DefaultJinjaPageView
+
+    return ValidationResultsPageRenderer(), ExpectationSuitePageRenderer(), DefaultJinjaPageView()
+
+
 def _render_validation(
     doc: dict[str, Any], site_path: str, lock: AssetLock, ctx: PageContext
 ) -> str:
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResultSchema,
     )
-    from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view.view import DefaultJinjaPageView
 
+    renderer, _, view = _views()
     result = ExpectationSuiteValidationResultSchema().load(doc)
-    content = ValidationResultsPageRenderer().render(result)
-    page = DefaultJinjaPageView().render(  # type: ignore[no-untyped-call]
-        content, data_context_id=None, show_how_to_buttons=False
-    )
+    content = renderer.render(result)
+    page = view.render(content, data_context_id=None, show_how_to_buttons=False)
     page = rewrite_links(str(page), _to_root(site_path), lock)
     return explain_page(page, doc, site_path, ctx)
 
@@ -184,8 +195,7 @@ def _shared_files(
 ) -> dict[str, str]:
     """Write the site's shared files locally; return their site paths and SHA-256."""
     gx = import_gx()
-    from great_expectations.render.renderer.page_renderer import ExpectationSuitePageRenderer
-    from great_expectations.render.view.view import DefaultJinjaPageView
+    _, suite_renderer, view = _views()
 
     files: dict[str, bytes] = {}
     # What a file's digest is taken of: its bytes, except for a suite page, whose rendering holds
@@ -200,10 +210,8 @@ def _shared_files(
     for doc in suite_files(expectations_dir):
         site_path = f"expectations/{doc['name']}.html"
         suite = gx.ExpectationSuite(**suite_kwargs(doc))
-        content = ExpectationSuitePageRenderer().render(suite)  # type: ignore[no-untyped-call]
-        page = DefaultJinjaPageView().render(  # type: ignore[no-untyped-call]
-            content, data_context_id=None, show_how_to_buttons=False
-        )
+        content = suite_renderer.render(suite)
+        page = view.render(content, data_context_id=None, show_how_to_buttons=False)
         files[site_path] = rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
         sources[site_path] = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
     for site_path, path in sorted(extra_files.items()):
@@ -232,6 +240,7 @@ def build_docs(
     expectations_dir: Path = EXPECTATIONS_DIR,
     extra_files: Mapping[str, Path] | None = None,
     assets: Path | None = None,
+    runs: Sequence[str] | None = None,
 ) -> DocsBuild:
     """Build what is missing or changed in the published Data Docs site, and publish it.
 
@@ -245,6 +254,9 @@ def build_docs(
             ``contracts/``; uploaded when they changed.
         assets: the page assets directory (default:
             :func:`~etl.steps.quality.docs_assets.assets_dir`).
+        runs: only look at results whose run name starts with one of these (the DAG passes its
+            run's :func:`etl.steps.quality.run_prefix`), listing ``results/<suite>/<run>…`` for
+            each suite instead of the whole history; None: every result in the store.
 
     Returns:
         What the build did (pages rendered, keys and bytes written).
@@ -257,7 +269,11 @@ def build_docs(
     assets = require_assets(assets, lock)
     build = DocsBuild(index_key=f"{prefix}index.html")
     publisher = _Publisher(store, work_dir / "site", prefix, build)
-    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build)
+    scopes = [""]
+    if runs is not None and not full:
+        suites = [doc["name"] for doc in suite_files(expectations_dir)]
+        scopes = [f"{suite}/{run}" for suite in suites for run in runs]
+    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build, scopes)
 
     published = {} if full else _published_digests(store, prefix)
     digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
@@ -286,17 +302,24 @@ def build_docs(
 
 
 def _render_new(
-    store: Store, work_dir: Path, prefix: str, full: bool, lock: AssetLock, build: DocsBuild
+    store: Store,
+    work_dir: Path,
+    prefix: str,
+    full: bool,
+    lock: AssetLock,
+    build: DocsBuild,
+    scopes: Sequence[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Render the results without a published page (all with ``full``), one at a time."""
-    results = sorted(
-        k[len(prefix) :] for k in store.list(docs_results_prefix(prefix)) if k.endswith(".json")
-    )
+    listed = (store.list(docs_results_prefix(prefix) + scope) for scope in scopes)
+    results = sorted({k[len(prefix) :] for keys in listed for k in keys if k.endswith(".json")})
     build.results = len(results)
     pages: set[str] = set()
     if not full:
         # Listed, never downloaded: a page exists or it does not.
-        pages = {k[len(prefix) :] for k in store.list(f"{prefix}{VALIDATIONS_DIR}/")}
+        for scope in scopes:
+            found = store.list(f"{prefix}{VALIDATIONS_DIR}/{scope}")
+            pages |= {k[len(prefix) :] for k in found}
     ctx = PageContext.for_store(store, prefix)
     entries, rendered = [], []
     site_dir = work_dir / "site"
