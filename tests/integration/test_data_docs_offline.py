@@ -24,10 +24,10 @@ from etl.steps.quality import (
     save_results,
     validate_curated_bytes,
 )
+from etl.steps.quality.docs import RUNS_SECTION_ID, add_runs_section, validation_runs
 from etl.steps.quality.docs_assets import missing_assets
 from etl.steps.quality.docs_site import build_docs
 from etl.storage.keys import partition_for
-from etl.steps.quality.docs import RUNS_SECTION_ID, add_runs_section, validation_runs
 from etl.storage.store import LocalStore
 from tests.integration.test_checkpoints import END, START, _breach_bad_id, _csv, _report, _row
 

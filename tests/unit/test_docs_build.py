@@ -1,0 +1,95 @@
+"""The docs build's pure parts: the contract-terms formatter, the asset lock checks, the CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from etl.adapters.cli import main
+from etl.contracts.model import CURATED_CONTRACT, load_contract
+from etl.steps.quality.docs_assets import (
+    DocsAssetsError,
+    load_lock,
+    missing_assets,
+    require_assets,
+    rewrite_links,
+)
+from etl.steps.quality.explain import entry_from_result, explain_check
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+QUARANTINE_CHECK = {
+    "expectation_type": "expect_table_row_count_to_be_between",
+    "rule": "quarantined_share",
+    "observed_value": 1,
+    "expected": {"min_value": 4},
+    "success": False,
+}
+
+
+def test_a_threshold_rule_is_said_in_the_contract_terms() -> None:
+    said = explain_check(QUARANTINE_CHECK, {"curated": 1, "quarantined": 3}, load_contract())
+    assert said == "quarantined 3 of 4 posts (75 %); the contract allows at most 5 %"
+
+
+def test_without_the_counts_the_bounds_are_shown() -> None:
+    said = explain_check(QUARANTINE_CHECK, {}, load_contract(CURATED_CONTRACT))
+    assert said == "observed 1; expected at least 4"
+
+
+def test_a_gx_result_item_reads_the_same() -> None:
+    item = {
+        "success": False,
+        "expectation_config": {
+            "type": "expect_column_values_to_match_regex",
+            "kwargs": {"column": "tweet_id", "regex": "x"},
+            "meta": {"rules": ["tweet_id.pattern"], "source": "contract"},
+        },
+        "result": {"element_count": 4, "unexpected_count": 1, "partial_unexpected_list": ["1x"]},
+    }
+    assert explain_check(entry_from_result(item)) == (
+        "1 of 4 values of tweet_id (25 %) break the rule; e.g. '1x'"
+    )
+
+
+def test_every_cdn_link_of_gx_templates_is_rewritten_relative() -> None:
+    lock = load_lock()
+    page = "".join(f'<script src="{url}"></script>' for url in lock.replaces)
+    page += '<img src="https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=1">'
+    out = rewrite_links(page, "../../", lock)
+    assert "https://" not in out
+    assert 'src="../../static/vendor/jquery@3.7.1/dist/jquery.min.js"' in out
+
+
+def test_an_altered_asset_is_refused(tmp_path: Path) -> None:
+    lock = load_lock()
+    asset = lock.assets[0]
+    for a in lock.assets:
+        (tmp_path / a.site_path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / a.site_path).write_bytes(b"not the pinned bytes")
+    assert len(missing_assets(tmp_path, lock)) == len(lock.assets)
+    with pytest.raises(DocsAssetsError, match="tweetpipe docs assets fetch"):
+        require_assets(tmp_path, lock)
+    assert asset.integrity.startswith("sha256-")
+
+
+def test_a_lock_that_points_off_the_registry_is_refused(tmp_path: Path) -> None:
+    doc = json.loads(load_lock.__defaults__[0].read_text(encoding="utf-8"))  # type: ignore[index]
+    doc["packages"][0]["tarball"] = "https://evil.example/jquery.tgz"
+    bad = tmp_path / "lock.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(DocsAssetsError, match="not an npm registry URL"):
+        load_lock(bad)
+
+
+def test_docs_build_with_a_bad_store_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["docs", "build", "--store", "s3://KEY:SECRET@bucket/x"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("tweetpipe docs: error: --store:") and err.count("\n") == 1
+    assert "SECRET" not in err
