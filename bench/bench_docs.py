@@ -37,7 +37,12 @@ sys.path.insert(0, str(BENCH.parent))
 
 from etl.steps.quality import validate_curated_bytes  # noqa: E402
 from etl.steps.quality.docs import build_docs_from_store, publish_docs  # noqa: E402
-from etl.steps.quality.docs_index import IndexState, add_entries, chunk_path  # noqa: E402
+from etl.steps.quality.docs_index import (  # noqa: E402
+    IndexState,
+    fragment_path,
+    month_of,
+    render_months,
+)
 from etl.steps.quality.docs_page import PageContext  # noqa: E402
 from etl.steps.quality.docs_site import build_docs, index_entry, page_for  # noqa: E402
 from etl.storage.keys import partition_for  # noqa: E402
@@ -99,28 +104,28 @@ def _seed(root: Path, doc: dict[str, Any], page: str, count: int, now: datetime)
     store = LocalStore(root)
     docs = root / "docs"
     ctx = PageContext.for_store(store)
-    entries = []
+    entries: list[dict[str, Any]] = []
     runs = -(-count // (len(SOURCES) * len(SUITES)))
-    for day in range(runs, 0, -1):
-        for path, text in _run_results(doc, now - timedelta(days=day)):
-            if len(entries) == count:
-                break
-            (docs / path).parent.mkdir(parents=True, exist_ok=True)
-            (docs / path).write_text(text, encoding="utf-8")
-            (docs / page_for(path)).parent.mkdir(parents=True, exist_ok=True)
-            (docs / page_for(path)).write_text(page, encoding="utf-8")
-            entries.append(index_entry(json.loads(text), path, ctx))
-    state = IndexState()
 
     def write(site_path: str, text: str) -> None:
         (docs / site_path).parent.mkdir(parents=True, exist_ok=True)
         (docs / site_path).write_text(text, encoding="utf-8")
 
-    def read_chunk(month: str, number: int) -> list[dict[str, Any]]:
-        target = docs / chunk_path(month, number, "json")
-        return list(json.loads(target.read_text(encoding="utf-8"))) if target.is_file() else []
-
-    add_entries(state, entries, read_chunk, write)
+    for day in range(runs, 0, -1):
+        run = []
+        for path, text in _run_results(doc, now - timedelta(days=day))[: count - len(entries)]:
+            (docs / path).parent.mkdir(parents=True, exist_ok=True)
+            (docs / path).write_text(text, encoding="utf-8")
+            (docs / page_for(path)).parent.mkdir(parents=True, exist_ok=True)
+            (docs / page_for(path)).write_text(page, encoding="utf-8")
+            run.append(index_entry(json.loads(text), path, ctx))
+        # One fragment per daily build, as the DAG's build_docs leaves them.
+        write(fragment_path(month_of(run[0]), run), json.dumps(run, sort_keys=True, indent=0))
+        entries += run
+    months: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        months.setdefault(month_of(entry), []).append(entry)
+    render_months(IndexState(), months, write)
     return store
 
 

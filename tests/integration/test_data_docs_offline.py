@@ -425,9 +425,59 @@ def test_a_second_build_uploads_nothing_and_a_new_run_only_its_own_files(
     assert pages == [
         "docs/validations/tweets_curated/next__account-ada/20991231T000000.000000Z/b.html"
     ]
-    assert set(build.written) - set(pages) == {
-        "docs/index/2099-12/001.json",
+    fragments = [k for k in build.written if k.startswith("docs/index/2099-12/runs/")]
+    assert len(fragments) == 1
+    assert set(build.written) - set(pages) - set(fragments) == {
         "docs/index/2099-12/001.html",
         "docs/index/months.json",
         "docs/index.html",
     }
+
+
+def _result_in(store: LocalStore, run: str, when: str, template: dict[str, Any]) -> str:
+    doc = json.loads(json.dumps(template))
+    doc["meta"]["run_id"] = {"run_name": run, "run_time": when}
+    stamp = when[:19].replace("-", "").replace(":", "") + ".000000Z"
+    key = f"docs/results/tweets_curated/{run}/{stamp}/b.json"
+    store.put(key, json.dumps(doc).encode(), "application/json")
+    return key
+
+
+def test_an_entry_lost_to_a_racing_build_comes_back(new_site: _NewSite, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(new_site.root.parent, copy)
+    store = LocalStore(copy)
+    template = json.loads(next((copy / "docs" / "results").rglob("*.json")).read_text("utf-8"))
+    _result_in(store, "a__account-ada", "2099-12-30T00:00:00+00:00", template)
+    before = {n: (copy / "docs" / n).read_bytes() for n in ("index.html", "index/months.json")}
+
+    build_docs(store, tmp_path / "a")
+    # A build that ran at the same time, from the index as it was, wrote last: "a" is not shown.
+    for name, data in before.items():
+        (copy / "docs" / name).write_bytes(data)
+    assert "a__account-ada" not in (copy / "docs" / "index.html").read_text("utf-8")
+    _result_in(store, "b__account-ada", "2099-12-31T00:00:00+00:00", template)
+
+    build_docs(store, tmp_path / "b")
+
+    month = (copy / "docs" / "index" / "2099-12" / "001.html").read_text("utf-8")
+    top = (copy / "docs" / "index.html").read_text("utf-8")
+    assert "a__account-ada" in month and "b__account-ada" in month
+    assert "a__account-ada" in top and "b__account-ada" in top
+
+
+def test_every_text_of_the_index_is_escaped(new_site: _NewSite, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(new_site.root.parent, copy)
+    store = LocalStore(copy)
+    template = json.loads(next((copy / "docs" / "results").rglob("*.json")).read_text("utf-8"))
+    hostile = '<img src=x onerror="alert(1)">'
+    template["suite_name"] = hostile
+    _result_in(store, "evil__account-ada", "2099-11-30T00:00:00+00:00", template)
+
+    build_docs(store, tmp_path / "b")
+
+    for name in ("index.html", "index/2099-11/001.html"):
+        page = (copy / "docs" / name).read_text("utf-8")
+        assert hostile not in page
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page

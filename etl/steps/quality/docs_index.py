@@ -2,19 +2,24 @@
 
 Layout (site-relative)::
 
-    index.html                       months, newest first, and the latest runs; filters
-    index/months.json                per month: its chunks and their counts, the sources and suites
-    index/<YYYY-MM>/<NNN>.json       the runs of one chunk of a month (at most CHUNK_SIZE)
-    index/<YYYY-MM>/<NNN>.html       the same runs as a table, newest first, with filters
+    index.html                        months, newest first, and the latest runs; filters
+    index/months.json                 per month: its parts (counts, digest), sources and suites
+    index/<YYYY-MM>/runs/<id>.json    the entries one build added to the month (never rewritten)
+    index/<YYYY-MM>/<NNN>.html        the month's runs, at most PART_SIZE a part, newest first
 
-A run's validations go to the month of their run time, appended to the month's last chunk (a new
-chunk once it holds :data:`CHUNK_SIZE`), so adding a run rewrites one chunk, ``months.json`` and
-``index.html``, whatever the history. Every page is plain HTML with a few lines of inline script
-for the source, suite and status filters: nothing is loaded from anywhere.
+A build writes its new entries as a fragment of their month (a key of its own, so builds running
+at the same time never overwrite each other's entries), then renders the months it touched from
+all of their fragments: a part page is uploaded only when its entries changed (digest in
+``months.json``), so a run rewrites one part, ``months.json`` and ``index.html`` whatever the
+history. Pages are derived data: should two builds of one month race, the later build of that
+month (or of the next, which also refreshes the month before) renders what either added.
+Every page is plain HTML with a few lines of inline script for the source, suite and status
+filters: nothing is loaded from anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = "index"
 MONTHS_FILE = f"{INDEX_DIR}/months.json"
-CHUNK_SIZE = 500
+PART_SIZE = 500
 LATEST = 20
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 # RFC 3986 allows these in a path; run names such as ``…__source=x`` keep their readable form.
@@ -44,11 +49,32 @@ def month_of(entry: dict[str, Any]) -> str:
     return str(entry["time"])[:7]
 
 
-def chunk_path(month: str, number: int, suffix: str) -> str:
-    """A chunk's site-relative path (``index/2026-11/001.html``)."""
+def _check_month(month: str) -> str:
     if not _MONTH.fullmatch(month):
         raise ValueError(f"not a month: {month!r}")
-    return f"{INDEX_DIR}/{month}/{number:03d}.{suffix}"
+    return month
+
+
+def part_path(month: str, number: int) -> str:
+    """A part's site-relative path (``index/2026-11/001.html``)."""
+    return f"{INDEX_DIR}/{_check_month(month)}/{number:03d}.html"
+
+
+def fragments_dir(month: str) -> str:
+    """Where the builds' fragments of a month are (``index/2026-11/runs/``)."""
+    return f"{INDEX_DIR}/{_check_month(month)}/runs/"
+
+
+def fragment_path(month: str, entries: list[dict[str, Any]]) -> str:
+    """The fragment key of a build's entries of one month: named by what it holds.
+
+    The newest run time first (fragments list in time order), then a digest of the result paths,
+    so the same entries always give the same key (a retried build rewrites its own fragment).
+    """
+    newest = max(str(e["time"]) for e in entries)
+    stamp = re.sub(r"[^0-9]", "", newest)[:20]
+    digest = hashlib.sha256("\n".join(sorted(str(e["result"]) for e in entries)).encode())
+    return f"{fragments_dir(month)}{stamp}-{digest.hexdigest()[:16]}.json"
 
 
 @dataclass
@@ -56,7 +82,7 @@ class IndexState:
     """What ``index/months.json`` holds.
 
     Attributes:
-        months: per month: ``chunks`` (per chunk: ``runs``, ``failed``, ``warning``),
+        months: per month: ``parts`` (per part: ``runs``, ``failed``, ``warning``, ``digest``),
             ``sources`` and ``suites`` seen.
         latest: the newest :data:`LATEST` entries, newest first.
     """
@@ -76,71 +102,82 @@ class IndexState:
         months, latest = doc.get("months"), doc.get("latest")
         if not isinstance(months, dict) or not isinstance(latest, list):
             raise ValueError("months.json: expected 'months' (object) and 'latest' (list)")
-        if not all(_MONTH.fullmatch(str(m)) for m in months):
-            raise ValueError("months.json: a month is not YYYY-MM")
+        for month, info in months.items():
+            if not _MONTH.fullmatch(str(month)) or not _is_month_info(info):
+                raise ValueError(f"months.json: month {str(month)[:20]!r} is malformed")
+        if not all(isinstance(e, dict) and is_entry(e) for e in latest):
+            raise ValueError("months.json: a latest entry is malformed")
         return cls(months=months, latest=latest)
+
+
+def _is_month_info(info: Any) -> bool:
+    if not isinstance(info, dict) or not isinstance(info.get("parts"), list):
+        return False
+    parts_ok = all(
+        isinstance(p, dict) and all(isinstance(p.get(k), int) for k in ("runs", "failed"))
+        for p in info["parts"]
+    )
+    names_ok = all(
+        isinstance(info.get(k), list) and all(isinstance(v, str) for v in info[k])
+        for k in ("sources", "suites")
+    )
+    return parts_ok and names_ok
+
+
+def is_entry(entry: dict[str, Any]) -> bool:
+    """Whether a dict read back from the store has an index entry's text fields."""
+    return all(isinstance(entry.get(k), str) for k in ("result", "page", "suite", "time", "run"))
 
 
 def _newest_first(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: (str(e["time"]), str(e["result"])), reverse=True)
 
 
-def add_entries(
+def render_months(
     state: IndexState,
-    entries: list[dict[str, Any]],
-    read_chunk: Callable[[str, int], list[dict[str, Any]]],
+    months: dict[str, list[dict[str, Any]]],
     write: Callable[[str, str], None],
 ) -> None:
-    """Add validation entries to the index: rewrite the chunks they land in and the top files.
+    """Render the given months from all their entries, and the top files.
 
-    An entry already in its month (same ``result``) is replaced, not repeated, so adding the same
-    validation twice (a build that stopped before its pages were uploaded) keeps one row.
+    Entries are kept once per ``result`` (the last one given wins). Parts hold
+    :data:`PART_SIZE` entries, oldest first, so appending rewrites only the last part; a part is
+    written only when its entries differ from what ``state`` records.
 
     Args:
         state: the index state; updated in place.
-        entries: the new entries (see :func:`etl.steps.quality.docs_site.index_entry`).
-        read_chunk: ``(month, number) -> entries`` of an existing chunk (only of touched months).
+        months: month -> every entry of the month (from all its fragments).
         write: ``(site path, text)``: writes one file of the site.
     """
-    by_month: dict[str, list[dict[str, Any]]] = {}
-    for entry in entries:
-        by_month.setdefault(month_of(entry), []).append(entry)
-    for month, new in sorted(by_month.items()):
-        info = state.months.setdefault(month, {"chunks": [], "sources": [], "suites": []})
-        chunks = [read_chunk(month, i + 1) for i in range(len(info["chunks"]))]
-        known = {
-            str(e["result"]): (c, i) for c, chunk in enumerate(chunks) for i, e in enumerate(chunk)
+    for month, found in sorted(months.items()):
+        unique = {str(e["result"]): e for e in found}
+        ordered = sorted(unique.values(), key=lambda e: (str(e["time"]), str(e["result"])))
+        parts = [ordered[i : i + PART_SIZE] for i in range(0, len(ordered), PART_SIZE)]
+        before = state.months.get(month, {}).get("parts", [])
+        info: dict[str, Any] = {
+            "parts": [_counts(part) for part in parts],
+            "sources": sorted({str(e.get("source") or "") for e in ordered} - {""}),
+            "suites": sorted({str(e["suite"]) for e in ordered}),
         }
-        touched: set[int] = set()
-        for entry in new:
-            at = known.get(str(entry["result"]))
-            if at is not None:
-                chunks[at[0]][at[1]] = entry
-                touched.add(at[0])
-                continue
-            if not chunks or len(chunks[-1]) >= CHUNK_SIZE:
-                chunks.append([])
-            chunks[-1].append(entry)
-            known[str(entry["result"])] = (len(chunks) - 1, len(chunks[-1]) - 1)
-            touched.add(len(chunks) - 1)
-        info["chunks"] = [_counts(chunk) for chunk in chunks]
-        info["sources"] = sorted({*info["sources"], *(str(e["source"]) for e in new)})
-        info["suites"] = sorted({*info["suites"], *(str(e["suite"]) for e in new)})
-        for c in sorted(touched):
-            text = json.dumps(chunks[c], sort_keys=True, indent=0) + "\n"
-            write(chunk_path(month, c + 1, "json"), text)
-            write(chunk_path(month, c + 1, "html"), render_chunk(month, c + 1, chunks[c], info))
-    merged = {str(e["result"]): e for e in [*state.latest, *entries]}
+        state.months[month] = info
+        for number, part in enumerate(parts, start=1):
+            recorded = before[number - 1].get("digest") if number <= len(before) else None
+            if recorded != info["parts"][number - 1]["digest"] or len(before) != len(parts):
+                write(part_path(month, number), render_part(month, number, part, info))
+    fresh = [e for found in months.values() for e in found]
+    merged = {str(e["result"]): e for e in [*state.latest, *fresh]}
     state.latest = _newest_first(merged.values())[:LATEST]
     write(MONTHS_FILE, state.to_json())
     write("index.html", render_index(state))
 
 
-def _counts(chunk: list[dict[str, Any]]) -> dict[str, int]:
+def _counts(part: list[dict[str, Any]]) -> dict[str, Any]:
+    text = json.dumps(part, sort_keys=True)
     return {
-        "runs": len(chunk),
-        "failed": sum(e.get("status") == "failed" for e in chunk),
-        "warning": sum(e.get("status") == "warning" for e in chunk),
+        "runs": len(part),
+        "failed": sum(e.get("status") == "failed" for e in part),
+        "warning": sum(e.get("status") == "warning" for e in part),
+        "digest": hashlib.sha256(text.encode()).hexdigest()[:16],
     }
 
 
@@ -259,21 +296,21 @@ def _row(entry: dict[str, Any], to_root: str) -> str:
     )
 
 
-def render_chunk(
+def render_part(
     month: str, number: int, entries: list[dict[str, Any]], info: dict[str, Any]
 ) -> str:
-    """One chunk of a month's runs as a page (``index/<month>/<NNN>.html``).
+    """One part of a month's runs as a page (``index/<month>/<NNN>.html``).
 
     Args:
         month: ``YYYY-MM``.
-        number: the chunk's number in the month, from 1.
+        number: the part's number in the month, from 1 (the oldest runs).
         entries: its runs.
-        info: the month's ``months.json`` entry (for the links to its other chunks).
+        info: the month's ``months.json`` entry (for the links to its other parts).
 
     Returns:
         The HTML.
     """
-    total = len(info["chunks"])
+    total = len(info["parts"])
     failed = sum(e.get("status") == "failed" for e in entries)
     others = " ".join(
         f'<a class="carry" href="{i:03d}.html">part {i}</a>' if i != number else f"<b>part {i}</b>"
@@ -310,12 +347,12 @@ def render_index(state: IndexState) -> str:
     rows = []
     for month in sorted(state.months, reverse=True):
         info = state.months[month]
-        runs = sum(c["runs"] for c in info["chunks"])
-        failed = sum(c["failed"] for c in info["chunks"])
+        runs = sum(c["runs"] for c in info["parts"])
+        failed = sum(c["failed"] for c in info["parts"])
         parts = " ".join(
-            f'<a class="carry" href="{_href(chunk_path(month, i, "html"))}">'
-            f"{'part ' + str(i) if len(info['chunks']) > 1 else 'runs'}</a>"
-            for i in range(len(info["chunks"]), 0, -1)
+            f'<a class="carry" href="{_href(part_path(month, i))}">'
+            f"{'part ' + str(i) if len(info['parts']) > 1 else 'runs'}</a>"
+            for i in range(len(info["parts"]), 0, -1)
         )
         status = "failed" if failed else "passed"
         rows.append(
@@ -324,8 +361,8 @@ def render_index(state: IndexState) -> str:
             f'<td class="status">{failed}</td><td>{_e(", ".join(info["sources"]))}</td>'
             f"<td>{parts}</td></tr>"
         )
-    total = sum(c["runs"] for m in state.months.values() for c in m["chunks"])
-    failed = sum(c["failed"] for m in state.months.values() for c in m["chunks"])
+    total = sum(c["runs"] for m in state.months.values() for c in m["parts"])
+    failed = sum(c["failed"] for m in state.months.values() for c in m["parts"])
     months = (
         '<table id="runs">\n<thead><tr><th>Month</th><th>Validations</th><th>Failed</th>'
         "<th>Sources</th><th>Runs</th></tr></thead>\n<tbody>\n"

@@ -5,7 +5,8 @@
 pages already published (``docs/validations/…``, listed, never downloaded), downloads only the
 results without a page, renders each with GX's own renderer one at a time, adds them to the
 month-split index (:mod:`etl.steps.quality.docs_index`), and uploads only what it wrote: the new
-pages, the touched index chunk, ``index/months.json`` and ``index.html``. The site's shared files
+pages, the run's index fragment, the touched part of its month, ``index/months.json`` and
+``index.html``. The site's shared files
 (the page assets of :mod:`etl.steps.quality.docs_assets`, GX's static files, the suites' pages,
 the contract pages the caller passes) are uploaded only when their bytes differ from what
 ``index/site.json`` records as published. ``full=True`` renders every result again and rebuilds
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +36,16 @@ from etl.steps.quality.docs_assets import (
     require_assets,
     rewrite_links,
 )
-from etl.steps.quality.docs_index import INDEX_DIR, MONTHS_FILE, IndexState, add_entries, chunk_path
+from etl.steps.quality.docs_index import (
+    INDEX_DIR,
+    MONTHS_FILE,
+    IndexState,
+    fragment_path,
+    fragments_dir,
+    is_entry,
+    month_of,
+    render_months,
+)
 from etl.steps.quality.docs_page import PageContext, explain_page
 from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
 
@@ -47,6 +58,7 @@ if TYPE_CHECKING:
 SITE_FILE = f"{INDEX_DIR}/site.json"
 """The published shared files and their SHA-256, so a build uploads only those that changed."""
 VALIDATIONS_DIR = "validations"
+_FRAGMENT = re.compile(rf"{INDEX_DIR}/([0-9]{{4}}-[0-9]{{2}})/runs/[^/]+\.json")
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".json": "application/json",
@@ -284,13 +296,14 @@ def build_docs(
     index_files: list[str] = []
     if entries or full or not store.exists(build.index_key):
         index_files = _update_index(store, prefix, full, entries, publisher)
-    # The index before the pages: a build stopped in between leaves results without a page, which
-    # the next build renders and indexes again (in place: an entry is kept once per result).
+    # The fragments went first (in _update_index), then the pages, then what is derived from both:
+    # a build stopped anywhere leaves results without a page, which the next build renders and
+    # indexes again (an entry is kept once per result).
+    for site_path in rendered:
+        publisher.upload(site_path)
     for site_path in index_files:
         if site_path not in (MONTHS_FILE, "index.html"):
             publisher.upload(site_path)
-    for site_path in rendered:
-        publisher.upload(site_path)
     if changed:
         manifest = json.dumps({**published, **digests}, sort_keys=True, indent=0) + "\n"
         publisher.write(SITE_FILE, manifest.encode("utf-8"))
@@ -345,25 +358,62 @@ def _render_new(
 def _update_index(
     store: Store, prefix: str, full: bool, entries: list[dict[str, Any]], publisher: _Publisher
 ) -> list[str]:
-    """Add the entries to the month-split index; return the site paths written."""
-    state = IndexState()
+    """Save the entries as fragments of their months, render those months; return what was
+    rendered (the fragments are uploaded here, before anything derived from them)."""
+    state, touched = IndexState(), set()
     if not full:
         text = _read_text(store, prefix + MONTHS_FILE)
-        state = IndexState.from_json(text) if text else IndexState()
+        try:
+            state = IndexState.from_json(text) if text else IndexState()
+        except ValueError:
+            # Damaged: derived data, so it is rendered again from every month's fragments.
+            touched = _all_months(store, prefix)
+    by_month: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_month.setdefault(month_of(entry), []).append(entry)
+    for month, found in sorted(by_month.items()):
+        site_path = fragment_path(month, found)
+        text = json.dumps(found, sort_keys=True, indent=0) + "\n"
+        publisher.write(site_path, text.encode("utf-8"))
+        publisher.upload(site_path)
+    touched |= set(by_month)
+    if by_month:
+        # The month before the newest one is refreshed too: a build racing another at the end
+        # of a month may have rendered it without the other's fragment.
+        newest = max(by_month)
+        year, number = int(newest[:4]), int(newest[5:7])
+        previous = f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
+        if previous in state.months:
+            touched.add(previous)
+    months = {month: _month_entries(store, prefix, month) for month in sorted(touched)}
     written: list[str] = []
-
-    def read_chunk(month: str, number: int) -> list[dict[str, Any]]:
-        if full:
-            return []
-        text = _read_text(store, prefix + chunk_path(month, number, "json"))
-        return list(json.loads(text)) if text else []
 
     def write(site_path: str, text: str) -> None:
         publisher.write(site_path, text.encode("utf-8"))
         written.append(site_path)
 
-    add_entries(state, entries, read_chunk, write)
+    render_months(state, months, write)
     return written
+
+
+def _month_entries(store: Store, prefix: str, month: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for key in store.list(prefix + fragments_dir(month)):
+        if not key.endswith(".json"):
+            continue
+        try:
+            found = json.loads(store.get(key).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue  # not ours or damaged: the results it listed are still in the store
+        if isinstance(found, list):
+            entries += [e for e in found if isinstance(e, dict) and is_entry(e)]
+    return entries
+
+
+def _all_months(store: Store, prefix: str) -> set[str]:
+    keys = store.list(f"{prefix}{INDEX_DIR}/")
+    found = (_FRAGMENT.fullmatch(k[len(prefix) :]) for k in keys)
+    return {m.group(1) for m in found if m}
 
 
 def _published_digests(store: Store, prefix: str) -> dict[str, str]:
