@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import TYPE_CHECKING
 
 import pytest
 
 from etl.adapters.cli import main
-from etl.contracts.model import CURATED_CONTRACT, load_contract
+from etl.contracts.model import CONTRACTS_DIR, CURATED_CONTRACT, load_contract
+from etl.contracts.suites import EXPECTATIONS_DIR
 from etl.steps.quality.docs_assets import (
     DocsAssetsError,
     load_lock,
@@ -16,7 +19,9 @@ from etl.steps.quality.docs_assets import (
     require_assets,
     rewrite_links,
 )
+from etl.steps.quality.docs_page import contract_anchors, rule_anchor
 from etl.steps.quality.explain import entry_from_result, explain_check
+from etl.tools.contract_docs import build_site
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,3 +98,36 @@ def test_docs_build_with_a_bad_store_is_one_line_and_exit_2(
     assert code == 2
     assert err.startswith("tweetpipe docs: error: --store:") and err.count("\n") == 1
     assert "SECRET" not in err
+
+
+# Names in the suites that are structure, not a rule or a column of the contract page.
+STRUCTURAL = {"columns", "flattened page columns", "page_is_json_object"}
+
+
+@pytest.mark.parametrize(
+    "suite_file", sorted(EXPECTATIONS_DIR.glob("*.json")), ids=lambda p: p.stem
+)
+def test_every_contract_check_links_to_an_anchor_of_its_contract_page(
+    suite_file: Path, tmp_path: Path
+) -> None:
+    suite = json.loads(suite_file.read_text(encoding="utf-8"))
+    checks = [e for e in suite["expectations"] if e["meta"].get("source") == "contract"]
+    (contract,) = {e["meta"]["contract"] for e in checks}
+    spec = load_contract(CONTRACTS_DIR / f"{contract}.odcs.yaml")
+    (page,) = [
+        p
+        for p in build_site([CONTRACTS_DIR / f"{contract}.odcs.yaml"], tmp_path)
+        if p.stem == contract
+    ]
+    ids = set(re.findall(r'id="([^"]+)"', page.read_text(encoding="utf-8")))
+    anchors = contract_anchors(spec)
+
+    unresolved = []
+    for check in checks:
+        for name in check["meta"]["rules"]:
+            anchor = rule_anchor(name, anchors)
+            if anchor is None:
+                unresolved.append(name)
+            else:
+                assert html.escape(anchor) in ids, f"{name}: #{anchor} is not on {page.name}"
+    assert set(unresolved) <= STRUCTURAL

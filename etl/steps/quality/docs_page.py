@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from etl.contracts.model import CONTRACTS_DIR, ContractSpec, load_contract
+from etl.contracts.tree import iter_properties, schema_objects
 from etl.errors import ContractError
 from etl.steps.quality.explain import entry_from_result, explain_check, rule_names
 from etl.storage.keys import partition_for
@@ -149,21 +150,65 @@ def _asset_html(asset: DataAsset, ctx: PageContext, to_root: str) -> str:
     return "; ".join(parts)
 
 
-def _rule_link(entry: dict[str, Any], config_meta: dict[str, Any], suite: str, to_root: str) -> str:
+def contract_anchors(spec: ContractSpec) -> set[str]:
+    """The anchors of a contract's page (``tweetpipe contracts docs``) a check can link to.
+
+    Args:
+        spec: the contract.
+
+    Returns:
+        ``column-<name>`` for every column (nested ones by dotted name) and ``rule-<name>`` for
+        every quality rule, of the dataset or of a column.
+    """
+    anchors = set()
+    for ref in iter_properties(spec.raw):
+        if not ref.is_item:
+            anchors.add(f"column-{ref.name}")
+            rules = ref.prop.get("quality") or []
+            anchors |= {f"rule-{r.get('name')}" for r in rules if isinstance(r, dict)}
+    for _, obj in schema_objects(spec.raw):
+        rules = obj.get("quality") or []
+        anchors |= {f"rule-{r.get('name')}" for r in rules if isinstance(r, dict)}
+    return anchors
+
+
+def rule_anchor(name: str, anchors: set[str]) -> str | None:
+    """Where on the contract page a check's rule is: the rule, else its column, else None.
+
+    Args:
+        name: the rule as an expectation's meta names it (``quarantined_share``,
+            ``tweet_id.pattern``, ``data[].id``).
+        anchors: :func:`contract_anchors` of the contract.
+
+    Returns:
+        The anchor (without ``#``), or None when the page has none for it (the page's top then).
+    """
+    column = name.rpartition(".")[0]
+    for anchor in (f"rule-{name}", f"column-{name}", f"column-{column}" if column else ""):
+        if anchor in anchors:
+            return anchor
+    return None
+
+
+def _rule_link(
+    entry: dict[str, Any],
+    config_meta: dict[str, Any],
+    suite: str,
+    to_root: str,
+    spec: ContractSpec | None,
+) -> str:
     contract = config_meta.get("contract")
-    names = rule_names(entry)
     if (
         entry.get("source") == "contract"
         and isinstance(contract, str)
         and _CONTRACT_NAME.fullmatch(contract)
     ):
+        anchors = contract_anchors(spec) if spec is not None else set()
         links = []
-        for name in names:
-            head, _, rest = name.partition(".")
-            anchor = f"column-{head}" if rest else f"rule-{name}"
-            links.append(
-                f'<a href="{_e(to_root)}contracts/{_e(contract)}.html#{_e(anchor)}">{_e(name)}</a>'
-            )
+        for name in rule_names(entry):
+            anchor = rule_anchor(name, anchors)
+            target = f"{to_root}contracts/{contract}.html" + (f"#{anchor}" if anchor else "")
+            links.append(f'<a href="{_e(target)}">{_e(name)}</a>')
         return f"contract {_e(contract)}: " + ", ".join(links) if links else _e(contract)
     label = entry.get("rule") or "hand-written"
     return f'<a href="{_e(to_root)}expectations/{_e(suite)}.html">{_e(label)}</a> (hand-written, suite {_e(suite)})'
@@ -189,7 +234,7 @@ def _checks_table(doc: dict[str, Any], asset_html: str, ctx: PageContext, to_roo
             f'<tr class="{status}"><td class="status">{text}</td>'
             f"<td><code>{_e(entry['expectation_type'])}</code>"
             f"{' on <code>' + _e(entry['column']) + '</code>' if entry.get('column') else ''}</td>"
-            f"<td>{_rule_link(entry, meta, suite, to_root)}</td>"
+            f"<td>{_rule_link(entry, meta, suite, to_root, contract)}</td>"
             f"<td>{_e(explain_check(entry, parameters, contract))}</td></tr>"
         )
     failed = sum(1 for r in items if r.get("success") is not True)
