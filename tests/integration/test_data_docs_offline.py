@@ -26,7 +26,7 @@ from etl.steps.quality import (
 )
 from etl.steps.quality.docs import RUNS_SECTION_ID, add_runs_section, validation_runs
 from etl.steps.quality.docs_assets import missing_assets
-from etl.steps.quality.docs_site import build_docs
+from etl.steps.quality.docs_site import build_docs, page_for
 from etl.storage.keys import partition_for
 from etl.storage.store import LocalStore
 from tests.integration.test_checkpoints import END, START, _breach_bad_id, _csv, _report, _row
@@ -481,3 +481,29 @@ def test_every_text_of_the_index_is_escaped(new_site: _NewSite, tmp_path: Path) 
         page = (copy / "docs" / name).read_text("utf-8")
         assert hostile not in page
         assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+
+
+def test_an_unreadable_result_is_named_skipped_and_tried_again(
+    new_site: _NewSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etl.adapters.cli import main
+
+    copy = tmp_path / "store"
+    shutil.copytree(new_site.root.parent, copy)
+    store = LocalStore(copy)
+    template = json.loads(next((copy / "docs" / "results").rglob("*.json")).read_text("utf-8"))
+    good = _result_in(store, "good__account-ada", "2099-10-01T00:00:00+00:00", template)
+    bad = "docs/results/tweets_curated/bad__account-ada/20991001T000000.000000Z/b.json"
+    store.put(bad, b'{"meta": {}}', "application/json")
+
+    code = main(["docs", "build", "--store", str(copy)])
+    err = capsys.readouterr().err
+
+    assert code == 1
+    assert err.startswith(f"tweetpipe docs: cannot render {bad}: ")
+    assert (copy / "docs" / page_for(good.removeprefix("docs/"))).is_file()
+    assert not (copy / "docs" / page_for(bad.removeprefix("docs/"))).exists()
+    # Mended, the next build renders it.
+    store.put(bad, json.dumps(template).encode(), "application/json")
+    assert main(["docs", "build", "--store", str(copy)]) == 0
+    assert (copy / "docs" / page_for(bad.removeprefix("docs/"))).is_file()

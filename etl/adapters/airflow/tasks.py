@@ -32,6 +32,7 @@ exponential backoff apply to it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from etl.storage.keys import Partition
     from etl.storage.store import Store
 
+_log = logging.getLogger(__name__)
 DEFAULT_CONFIG = resources.default_config()
 X_CONN_ID = "x_api_default"
 X_CONN_IDS_ENV = "TWEETPIPE_X_CONN_IDS"
@@ -673,6 +675,9 @@ def build_docs(params: Mapping[str, Any], run_id: str | None = None) -> BuildDoc
         build = build_site_docs(
             store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra, runs=runs
         )
+    for key, reason in sorted(build.unreadable.items()):
+        # Not a failure of this run: the site is published; the next build tries the file again.
+        _log.warning("Data Docs: cannot render %s: %s", key, reason)
     return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl.adapters.cli.exits import EXIT_OK, UsageError
+from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -55,7 +56,8 @@ def run_docs_build_cli(args: argparse.Namespace) -> int:
         args: parsed arguments (``store``, ``full``).
 
     Returns:
-        0 when the site is published (a bad store raises UsageError: exit 2).
+        0 when the site is published; 1 when it is, but some results could not be rendered (each
+        named on stderr; the next build tries them again). A bad store raises UsageError: exit 2.
     """
     from etl.errors import StoreError
     from etl.steps.quality.docs_assets import DocsAssetsError
@@ -75,7 +77,9 @@ def run_docs_build_cli(args: argparse.Namespace) -> int:
         f"{build.results} validation(s); {len(build.written)} file(s), "
         f"{build.bytes_written} bytes written"
     )
-    return EXIT_OK
+    for key, reason in sorted(build.unreadable.items()):
+        print(f"tweetpipe docs: cannot render {key}: {reason}", file=sys.stderr)
+    return EXIT_FAILED if build.unreadable else EXIT_OK
 
 
 def run_docs_assets_fetch_cli(args: argparse.Namespace) -> int:

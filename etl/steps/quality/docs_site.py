@@ -59,6 +59,9 @@ SITE_FILE = f"{INDEX_DIR}/site.json"
 """The published shared files and their SHA-256, so a build uploads only those that changed."""
 VALIDATIONS_DIR = "validations"
 _FRAGMENT = re.compile(rf"{INDEX_DIR}/([0-9]{{4}}-[0-9]{{2}})/runs/[^/]+\.json")
+# What reading or rendering a result that is not a GX validation result raises; GX's schema
+# raises marshmallow's errors, added where the renderer is imported.
+_UNREADABLE: tuple[type[Exception], ...] = (ValueError, LookupError, TypeError, AttributeError)
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".json": "application/json",
@@ -77,6 +80,8 @@ class DocsBuild:
         results: validation results found in the store.
         written: the keys uploaded, in upload order.
         bytes_written: their total size.
+        unreadable: results that could not be rendered, with the reason (key -> reason); they
+            stay without a page, so the next build tries them again.
     """
 
     index_key: str
@@ -84,6 +89,7 @@ class DocsBuild:
     results: int = 0
     written: list[str] = field(default_factory=list)
     bytes_written: int = 0
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def page_for(result_path: str) -> str:
@@ -333,26 +339,47 @@ def _render_new(
         for scope in scopes:
             found = store.list(f"{prefix}{VALIDATIONS_DIR}/{scope}")
             pages |= {k[len(prefix) :] for k in found}
+    from marshmallow.exceptions import MarshmallowError
+
+    unreadable: tuple[type[Exception], ...] = (*_UNREADABLE, MarshmallowError)
     ctx = PageContext.for_store(store, prefix)
     entries, rendered = [], []
     site_dir = work_dir / "site"
     for result_path in (r for r in results if page_for(r) not in pages):
-        local = work_dir / "results" / result_path
-        store.download(prefix + result_path, local)
         try:
-            doc = json.loads(local.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"validation result {prefix}{result_path}: {exc}") from exc
-        finally:
-            local.unlink(missing_ok=True)  # one result at a time on disk, whatever the history
-        entries.append(index_entry(doc, result_path, ctx))
+            entry, html = _render_one(store, work_dir, prefix, result_path, lock, ctx)
+        except unreadable as exc:
+            # One damaged or foreign file must not keep every later run's pages from being built.
+            build.unreadable[prefix + result_path] = _reason(exc)
+            continue
+        entries.append(entry)
         page = page_for(result_path)
         target = site_dir / page
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_render_validation(doc, page, lock, ctx), encoding="utf-8")
+        target.write_text(html, encoding="utf-8")
         rendered.append(page)
     build.rendered = len(rendered)
     return entries, rendered
+
+
+def _render_one(
+    store: Store, work_dir: Path, prefix: str, result_path: str, lock: AssetLock, ctx: PageContext
+) -> tuple[dict[str, Any], str]:
+    local = work_dir / "results" / result_path
+    store.download(prefix + result_path, local)
+    try:
+        doc = json.loads(local.read_text(encoding="utf-8"))
+    finally:
+        local.unlink(missing_ok=True)  # one result at a time on disk, whatever the history
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    entry = index_entry(doc, result_path, ctx)
+    return entry, _render_validation(doc, page_for(result_path), lock, ctx)
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def _update_index(
