@@ -507,3 +507,27 @@ def test_an_unreadable_result_is_named_skipped_and_tried_again(
     store.put(bad, json.dumps(template).encode(), "application/json")
     assert main(["docs", "build", "--store", str(copy)]) == 0
     assert (copy / "docs" / page_for(bad.removeprefix("docs/"))).is_file()
+
+
+def test_on_s3_a_run_scoped_build_reads_only_its_run(
+    new_site: _NewSite, moto_server: Any, tmp_path: Path
+) -> None:
+    from etl.storage.store import open_store
+
+    store = open_store(moto_server.store_url, check=True)
+    results = sorted((new_site.root / "results").rglob("*.json"))
+    for path in results:
+        key = "docs/" + path.relative_to(new_site.root).as_posix()
+        store.put(key, path.read_bytes(), "application/json")
+
+    first = build_docs(store, tmp_path / "one", runs=["green__"])
+    second = build_docs(store, tmp_path / "two")
+
+    assert (first.results, first.rendered) == (1, 1)  # the breach run is not even listed
+    assert (second.results, second.rendered) == (2, 1)  # the rest, without rendering green again
+    objects = moto_server.objects()
+    page = objects[f"tweetpipe/docs/{new_site.failed.docs_page}"].decode("utf-8")
+    address = f"s3://{moto_server.bucket}/tweetpipe/curated/source=account-ada/interval="
+    assert address in page
+    assert "https://cdn" not in page and "https://unpkg" not in page
+    assert build_docs(store, tmp_path / "three").written == []
