@@ -34,6 +34,7 @@ INDEX_DIR = "index"
 MONTHS_FILE = f"{INDEX_DIR}/months.json"
 PART_SIZE = 500
 LATEST = 20
+RUNS_SECTION_ID = "tweetpipe-runs"
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 # RFC 3986 allows these in a path; run names such as ``…__source=x`` keep their readable form.
 _PATH_SAFE = "/!$&'()*+,;=:@"
@@ -286,10 +287,12 @@ def _row(entry: dict[str, Any], to_root: str) -> str:
         _e(entry.get("source") or "?"),
         _e(entry.get("interval") or "?"),
         name,
-        f'<span class="status">{_e(STATUS_TEXT.get(status, status))}</span>',
+        _e(STATUS_TEXT.get(status, status)),
         f"{_e(entry.get('unsuccessful', 0))} of {_e(entry.get('evaluated', 0))}",
     )
-    tds = "".join(f"<td>{c}</td>" for c in cells)
+    tds = "".join(
+        f'<td class="status">{c}</td>' if i == 5 else f"<td>{c}</td>" for i, c in enumerate(cells)
+    )
     return (
         f'<tr class="{_e(status)}" data-status="{_e(status)}" data-source="{_e(entry.get("source") or "")}"'
         f' data-suite="{_e(entry["suite"])}">{tds}</tr>'
@@ -374,6 +377,9 @@ def render_index(state: IndexState) -> str:
         if state.latest
         else "<p>No validation runs yet.</p>"
     )
+    # The id the runs table of the site had before the index was split by month (links, tests).
+    latest = f'<section id="{RUNS_SECTION_ID}">\n{latest}\n</section>'
+
     body = (
         f"<h1>tweetpipe Data Docs</h1>\n<p>{total} validations, {failed} failed. "
         f'<a href="contracts/index.html">Data contracts</a></p>\n'

@@ -25,6 +25,7 @@ import json
 import mimetypes
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from etl.contracts.suites import CRITICAL, EXPECTATIONS_DIR, import_gx, suite_kwargs
@@ -170,13 +171,11 @@ def index_entry(doc: dict[str, Any], result_path: str, ctx: PageContext) -> dict
     Raises:
         ValueError: the document is not a GX validation result (the message names the file).
     """
-    from etl.steps.quality.docs import _as_utc  # the runs table's reading, shared
-
     try:
         run_id = doc["meta"]["run_id"]
-        from datetime import datetime
-
-        when = _as_utc(datetime.fromisoformat(run_id["run_time"]))
+        moment = datetime.fromisoformat(run_id["run_time"])
+        # GX writes aware times; a naive one can only be UTC (GX takes run times from utcnow).
+        when = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         stats = doc.get("statistics") or {}
         failed = [r for r in doc.get("results") or [] if r.get("success") is not True]
         critical = sum(
