@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import io
 import json
 import re
+import tarfile
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,7 +17,9 @@ from etl.adapters.cli import main
 from etl.contracts.model import CONTRACTS_DIR, CURATED_CONTRACT, load_contract
 from etl.contracts.suites import EXPECTATIONS_DIR
 from etl.steps.quality.docs_assets import (
+    LOCK_FILE,
     DocsAssetsError,
+    fetch_assets,
     load_lock,
     missing_assets,
     require_assets,
@@ -82,7 +88,7 @@ def test_an_altered_asset_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_lock_that_points_off_the_registry_is_refused(tmp_path: Path) -> None:
-    doc = json.loads(load_lock.__defaults__[0].read_text(encoding="utf-8"))  # type: ignore[index]
+    doc = json.loads(LOCK_FILE.read_text(encoding="utf-8"))
     doc["packages"][0]["tarball"] = "https://evil.example/jquery.tgz"
     bad = tmp_path / "lock.json"
     bad.write_text(json.dumps(doc), encoding="utf-8")
@@ -131,3 +137,79 @@ def test_every_contract_check_links_to_an_anchor_of_its_contract_page(
             else:
                 assert html.escape(anchor) in ids, f"{name}: #{anchor} is not on {page.name}"
     assert set(unresolved) <= STRUCTURAL
+
+
+def _fake_package(tmp_path: Path) -> tuple[Path, bytes]:
+    """A one-file npm tarball and a lock pinning it, as the registry would serve them."""
+    body = b"window.fake = 1;\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("package/dist/fake.min.js")
+        info.size = len(body)
+        archive.addfile(info, io.BytesIO(body))
+    tarball = buffer.getvalue()
+    package = {
+        "name": "fake",
+        "version": "1.0.0",
+        "tarball": "https://registry.npmjs.org/fake/-/fake-1.0.0.tgz",
+        "integrity": "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode(),
+        "files": {"dist/fake.min.js": hashlib.sha256(body).hexdigest()},
+        "replaces": {"https://cdn.example/fake.js": "dist/fake.min.js"},
+    }
+    lock = tmp_path / "lock.json"
+    lock.write_text(json.dumps({"packages": [package]}), encoding="utf-8")
+    return lock, tarball
+
+
+def test_fetch_checks_the_pins_and_fetches_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl.steps.quality import docs_assets
+
+    lock_file, tarball = _fake_package(tmp_path)
+    lock = load_lock(lock_file)
+    downloads: list[str] = []
+    monkeypatch.setattr(docs_assets, "_download", lambda url: downloads.append(url) or tarball)
+
+    written = fetch_assets(tmp_path / "assets", lock)
+    again = fetch_assets(tmp_path / "assets", lock)
+
+    assert [p.relative_to(tmp_path / "assets").as_posix() for p in written] == [
+        "static/vendor/fake@1.0.0/dist/fake.min.js"
+    ]
+    assert again == [] and len(downloads) == 1
+    assert require_assets(tmp_path / "assets", lock) == tmp_path / "assets"
+
+
+def test_a_tarball_that_differs_from_its_integrity_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl.steps.quality import docs_assets
+
+    lock_file, tarball = _fake_package(tmp_path)
+    monkeypatch.setattr(docs_assets, "_download", lambda url: tarball + b"\0")
+
+    with pytest.raises(DocsAssetsError, match="sha512 differs"):
+        fetch_assets(tmp_path / "assets", load_lock(lock_file))
+    assert not (tmp_path / "assets").exists()  # nothing unchecked is written
+
+
+def test_assets_into_a_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl.steps.quality import docs_assets
+
+    lock_file, tarball = _fake_package(tmp_path)
+    monkeypatch.setattr(docs_assets, "LOCK_FILE", lock_file)
+    monkeypatch.setattr(docs_assets.load_lock, "__defaults__", (lock_file,))
+    monkeypatch.setattr(docs_assets, "_download", lambda url: tarball)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+
+    code = main(["docs", "assets", "fetch", "--into", str(blocker)])
+    err = capsys.readouterr().err
+
+    assert code == 2
+    assert (
+        err.startswith(f"tweetpipe docs: error: cannot write {blocker}/") and err.count("\n") == 1
+    )

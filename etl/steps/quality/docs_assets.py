@@ -185,10 +185,13 @@ def _download(url: str) -> bytes:
 
 
 def _write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    part.write_bytes(data)
-    part.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(data)
+        part.replace(target)
+    except OSError as exc:
+        raise DocsAssetsError(f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
 def _unpack(pkg: dict[str, object], tarball: bytes, root: Path) -> list[Path]:
