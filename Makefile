@@ -16,6 +16,9 @@ RUN := $(UV) run --frozen
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
+	@# The Data Docs pages' scripts and styles, pinned in etl/docs_assets.lock.json: fetched once
+	@# from the npm registry (hashes checked) into the cache, never at page-view time.
+	@$(RUN) tweetpipe docs assets fetch >/dev/null
 
 # Debian packages the tests need (headless Chromium for the browser checks).
 system-deps:

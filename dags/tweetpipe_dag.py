@@ -168,12 +168,13 @@ def tweetpipe() -> None:
         return tasks.publish(audited, params)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def build_docs(params: dict[str, Any]) -> BuildDocsPayload:
-        """Build the Great Expectations Data Docs site from every validation result in the store
-        and publish it under `docs/`. Runs also when a gate failed, so the failure is shown."""
+    def build_docs(params: dict[str, Any], run_id: str) -> BuildDocsPayload:
+        """Render this run's validations into the Great Expectations Data Docs site under `docs/`
+        and update its index (older pages are left as they are). Runs also when a gate failed, so
+        the failure is shown."""
         from etl.adapters.airflow import tasks
 
-        return tasks.build_docs(params)
+        return tasks.build_docs(params, run_id)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
     def all_sources_published() -> None:

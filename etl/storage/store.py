@@ -209,7 +209,12 @@ class LocalStore:
         if not start.is_dir():
             return []
         keys = []
-        for p in start.rglob("*"):
+        # Only the entries of ``start`` that the prefix's last part can match are walked: listing
+        # one run's results must not walk every run's folder.
+        stem = "" if not prefix or prefix.endswith("/") else base.name
+        tops = [c for c in start.iterdir() if c.name.startswith(stem)]
+        found = (q for c in tops for q in ([c] if c.is_file() else c.rglob("*")))
+        for p in found:
             if p.is_file() and not p.name.startswith(".tmp-"):
                 key = p.relative_to(self.root).as_posix()
                 if key.startswith(prefix):

@@ -394,8 +394,9 @@ def _column_row(ref: PropertyRef) -> list[str]:
     source = [_code(prop.get("transformSourceObjects") or [])]
     if prop.get("transformLogic"):
         source.append(f'<span class="muted">{_e(prop["transformLogic"])}</span>')
+    # The anchor Data Docs pages link a column's checks to (``#column-tweet_id``).
     return [
-        f"{indent}{_code(ref.name)}",
+        f'{indent}<span id="column-{_e(ref.name)}"></span>{_code(ref.name)}',
         _type_cell(prop),
         _yes(prop.get("required")),
         _yes(prop.get("unique")) + _e(key),
@@ -444,8 +445,9 @@ def _rule_row(where: str, rule: dict[str, Any]) -> list[str]:
     arguments = rule.get("arguments")
     if isinstance(arguments, dict) and arguments:
         check += "<br>" + ", ".join(f"{_e(k)} {_code(v)}" for k, v in arguments.items())
+    # The anchor Data Docs pages link a rule's checks to (``#rule-quarantined_share``).
     return [
-        _code(rule.get("name", "")),
+        f'<span id="rule-{_e(rule.get("name", ""))}"></span>{_code(rule.get("name", ""))}',
         _e(where),
         check,
         _e(rule.get("severity", "error")),

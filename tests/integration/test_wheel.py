@@ -113,6 +113,7 @@ def test_the_wheel_carries_the_bundled_files(installed: Installed) -> None:
             bundled = f"etl/_bundled/{path.relative_to(ROOT).as_posix()}"
             assert bundled in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "contracts/", "dags/"))]
+    assert "etl/docs_assets.lock.json" in names  # the Data Docs page assets' pins
 
 
 def test_etl_comes_from_the_wheel_and_finds_its_bundle(installed: Installed) -> None:
@@ -213,6 +214,14 @@ def test_demo_runs_the_bundled_dag(installed: Installed) -> None:
     assert proc.stdout.startswith("tweetpipe demo: DAG run SUCCESS")
     assert "published 4" in proc.stdout
     assert list((installed.work / "demo" / "store" / "curated").rglob("tweets.csv"))
+    # The DAG's build_docs published the site from the wheel, with the pinned page assets and
+    # the contract pages; a CLI build after it has nothing left to render.
+    docs = installed.work / "demo" / "store" / "docs"
+    assert list(docs.glob("static/vendor/jquery@*/dist/jquery.min.js"))
+    assert (docs / "contracts" / "tweets_curated.html").is_file()
+    again = installed.run("docs", "build", "--store", "demo/store")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert " 0 new page(s) of 8 validation(s); 0 file(s)" in again.stdout
 
 
 class _Api:

@@ -32,6 +32,7 @@ exponential backoff apply to it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from etl.storage.keys import Partition
     from etl.storage.store import Store
 
+_log = logging.getLogger(__name__)
 DEFAULT_CONFIG = resources.default_config()
 X_CONN_ID = "x_api_default"
 X_CONN_IDS_ENV = "TWEETPIPE_X_CONN_IDS"
@@ -520,7 +522,10 @@ def validate_raw(
     with _workdir("validate-raw") as tmp:
         pages = _download_pages(store, landed["page_keys"])
         summary = validate_raw_pages(
-            pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
+            pages,
+            docs_dir=tmp / "gx",
+            run_name=_run_name(run_id, landed["slug"]),
+            partition=_partition(landed),
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
@@ -614,6 +619,7 @@ def validate_curated(
             interval_start=partition.start,
             interval_end=partition.end,
             report=dict(report),
+            partition=partition,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary)
@@ -674,22 +680,38 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
     }
 
 
-def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
-    """Task ``build_docs``: the Data Docs site from every validation in the store, under ``docs/``.
+def build_docs(params: Mapping[str, Any], run_id: str | None = None) -> BuildDocsPayload:
+    """Task ``build_docs``: render this run's validations into the Data Docs site under ``docs/``.
+
+    The same build as ``tweetpipe docs build``: only the results without a page are downloaded
+    and rendered, the month's index chunk and the top index are rewritten, and only the files
+    that changed are uploaded (:func:`etl.steps.quality.docs_site.build_docs`).
 
     Args:
         params: the DAG run's params.
+        run_id: the Airflow run id: only this run's validations are looked for (the history is
+            not listed); None looks at every result in the store.
 
     Returns:
         The store, the site's index key and how many files were published.
     """
-    from etl.steps.quality.docs import build_docs_from_store, publish_docs
+    from etl.resources import contracts_dir
+    from etl.steps.quality import run_prefix
+    from etl.steps.quality.docs_site import build_docs as build_site_docs
+    from etl.tools.contract_docs import build_site as build_contract_pages
 
     store = open_pipeline_store(params)
     with _workdir("docs") as tmp:
-        site = build_docs_from_store(store, tmp, prefix=DOCS_PREFIX)
-        keys = publish_docs(site, store, prefix=DOCS_PREFIX)
-    return {"store": store.url, "index_key": f"{DOCS_PREFIX}index.html", "files": len(keys)}
+        pages = build_contract_pages([contracts_dir()], tmp / "contracts")
+        extra = {f"contracts/{p.name}": p for p in pages}
+        runs = None if run_id is None else [run_prefix(run_id)]
+        build = build_site_docs(
+            store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra, runs=runs
+        )
+    for key, reason in sorted(build.unreadable.items()):
+        # Not a failure of this run: the site is published; the next build tries the file again.
+        _log.warning("Data Docs: cannot render %s: %s", key, reason)
+    return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
 
 
 def fail_run() -> None:

@@ -251,6 +251,28 @@ def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentPar
     review.set_defaults(handler=_verb("contracts", "run_review_cli"))
 
 
+def _add_docs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("docs", help="the published Great Expectations Data Docs site")
+    verbs = p.add_subparsers(dest="docs_verb", required=True)
+    build = verbs.add_parser(
+        "build", help="render the validations without a page, update the index, publish"
+    )
+    build.add_argument(
+        "--store", required=True, metavar="URL", help="s3://bucket/prefix or a directory"
+    )
+    build.add_argument(
+        "--full", action="store_true", help="render every validation again, rebuild the index"
+    )
+    build.set_defaults(handler=_verb("docs", "run_docs_build_cli"))
+    assets = verbs.add_parser("assets", help="the pinned scripts and styles pages load")
+    assets_verbs = assets.add_subparsers(dest="assets_verb", required=True)
+    fetch = assets_verbs.add_parser(
+        "fetch", help="download them from the npm registry, check their hashes, keep them"
+    )
+    fetch.add_argument("--into", metavar="DIR", help="default: $TWEETPIPE_DOCS_ASSETS or cache")
+    fetch.set_defaults(handler=_verb("docs", "run_docs_assets_fetch_cli"))
+
+
 _ADDERS = (
     _add_transform,
     _add_extract,
@@ -260,6 +282,7 @@ _ADDERS = (
     _add_demo,
     _add_airflow,
     _add_contracts,
+    _add_docs,
 )
 
 

@@ -49,12 +49,15 @@ from etl.steps.quality.docs import (
     save_results,
     suite_files,
 )
+from etl.steps.quality.docs_page import META_KEY
 from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import pandas as pd
+
+    from etl.storage.keys import Partition
 
 __all__ = [
     "CheckpointSummary",
@@ -221,6 +224,19 @@ def _safe_run_name(run_name: str) -> str:
     return safe
 
 
+def run_prefix(run_id: str) -> str:
+    """The start of every gate run name of an orchestrator run (``<run id>__<source>``).
+
+    Args:
+        run_id: the Airflow run id.
+
+    Returns:
+        The prefix, unsafe characters replaced as in the run names; the docs build lists only
+        the results under it (:func:`etl.steps.quality.docs_site.build_docs` ``runs``).
+    """
+    return _safe_run_name(run_id) + "__"
+
+
 def _run_checkpoint(
     frame: pd.DataFrame,
     suite_doc: dict[str, Any],
@@ -230,6 +246,7 @@ def _run_checkpoint(
     parameters: dict[str, Any],
     expectations_dir: Path,
     index_column: str,
+    partition: Partition | None = None,
 ) -> CheckpointSummary:
     gx = import_gx()
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
@@ -288,6 +305,13 @@ def _run_checkpoint(
             run_id=RunIdentifier(run_name=run_name),
         )
     ((key, validation),) = outcome.run_results.items()
+    # The gate's own record beside GX's: which source and interval, and the parameter values, so
+    # the Data Docs page can name the data and state a threshold in the contract's terms.
+    record: dict[str, Any] = {"parameters": _small(parameters)}
+    if partition is not None:
+        record |= {"source": partition.source, "interval": partition.interval}
+    validation.meta[META_KEY] = record  # type: ignore[literal-required]
+    context.validation_results_store.set(key, validation)
     results = [_result_entry(r) for r in validation.results]
     failed = [r for r in results if not r["success"]]
     return CheckpointSummary(
@@ -405,6 +429,7 @@ def validate_curated(
     interval_end: datetime | None,
     report: dict[str, Any] | None = None,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    partition: Partition | None = None,
 ) -> CheckpointSummary:
     """Run the ``tweets_curated`` checkpoint on a curated CSV (the audit of write–audit–publish).
 
@@ -418,6 +443,7 @@ def validate_curated(
         report: ``TransformReport.to_dict()`` (``curated``, ``quarantined``, ``tweets_in``,
             ``duplicates``); None skips the checks against the report.
         expectations_dir: where the suite files live.
+        partition: the source and interval checked, recorded in the result for the Data Docs.
 
     Returns:
         The summary; ``success`` is False on a breach (call :func:`raise_on_failure`).
@@ -440,6 +466,7 @@ def validate_curated(
         parameters=parameters,
         expectations_dir=expectations_dir,
         index_column="tweet_id",
+        partition=partition,
     )
 
 
@@ -449,6 +476,7 @@ def validate_raw_pages(
     docs_dir: Path,
     run_name: str,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    partition: Partition | None = None,
 ) -> CheckpointSummary:
     """Run the ``x_api_v2_tweets_page`` checkpoint on landed raw pages (the response envelope).
 
@@ -457,6 +485,7 @@ def validate_raw_pages(
         docs_dir: the local Data Docs site to add the validation to.
         run_name: the GX run name; unsafe characters become ``_``.
         expectations_dir: where the suite files live.
+        partition: the source and interval the pages were landed for, recorded for the Data Docs.
 
     Returns:
         The summary; ``success`` is False on a breach.
@@ -470,6 +499,7 @@ def validate_raw_pages(
         parameters={},
         expectations_dir=expectations_dir,
         index_column="key",
+        partition=partition,
     )
 
 
@@ -547,6 +577,7 @@ def validate_curated_bytes(
     interval_start: datetime | None,
     interval_end: datetime | None,
     report: dict[str, Any] | None = None,
+    partition: Partition | None = None,
 ) -> CheckpointSummary:
     """:func:`validate_curated` on CSV bytes (e.g. read from ``staging/``).
 
@@ -557,6 +588,7 @@ def validate_curated_bytes(
         interval_start: data interval start (tz-aware) or None.
         interval_end: data interval end (tz-aware) or None.
         report: the transform report or None.
+        partition: the source and interval checked (for the Data Docs) or None.
 
     Returns:
         The summary.
@@ -571,4 +603,5 @@ def validate_curated_bytes(
             interval_start=interval_start,
             interval_end=interval_end,
             report=report,
+            partition=partition,
         )

@@ -1,5 +1,10 @@
 """The Great Expectations context the gates run in, and the Data Docs site built from it.
 
+The published site is built by :func:`etl.steps.quality.docs_site.build_docs` (incrementally,
+month-split index, pinned offline assets). :func:`build_docs_from_store` and :func:`publish_docs`
+below are the full GX rebuild it replaced, kept for the benchmark's comparison and for a local
+GX site; a checkpoint still writes into a local GX site (:func:`open_context`).
+
 GX 1.x writes Data Docs only to a local directory, and tasks of the DAG share no disk. So every
 checkpoint writes into a local site directory that holds both the HTML pages and, under
 ``results/``, the GX validation results as JSON (the validation-results store). A checkpoint task

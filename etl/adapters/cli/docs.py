@@ -1,0 +1,102 @@
+"""``tweetpipe docs build`` and ``tweetpipe docs assets fetch``: the published Data Docs site."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from etl.steps.quality.docs_site import DocsBuild
+    from etl.storage.store import Store
+
+
+def contract_pages(out: Path) -> dict[str, Path]:
+    """Render the contract pages the Data Docs link their rules to.
+
+    Args:
+        out: an empty directory to write them in.
+
+    Returns:
+        Site path (``contracts/<name>.html``, ``contracts/style.css``, ``contracts/index.html``)
+        to local file.
+    """
+    from etl.resources import contracts_dir
+    from etl.tools.contract_docs import build_site
+
+    return {f"contracts/{p.name}": p for p in build_site([contracts_dir()], out)}
+
+
+def build_and_publish(store: Store, work_dir: Path, *, full: bool = False) -> DocsBuild:
+    """The docs build both the command line and the DAG's ``build_docs`` task run.
+
+    Args:
+        store: the store whose ``docs/`` site to update.
+        work_dir: an empty local directory.
+        full: render every validation again and rebuild the index.
+
+    Returns:
+        What the build did.
+    """
+    from etl.steps.quality.docs_site import build_docs
+
+    extra = contract_pages(work_dir / "contracts")
+    return build_docs(store, work_dir / "build", full=full, extra_files=extra)
+
+
+def run_docs_build_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe docs build --store URL [--full]``.
+
+    Args:
+        args: parsed arguments (``store``, ``full``).
+
+    Returns:
+        0 when the site is published; 1 when it is, but some results could not be rendered (each
+        named on stderr; the next build tries them again). A bad store raises UsageError: exit 2.
+    """
+    from etl.errors import StoreError
+    from etl.steps.quality.docs_assets import DocsAssetsError
+    from etl.storage.store import open_store
+
+    try:
+        store = open_store(args.store, check=True)
+    except (StoreError, ValueError) as exc:
+        raise UsageError(f"--store: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="tweetpipe-docs-") as tmp:
+        try:
+            build = build_and_publish(store, Path(tmp), full=args.full)
+        except DocsAssetsError as exc:
+            raise UsageError(str(exc)) from None
+    print(
+        f"Data Docs {store.url}/{build.index_key}: {build.rendered} new page(s) of "
+        f"{build.results} validation(s); {len(build.written)} file(s), "
+        f"{build.bytes_written} bytes written"
+    )
+    for key, reason in sorted(build.unreadable.items()):
+        print(f"tweetpipe docs: cannot render {key}: {reason}", file=sys.stderr)
+    return EXIT_FAILED if build.unreadable else EXIT_OK
+
+
+def run_docs_assets_fetch_cli(args: argparse.Namespace) -> int:
+    """``tweetpipe docs assets fetch [--into DIR]``: download and check the pinned page assets.
+
+    Args:
+        args: parsed arguments (``into``).
+
+    Returns:
+        0 when every asset is in place (a failed or mismatching download raises UsageError).
+    """
+    from etl.steps.quality.docs_assets import DocsAssetsError, assets_dir, fetch_assets
+
+    root = Path(args.into) if args.into else assets_dir()
+    try:
+        written = fetch_assets(root)
+    except DocsAssetsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"Data Docs page assets in {root}: {len(written)} file(s) fetched and checked")
+    return EXIT_OK

@@ -1,0 +1,453 @@
+"""Build and publish the Data Docs site incrementally: a run costs the same on day 365 as on day 1.
+
+:func:`build_docs` compares the validation results in the store
+(``docs/results/<suite>/<run>/<time>/<batch>.json``, the evidence, written by the gates) with the
+pages already published (``docs/validations/…``, listed, never downloaded), downloads only the
+results without a page, renders each with GX's own renderer one at a time, adds them to the
+month-split index (:mod:`etl.steps.quality.docs_index`), and uploads only what it wrote: the new
+pages, the run's index fragment, the touched part of its month, ``index/months.json`` and
+``index.html``. The site's shared files
+(the page assets of :mod:`etl.steps.quality.docs_assets`, GX's static files, the suites' pages,
+the contract pages the caller passes) are uploaded only when their bytes differ from what
+``index/site.json`` records as published. ``full=True`` renders every result again and rebuilds
+the index from them (after a change of the page layout, or to repair a site).
+
+Pages explain themselves (:mod:`etl.steps.quality.docs_page`): the data asset is named by source
+and interval with links to the curated partition and its quarantine, and every check links to the
+contract rule it was derived from, saying what it found in the rule's own terms.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from etl.contracts.suites import CRITICAL, EXPECTATIONS_DIR, import_gx, suite_kwargs
+from etl.steps.quality.docs import suite_files
+from etl.steps.quality.docs_assets import (
+    LOCK_FILE,
+    AssetLock,
+    load_lock,
+    require_assets,
+    rewrite_links,
+)
+from etl.steps.quality.docs_index import (
+    INDEX_DIR,
+    MONTHS_FILE,
+    IndexState,
+    fragment_path,
+    fragments_dir,
+    is_entry,
+    month_of,
+    render_months,
+)
+from etl.steps.quality.docs_page import PageContext, explain_page
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from etl.storage.store import Store
+
+SITE_FILE = f"{INDEX_DIR}/site.json"
+"""The published shared files and their SHA-256, so a build uploads only those that changed."""
+VALIDATIONS_DIR = "validations"
+_FRAGMENT = re.compile(rf"{INDEX_DIR}/([0-9]{{4}}-[0-9]{{2}})/runs/[^/]+\.json")
+# What reading or rendering a result that is not a GX validation result raises; GX's schema
+# raises marshmallow's errors, added where the renderer is imported.
+_UNREADABLE: tuple[type[Exception], ...] = (ValueError, LookupError, TypeError, AttributeError)
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
+
+
+@dataclass
+class DocsBuild:
+    """What one docs build did.
+
+    Attributes:
+        index_key: the site's ``index.html`` key.
+        rendered: validation pages rendered (the results that had none, or all with ``full``).
+        results: validation results found in the store.
+        written: the keys uploaded, in upload order.
+        bytes_written: their total size.
+        unreadable: results that could not be rendered, with the reason (key -> reason); they
+            stay without a page, so the next build tries them again.
+    """
+
+    index_key: str
+    rendered: int = 0
+    results: int = 0
+    written: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+def page_for(result_path: str) -> str:
+    """The validation page of a result (``results/a/b/c/d.json`` -> ``validations/a/b/c/d.html``)."""
+    return VALIDATIONS_DIR + result_path.removeprefix(RESULTS_DIR).removesuffix(".json") + ".html"
+
+
+def _to_root(site_path: str) -> str:
+    return "../" * site_path.count("/")
+
+
+class _Publisher:
+    """Writes files into the local build directory and uploads them, counting bytes."""
+
+    def __init__(self, store: Store, site_dir: Path, prefix: str, build: DocsBuild) -> None:
+        self.store, self.site_dir, self.prefix, self.build = store, site_dir, prefix, build
+
+    def write(self, site_path: str, data: bytes) -> None:
+        target = self.site_dir / site_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def upload(self, site_path: str) -> None:
+        path = self.site_dir / site_path
+        ctype = _CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+        key = self.prefix + site_path
+        self.store.put_file(key, path, content_type=ctype or "application/octet-stream")
+        self.build.written.append(key)
+        self.build.bytes_written += path.stat().st_size
+
+
+def _read_text(store: Store, key: str) -> str | None:
+    if not store.exists(key):
+        return None
+    return store.get(key).decode("utf-8")
+
+
+@functools.cache
+def _views() -> tuple[Any, Any, Any]:
+    # One renderer and one Jinja view for every page of a process: a new view compiles every
+    # template again, which costs more than rendering a page.
+    from great_expectations.render.renderer.page_renderer import (
+        ExpectationSuitePageRenderer,
+        ValidationResultsPageRenderer,
+    )
+    from great_expectations.render.view.view import DefaultJinjaPageView
+
+    return ValidationResultsPageRenderer(), ExpectationSuitePageRenderer(), DefaultJinjaPageView()
+
+
+def _render_validation(
+    doc: dict[str, Any], site_path: str, lock: AssetLock, ctx: PageContext
+) -> str:
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResultSchema,
+    )
+
+    renderer, _, view = _views()
+    result = ExpectationSuiteValidationResultSchema().load(doc)
+    content = renderer.render(result)
+    page = view.render(content, data_context_id=None, show_how_to_buttons=False)
+    page = rewrite_links(str(page), _to_root(site_path), lock)
+    return explain_page(page, doc, site_path, ctx)
+
+
+def index_entry(doc: dict[str, Any], result_path: str, ctx: PageContext) -> dict[str, Any]:
+    """The index's record of one validation result.
+
+    Args:
+        doc: the GX validation result (parsed JSON).
+        result_path: its site path (``results/<suite>/<run>/<time>/<batch>.json``).
+        ctx: the page context (for the source and interval).
+
+    Returns:
+        ``result``, ``page``, ``suite``, ``source``, ``interval``, ``run``, ``time`` (ISO, UTC),
+        ``status``, ``evaluated``, ``unsuccessful``.
+
+    Raises:
+        ValueError: the document is not a GX validation result (the message names the file).
+    """
+    try:
+        run_id = doc["meta"]["run_id"]
+        moment = datetime.fromisoformat(run_id["run_time"])
+        # GX writes aware times; a naive one can only be UTC (GX takes run times from utcnow).
+        when = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        stats = doc.get("statistics") or {}
+        failed = [r for r in doc.get("results") or [] if r.get("success") is not True]
+        critical = sum(
+            (r.get("expectation_config") or {}).get("severity", CRITICAL) == CRITICAL
+            for r in failed
+        )
+        success = doc["success"] is True
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"validation result {result_path}: not a GX validation result ({exc})"
+        ) from exc
+    asset = ctx.asset_of(doc, result_path)
+    status = "passed" if success else ("warning" if failed and not critical else "failed")
+    return {
+        "result": result_path,
+        "page": page_for(result_path),
+        "suite": str(doc.get("suite_name") or result_path.split("/")[1]),
+        "source": asset.source,
+        "interval": asset.interval,
+        "run": str(run_id.get("run_name") or ""),
+        "time": when.isoformat(),
+        "status": status,
+        "evaluated": int(stats.get("evaluated_expectations") or 0),
+        "unsuccessful": int(stats.get("unsuccessful_expectations") or len(failed)),
+    }
+
+
+def _shared_files(
+    publisher: _Publisher,
+    lock: AssetLock,
+    assets: Path,
+    expectations_dir: Path,
+    extra_files: Mapping[str, Path],
+) -> dict[str, str]:
+    """Write the site's shared files locally; return their site paths and SHA-256."""
+    gx = import_gx()
+    _, suite_renderer, view = _views()
+
+    files: dict[str, bytes] = {}
+    # What a file's digest is taken of: its bytes, except for a suite page, whose rendering holds
+    # fresh ids every time: there, the suite itself, the GX version and the lock decide.
+    sources: dict[str, bytes] = {}
+    for asset in lock.assets:
+        files[asset.site_path] = (assets / asset.site_path).read_bytes()
+    static = _gx_static_dir()
+    for path in sorted(p for p in static.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        files["static/" + path.relative_to(static).as_posix()] = path.read_bytes()
+    lock_text = LOCK_FILE.read_bytes()
+    for doc in suite_files(expectations_dir):
+        site_path = f"expectations/{doc['name']}.html"
+        suite = gx.ExpectationSuite(**suite_kwargs(doc))
+        content = suite_renderer.render(suite)
+        page = view.render(content, data_context_id=None, show_how_to_buttons=False)
+        files[site_path] = rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
+        sources[site_path] = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
+    for site_path, path in sorted(extra_files.items()):
+        files[site_path] = path.read_bytes()
+    digests = {}
+    for site_path, data in files.items():
+        publisher.write(site_path, data)
+        digests[site_path] = hashlib.sha256(sources.get(site_path, data)).hexdigest()
+    return digests
+
+
+def _gx_static_dir() -> Path:
+    from pathlib import Path
+
+    import great_expectations.render.view as view
+
+    return Path(view.__file__).resolve().parent / "static"
+
+
+def build_docs(
+    store: Store,
+    work_dir: Path,
+    *,
+    prefix: str = DOCS_PREFIX,
+    full: bool = False,
+    expectations_dir: Path = EXPECTATIONS_DIR,
+    extra_files: Mapping[str, Path] | None = None,
+    assets: Path | None = None,
+    runs: Sequence[str] | None = None,
+) -> DocsBuild:
+    """Build what is missing or changed in the published Data Docs site, and publish it.
+
+    Args:
+        store: the object store (``<prefix>results/`` holds the validation results).
+        work_dir: an empty local directory to work in.
+        prefix: the site's key prefix (``docs/``).
+        full: render every result again and rebuild the index from all of them.
+        expectations_dir: the suites whose pages the site shows.
+        extra_files: more site files (site path -> local file), e.g. the contract pages under
+            ``contracts/``; uploaded when they changed.
+        assets: the page assets directory (default:
+            :func:`~etl.steps.quality.docs_assets.assets_dir`).
+        runs: only look at results whose run name starts with one of these (the DAG passes its
+            run's :func:`etl.steps.quality.run_prefix`), listing ``results/<suite>/<run>…`` for
+            each suite instead of the whole history; None: every result in the store.
+
+    Returns:
+        What the build did (pages rendered, keys and bytes written).
+
+    Raises:
+        DocsAssetsError: the page assets are missing (``tweetpipe docs assets fetch``).
+        ValueError: a result file is not a GX validation result (named).
+    """
+    lock = load_lock()
+    assets = require_assets(assets, lock)
+    build = DocsBuild(index_key=f"{prefix}index.html")
+    publisher = _Publisher(store, work_dir / "site", prefix, build)
+    scopes = [""]
+    if runs is not None and not full:
+        suites = [doc["name"] for doc in suite_files(expectations_dir)]
+        scopes = [f"{suite}/{run}" for suite in suites for run in runs]
+    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build, scopes)
+
+    published = {} if full else _published_digests(store, prefix)
+    digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
+    changed = sorted(p for p, d in digests.items() if published.get(p) != d)
+    for site_path in changed:
+        publisher.upload(site_path)
+
+    index_files: list[str] = []
+    if entries or full or not store.exists(build.index_key):
+        index_files = _update_index(store, prefix, full, entries, publisher)
+    # The fragments went first (in _update_index), then the pages, then what is derived from both:
+    # a build stopped anywhere leaves results without a page, which the next build renders and
+    # indexes again (an entry is kept once per result).
+    for site_path in rendered:
+        publisher.upload(site_path)
+    for site_path in index_files:
+        if site_path not in (MONTHS_FILE, "index.html"):
+            publisher.upload(site_path)
+    if changed:
+        manifest = json.dumps({**published, **digests}, sort_keys=True, indent=0) + "\n"
+        publisher.write(SITE_FILE, manifest.encode("utf-8"))
+        publisher.upload(SITE_FILE)
+    for site_path in (MONTHS_FILE, "index.html"):
+        if site_path in index_files:
+            publisher.upload(site_path)
+    return build
+
+
+def _render_new(
+    store: Store,
+    work_dir: Path,
+    prefix: str,
+    full: bool,
+    lock: AssetLock,
+    build: DocsBuild,
+    scopes: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Render the results without a published page (all with ``full``), one at a time."""
+    listed = (store.list(docs_results_prefix(prefix) + scope) for scope in scopes)
+    results = sorted({k[len(prefix) :] for keys in listed for k in keys if k.endswith(".json")})
+    build.results = len(results)
+    pages: set[str] = set()
+    if not full:
+        # Listed, never downloaded: a page exists or it does not.
+        for scope in scopes:
+            found = store.list(f"{prefix}{VALIDATIONS_DIR}/{scope}")
+            pages |= {k[len(prefix) :] for k in found}
+    from marshmallow.exceptions import MarshmallowError
+
+    unreadable: tuple[type[Exception], ...] = (*_UNREADABLE, MarshmallowError)
+    ctx = PageContext.for_store(store, prefix)
+    entries, rendered = [], []
+    site_dir = work_dir / "site"
+    for result_path in (r for r in results if page_for(r) not in pages):
+        try:
+            entry, html = _render_one(store, work_dir, prefix, result_path, lock, ctx)
+        except unreadable as exc:
+            # One damaged or foreign file must not keep every later run's pages from being built.
+            build.unreadable[prefix + result_path] = _reason(exc)
+            continue
+        entries.append(entry)
+        page = page_for(result_path)
+        target = site_dir / page
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        rendered.append(page)
+    build.rendered = len(rendered)
+    return entries, rendered
+
+
+def _render_one(
+    store: Store, work_dir: Path, prefix: str, result_path: str, lock: AssetLock, ctx: PageContext
+) -> tuple[dict[str, Any], str]:
+    local = work_dir / "results" / result_path
+    store.download(prefix + result_path, local)
+    try:
+        doc = json.loads(local.read_text(encoding="utf-8"))
+    finally:
+        local.unlink(missing_ok=True)  # one result at a time on disk, whatever the history
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    entry = index_entry(doc, result_path, ctx)
+    return entry, _render_validation(doc, page_for(result_path), lock, ctx)
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _update_index(
+    store: Store, prefix: str, full: bool, entries: list[dict[str, Any]], publisher: _Publisher
+) -> list[str]:
+    """Save the entries as fragments of their months, render those months; return what was
+    rendered (the fragments are uploaded here, before anything derived from them)."""
+    state, touched = IndexState(), set()
+    if not full:
+        text = _read_text(store, prefix + MONTHS_FILE)
+        try:
+            state = IndexState.from_json(text) if text else IndexState()
+        except ValueError:
+            # Damaged: derived data, so it is rendered again from every month's fragments.
+            touched = _all_months(store, prefix)
+    by_month: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_month.setdefault(month_of(entry), []).append(entry)
+    for month, found in sorted(by_month.items()):
+        site_path = fragment_path(month, found)
+        text = json.dumps(found, sort_keys=True, indent=0) + "\n"
+        publisher.write(site_path, text.encode("utf-8"))
+        publisher.upload(site_path)
+    touched |= set(by_month)
+    if by_month:
+        # The month before the newest one is refreshed too: a build racing another at the end
+        # of a month may have rendered it without the other's fragment.
+        newest = max(by_month)
+        year, number = int(newest[:4]), int(newest[5:7])
+        previous = f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
+        if previous in state.months:
+            touched.add(previous)
+    months = {month: _month_entries(store, prefix, month) for month in sorted(touched)}
+    written: list[str] = []
+
+    def write(site_path: str, text: str) -> None:
+        publisher.write(site_path, text.encode("utf-8"))
+        written.append(site_path)
+
+    render_months(state, months, write)
+    return written
+
+
+def _month_entries(store: Store, prefix: str, month: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for key in store.list(prefix + fragments_dir(month)):
+        if not key.endswith(".json"):
+            continue
+        try:
+            found = json.loads(store.get(key).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue  # not ours or damaged: the results it listed are still in the store
+        if isinstance(found, list):
+            entries += [e for e in found if isinstance(e, dict) and is_entry(e)]
+    return entries
+
+
+def _all_months(store: Store, prefix: str) -> set[str]:
+    keys = store.list(f"{prefix}{INDEX_DIR}/")
+    found = (_FRAGMENT.fullmatch(k[len(prefix) :]) for k in keys)
+    return {m.group(1) for m in found if m}
+
+
+def _published_digests(store: Store, prefix: str) -> dict[str, str]:
+    text = _read_text(store, prefix + SITE_FILE)
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}  # unreadable: everything is uploaded again, which repairs it
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
