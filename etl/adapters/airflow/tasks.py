@@ -32,6 +32,7 @@ exponential backoff apply to it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from etl.storage.store import Store
 
 DEFAULT_CONFIG = resources.default_config()
+log = logging.getLogger(__name__)
 X_CONN_ID = "x_api_default"
 X_CONN_IDS_ENV = "TWEETPIPE_X_CONN_IDS"
 """Deployment setting: comma-separated ids of the connections that may be used for the X API.
@@ -522,6 +524,7 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
     """
     from etl.steps.publish import stage
     from etl.steps.transform.curate import transform_pages
+    from etl.steps.transform.report import nothing_curated
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)
@@ -535,6 +538,11 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
         ):
             report = transform_pages(pages, csv_out, rejects_out)
         staged = stage(store, partition, csv_path, rejects_path)
+    where = f"source={checked['slug']} interval {checked['start']}..{checked['end']}"
+    empty = nothing_curated(report.to_dict(), where)
+    if empty:
+        # A quiet window is not a failure, but it must show in the task log, not pass unseen.
+        log.warning("%s", empty)
     return {
         "source": checked["source"],
         "slug": checked["slug"],

@@ -122,6 +122,14 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--fault", action="append", default=[], metavar="MODE", help="fault mode")
     p.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per window")
     p.add_argument("--rate-window", type=float, default=900.0, metavar="SECONDS")
+    p.add_argument(
+        "--recent-days",
+        type=int,
+        default=400,
+        metavar="N",
+        help="besides the fixed 2022-11..2023-04 corpus, posts on each of the last N days up to "
+        "now, so today's interval has data (0: the fixed corpus only; default 400)",
+    )
     p.set_defaults(handler=_verb("emulator", "run_emulator_cli"))
 
 
