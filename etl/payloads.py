@@ -251,3 +251,52 @@ class BuildDocsPayload(TypedDict):
     store: str
     index_key: str
     files: int
+
+
+class RetentionDeletion(TypedDict):
+    """One dataset retention deleted (``etl.steps.retain.Deletion``).
+
+    Attributes:
+        area: ``raw``, ``staging``, ``docs_pages`` or ``docs_results``.
+        name: the raw window prefix, or the staging / docs key.
+        objects: objects deleted.
+        reason: ``expired``, ``published`` or ``unpublished``.
+    """
+
+    area: str
+    name: str
+    objects: int
+    reason: str
+
+
+class RetentionPayload(TypedDict):
+    """What task ``apply_retention`` returns (``etl.steps.retain.RetentionReport.to_dict()``).
+
+    Attributes:
+        store: the store's URL.
+        namespace: the store's lineage namespace.
+        now: the time ages were measured against, ISO 8601.
+        dry_run: nothing was deleted.
+        objects: objects deleted.
+        bytes: bytes deleted.
+        by_area: objects deleted per area.
+        datasets: datasets deleted.
+        deleted: the first datasets deleted (at most 200).
+        protected: the first expired raw windows kept because a curated partition derives
+            from them.
+        protected_count: how many such windows.
+        scanned: objects listed.
+    """
+
+    store: str
+    namespace: str
+    now: str
+    dry_run: bool
+    objects: int
+    bytes: int
+    by_area: dict[str, int]
+    datasets: int
+    deleted: list[RetentionDeletion]
+    protected: list[str]
+    protected_count: int
+    scanned: int

@@ -247,6 +247,27 @@ def _add_contracts_review(verbs: argparse._SubParsersAction[argparse.ArgumentPar
     review.set_defaults(handler=_verb("contracts", "run_review_cli"))
 
 
+def _add_retention(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("retention", help="delete what the store's retention rules let go")
+    verbs = p.add_subparsers(dest="retention_verb", required=True)
+    apply = verbs.add_parser(
+        "apply", help="apply retention: (config) to a store; never what curated data derives from"
+    )
+    apply.add_argument("--store", required=True, metavar="URL", help="s3://bucket/prefix or a dir")
+    apply.add_argument(
+        "--config", metavar="FILE", help="pipeline.yaml with retention: (default: the bundled one)"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    for name, what in (
+        ("raw-days", "raw/ windows"),
+        ("staging-days", "unpublished staging/ candidates"),
+        ("docs-pages-days", "Data Docs validation pages"),
+        ("docs-results-days", "Data Docs validation results"),
+    ):
+        apply.add_argument(f"--{name}", type=int, metavar="N", help=f"keep {what} N days")
+    apply.set_defaults(handler=_verb("retention", "run_retention_cli"))
+
+
 _ADDERS = (
     _add_transform,
     _add_extract,
@@ -256,6 +277,7 @@ _ADDERS = (
     _add_demo,
     _add_airflow,
     _add_contracts,
+    _add_retention,
 )
 
 
