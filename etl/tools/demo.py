@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl import resources
 from etl.errors import DemoError
-from etl.steps.transform.report import nothing_curated
+from etl.payloads import nothing_curated
 from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:

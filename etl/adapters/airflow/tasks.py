@@ -522,9 +522,9 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
     Returns:
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
+    from etl.payloads import nothing_curated
     from etl.steps.publish import stage
     from etl.steps.transform.curate import transform_pages
-    from etl.steps.transform.report import nothing_curated
 
     _name_map_index(checked["slug"])
     store = open_pipeline_store(params)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 from etl.errors import ContractError, GateBreachError, InputError
+from etl.payloads import nothing_curated
 from etl.steps.transform.curate import TransformReport, auto_workers, input_files, transform_files
-from etl.steps.transform.report import nothing_curated
 
 if TYPE_CHECKING:
     import argparse

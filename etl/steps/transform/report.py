@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from etl.errors import GateBreachError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from etl.contracts.model import ContractSpec, QualityRule
 
@@ -69,33 +69,6 @@ class TransformReport:
     def count(self, check: str, n: int = 1) -> None:
         """Add ``n`` failures of ``check`` (``column:check``)."""
         self.check_failures[check] = self.check_failures.get(check, 0) + n
-
-
-def nothing_curated(counts: Mapping[str, Any], where: str = "") -> str | None:
-    """The line a summary shows when a run curated no post, saying why; None when it curated any.
-
-    An empty CSV is a legitimate outcome (a quiet account, a window without posts) but must never
-    pass unremarked: a run on a date the API has nothing for otherwise "succeeds" silently.
-
-    Args:
-        counts: a report as :meth:`TransformReport.to_dict` (or the XCom payload) gives it.
-        where: what the run covered, e.g. ``source=account-nasa interval 2024-05-01..2024-05-02``.
-
-    Returns:
-        E.g. ``0 posts curated for source=… interval …: the API returned none``.
-    """
-    if int(counts.get("curated", 0) or 0) > 0:
-        return None
-    tweets = int(counts.get("tweets_in", 0) or 0)
-    pages = int(counts.get("pages", 0) or 0)
-    if tweets == 0:
-        why = "the API returned none" if pages else "no response pages were read"
-    else:
-        why = (
-            f"all {tweets} posts read were quarantined ({counts.get('quarantined', 0)}) "
-            f"or duplicates ({counts.get('duplicates', 0)})"
-        )
-    return f"0 posts curated{' for ' + where if where else ''}: {why}"
 
 
 def add_fatal_checks(
