@@ -252,6 +252,7 @@ def test_cli_applies_the_config_and_emits_lineage(
     ("args", "message"),
     [
         (["--raw-days", "-1"], "--raw-days -1 must be 0 or more days"),
+        (["--grace-hours", "-2"], "--grace-hours -2 must be 0 or more hours"),
         (["--raw-days", "x"], "invalid int value"),
         (["--config", "/nonexistent/pipeline.yaml"], "/nonexistent/pipeline.yaml"),
         (["--docs-pages-days", "30", "--docs-results-days", "10"], "docs_results_days"),

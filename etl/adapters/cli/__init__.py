@@ -265,6 +265,12 @@ def _add_retention(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         ("docs-results-days", "Data Docs validation results"),
     ):
         apply.add_argument(f"--{name}", type=int, metavar="N", help=f"keep {what} N days")
+    apply.add_argument(
+        "--grace-hours",
+        type=int,
+        metavar="N",
+        help="never touch raw/ or staging/ younger than this",
+    )
     apply.set_defaults(handler=_verb("retention", "run_retention_cli"))
 
 

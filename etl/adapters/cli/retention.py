@@ -26,11 +26,13 @@ def _policy(args: argparse.Namespace) -> RetentionPolicy:
         "staging_days": args.staging_days,
         "docs_pages_days": args.docs_pages_days,
         "docs_results_days": args.docs_results_days,
+        "grace_hours": args.grace_hours,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     for name, value in given.items():
         if value < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} {value} must be 0 or more days")
+            unit = "hours" if name == "grace_hours" else "days"
+            raise ConfigError(f"--{name.replace('_', '-')} {value} must be 0 or more {unit}")
     return replace(policy, **given)
 
 
@@ -42,7 +44,7 @@ def run_retention_cli(args: argparse.Namespace) -> int:
 
     Args:
         args: parsed ``--store --config --dry-run --raw-days --staging-days --docs-pages-days
-            --docs-results-days``.
+            --docs-results-days --grace-hours``.
 
     Returns:
         0 when the rules were applied (or, with ``--dry-run``, reported).
