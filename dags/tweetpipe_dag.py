@@ -6,8 +6,8 @@ red box and the other sources still publish):
     extract -> validate_raw -> transform -> validate_curated -> publish
 
 then, for the whole run, ``build_docs`` publishes the Data Docs site (also after a failure, so the
-failure is documented) and ``all_sources_published`` fails the run when any source did not reach
-``curated/``.
+failure is documented), ``apply_retention`` deletes what the retention rules let go, and
+``all_sources_published`` fails the run when any source did not reach ``curated/``.
 
 Only object keys and small summaries travel through XCom; their shapes are in ``etl.payloads``, and
 each per-source task's first parameter is the payload it reads (its lineage is built from it). Nothing heavy is imported here: each task
@@ -30,6 +30,7 @@ from etl.payloads import (  # noqa: TC001
     ExtractPayload,
     PlannedSource,
     PublishPayload,
+    RetentionPayload,
     TransformPayload,
     ValidateCuratedPayload,
     ValidateRawPayload,
@@ -93,6 +94,16 @@ params = {
         "it and fails without retry.",
     ),
 }
+
+
+@lineage_task(trigger_rule=TriggerRule.ALL_DONE)
+def apply_retention(params: dict[str, Any]) -> RetentionPayload:
+    """Apply the config's `retention:` rules: delete expired `raw/` windows, published or
+    abandoned `staging/` candidates and old Data Docs pages, never what a curated partition
+    derives from. Logs every deletion; its lineage names each dropped dataset."""
+    from etl.adapters.airflow import retention
+
+    return retention.apply_retention(params)
 
 
 @dag(
@@ -196,7 +207,7 @@ def tweetpipe() -> None:
 
     published = per_source.expand(source=plan_sources())
     docs = build_docs()
-    published >> docs
+    published >> docs >> apply_retention()
     [published, docs] >> all_sources_published()
 
 

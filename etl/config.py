@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +52,9 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}")
 
 _STRINGS: dict[str, Any] = {"type": ["array", "null"], "items": {"type": "string"}}
+MAX_RETENTION_DAYS = 36_500
+MAX_RETENTION_HOURS = 8_760
+_DAYS: dict[str, Any] = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_RETENTION_DAYS}
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "tweetpipe pipeline.yaml",
@@ -78,6 +81,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "prices": PRICES_SCHEMA,
         "budget": BUDGET_SCHEMA,
+        "retention": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "raw_days": _DAYS,
+                "staging_days": _DAYS,
+                "grace_hours": {**_DAYS, "maximum": MAX_RETENTION_HOURS},
+                "docs_pages_days": _DAYS,
+                "docs_results_days": _DAYS,
+            },
+        },
     },
 }
 """The shape of ``pipeline.yaml``; values are checked further by :func:`source_problem` and the
@@ -210,6 +224,58 @@ class Window:
 
 
 @dataclass(frozen=True)
+class RetentionPolicy:
+    """How long the store keeps what it may forget (``retention:`` in ``pipeline.yaml``).
+
+    None keeps forever. ``curated/`` and ``quarantine/`` are never expired, and nothing a curated
+    partition derives from (its raw window) is deleted while the partition exists.
+
+    Attributes:
+        raw_days: ``raw/`` windows (pages, manifest, rejected bodies) whose interval ended (or,
+            for an incremental window, which was opened) more than this many days ago.
+        staging_days: ``staging/`` candidates never published (the audit rejected them, or the
+            run stopped), this many days after they were written.
+        grace_hours: nothing in ``raw/`` or ``staging/`` written less than this long ago is
+            deleted, whatever its interval: a run (a backfill of an old interval, say) may be
+            using it right now. A published candidate goes once it is this old.
+        docs_pages_days: Data Docs validation pages (``docs/validations/``) older than this.
+        docs_results_days: the validation results (``docs/results/``) the pages are built
+            from; at least ``docs_pages_days``, since pages are rebuilt from them.
+    """
+
+    raw_days: int | None = None
+    staging_days: int | None = 7
+    grace_hours: int = 1
+    docs_pages_days: int | None = None
+    docs_results_days: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = retention_problem(self.docs_pages_days, self.docs_results_days)
+        if problem:
+            raise ConfigError(f"retention: {problem}")
+
+
+def retention_problem(pages_days: int | None, results_days: int | None) -> str | None:
+    """Why a docs retention pair cannot work, or None: results must outlive their pages.
+
+    Args:
+        pages_days: ``docs_pages_days`` (None: forever).
+        results_days: ``docs_results_days`` (None: forever).
+
+    Returns:
+        The problem, naming both keys.
+    """
+    if results_days is None:
+        return None
+    if pages_days is None or results_days < pages_days:
+        return (
+            "docs_results_days must be at least docs_pages_days (pages are built from the "
+            "results), and needs docs_pages_days set"
+        )
+    return None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """What ``pipeline.yaml`` says.
 
@@ -221,6 +287,7 @@ class PipelineConfig:
             for the default.
         prices: what reads cost (``prices:``; X's published rates by default).
         budget: spending caps (``budget:``; none by default).
+        retention: what the retention task deletes (``retention:``).
     """
 
     sources: tuple[Source, ...]
@@ -229,6 +296,7 @@ class PipelineConfig:
     max_body_bytes: int | None = None
     prices: Prices = Prices()
     budget: Budget = Budget()
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 def parse_max_body_bytes(value: object, name: str) -> int:
@@ -320,7 +388,16 @@ def load_config(config_path: Path | str) -> PipelineConfig:
         max_body_bytes=(doc.get("api") or {}).get("max_body_bytes"),
         prices=Prices.from_mapping(doc.get("prices")),
         budget=Budget.from_mapping(doc.get("budget")),
+        retention=_retention(doc.get("retention") or {}),
     )
+
+
+def _retention(doc: dict[str, Any]) -> RetentionPolicy:
+    default = RetentionPolicy()
+    values = {f.name: doc.get(f.name, getattr(default, f.name)) for f in fields(RetentionPolicy)}
+    if values["grace_hours"] is None:  # the grace cannot be "forever": default it
+        values["grace_hours"] = default.grace_hours
+    return RetentionPolicy(**values)
 
 
 def _read_config_text(path: Path) -> str:
@@ -453,6 +530,9 @@ def _schema_problems(
             problem = f"must be {_type_words(error.validator_value)}"
         elif error.validator == "maxLength":
             problem = f"must be at most {error.validator_value} characters"
+        elif error.validator in ("minimum", "maximum") and at[:1] == ("retention",):
+            maximum = error.schema.get("maximum")
+            problem = f"must be a whole number from 0 to {maximum} (or empty: keep forever)"
         elif error.validator in ("minimum", "maximum"):
             problem = (
                 f"must be a whole number of bytes from {MIN_MAX_BODY_BYTES} to {MAX_MAX_BODY_BYTES}"
@@ -508,6 +588,20 @@ def _value_problems(
     if base_url is not None and (problem := api_base_url_problem(base_url)):
         url_at: tuple[str | int, ...] = ("api", "base_url")
         problems.append(ConfigProblem(str(path), _line(lines, url_at), key_path(url_at), problem))
+    return problems + _policy_problems(doc, lines, path)
+
+
+def _policy_problems(
+    doc: dict[str, Any], lines: dict[tuple[str | int, ...], int], path: Path
+) -> list[ConfigProblem]:
+    """What the schema cannot say about ``retention:``, ``prices:`` and ``budget:``."""
+    problems = []
+    retention = doc.get("retention") or {}
+    if problem := retention_problem(
+        retention.get("docs_pages_days"), retention.get("docs_results_days")
+    ):
+        at_docs: tuple[str | int, ...] = ("retention", "docs_results_days")
+        problems.append(ConfigProblem(str(path), _line(lines, at_docs), key_path(at_docs), problem))
     for section, maximum in (("prices", MAX_PRICE_USD), ("budget", MAX_BUDGET_USD)):
         for key, amount in (doc.get(section) or {}).items():
             if amount is not None and (problem := usd_problem(amount, maximum)):

@@ -12,7 +12,10 @@ find its way from the one before it.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class PlannedSource(TypedDict):
@@ -294,3 +297,79 @@ class BuildDocsPayload(TypedDict):
     store: str
     index_key: str
     files: int
+
+
+class RetentionDeletion(TypedDict):
+    """One dataset retention deleted (``etl.steps.retain.Deletion``).
+
+    Attributes:
+        area: ``raw``, ``staging``, ``docs_pages`` or ``docs_results``.
+        name: the raw window prefix, or the staging / docs key.
+        objects: objects deleted.
+        reason: ``expired``, ``published`` or ``unpublished``.
+    """
+
+    area: str
+    name: str
+    objects: int
+    reason: str
+
+
+class RetentionPayload(TypedDict):
+    """What task ``apply_retention`` returns (``etl.steps.retain.RetentionReport.to_dict()``).
+
+    Attributes:
+        store: the store's URL.
+        namespace: the store's lineage namespace.
+        now: the time ages were measured against, ISO 8601.
+        dry_run: nothing was deleted.
+        objects: objects deleted.
+        bytes: bytes deleted.
+        by_area: objects deleted per area.
+        datasets: datasets deleted.
+        deleted: the first datasets deleted (at most 200).
+        protected: the first expired raw windows kept because a curated partition derives
+            from them.
+        protected_count: how many such windows.
+        scanned: objects listed.
+    """
+
+    store: str
+    namespace: str
+    now: str
+    dry_run: bool
+    objects: int
+    bytes: int
+    by_area: dict[str, int]
+    datasets: int
+    deleted: list[RetentionDeletion]
+    protected: list[str]
+    protected_count: int
+    scanned: int
+
+
+def nothing_curated(counts: Mapping[str, Any], where: str = "") -> str | None:
+    """The line a summary shows when a run curated no post, saying why; None when it curated any.
+
+    An empty CSV is a legitimate outcome (a quiet account, a window without posts) but must never
+    pass unremarked: a run on a date the API has nothing for otherwise "succeeds" silently.
+
+    Args:
+        counts: a :class:`TransformReportPayload` (``TransformReport.to_dict()``).
+        where: what the run covered, e.g. ``source=account-nasa interval 2024-05-01..2024-05-02``.
+
+    Returns:
+        E.g. ``0 posts curated for source=… interval …: the API returned none``.
+    """
+    if int(counts.get("curated", 0) or 0) > 0:
+        return None
+    tweets = int(counts.get("tweets_in", 0) or 0)
+    pages = int(counts.get("pages", 0) or 0)
+    if tweets == 0:
+        why = "the API returned none" if pages else "no response pages were read"
+    else:
+        why = (
+            f"all {tweets} posts read were quarantined ({counts.get('quarantined', 0)}) "
+            f"or duplicates ({counts.get('duplicates', 0)})"
+        )
+    return f"0 posts curated{' for ' + where if where else ''}: {why}"

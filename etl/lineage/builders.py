@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from openlineage.client.facet_v2 import lifecycle_state_change_dataset
+
 from etl.errors import QualityGateFailed, SpendingStopped
 from etl.lineage.cost_facet import FACET_KEY, cost_facet
 from etl.lineage.datasets import (
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
         ExtractPayload,
         PlannedSource,
         PublishPayload,
+        RetentionPayload,
         TransformPayload,
         ValidateCuratedPayload,
         ValidateRawPayload,
@@ -309,12 +312,44 @@ def _publish(call: TaskCall[ValidateCuratedPayload, PublishPayload]) -> StepLine
     return StepLineage(inputs=[input_dataset(audited["namespace"], name, facets=schema_facets())])
 
 
+def retention_outputs(done: RetentionPayload) -> StepLineage:
+    """Lineage of a retention run: every dataset it deleted, as an output that was dropped.
+
+    Args:
+        done: what task ``apply_retention`` (or ``tweetpipe retention apply``) returned.
+
+    Returns:
+        One output per deleted dataset (raw window, staging candidate, docs page or result) with
+        the ``lifecycleStateChange`` facet ``DROP``; none for a dry run.
+    """
+    if done["dry_run"]:
+        return StepLineage()
+    dropped = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
+        lifecycleStateChange=lifecycle_state_change_dataset.LifecycleStateChange.DROP
+    )
+    return StepLineage(
+        outputs=[
+            output_dataset(
+                done["namespace"],
+                object_path(done["store"], d["name"]),
+                facets={"lifecycleStateChange": dropped},
+            )
+            for d in done["deleted"]
+        ]
+    )
+
+
+def _apply_retention(call: TaskCall[Any, RetentionPayload]) -> StepLineage:
+    return retention_outputs(call.result) if call.result is not None else StepLineage()
+
+
 TASK_LINEAGE: dict[str, LineageBuilder] = {
     "extract": _extract,
     "validate_raw": _validate_raw,
     "transform": _transform,
     "validate_curated": _validate_curated,
     "publish": _publish,
+    "apply_retention": _apply_retention,
 }
 """Lineage builder of each DAG task, by task function name."""
 

@@ -156,6 +156,58 @@ def window_prefix(slug: str, endpoint: str, label: str) -> str:
     return f"{RAW_PREFIX}/source={slug}/endpoint={endpoint}/window={label}"
 
 
+_WINDOW_PREFIX = re.compile(
+    r"(raw/source=(?P<slug>[^/]+)/endpoint=[^/]+/window=(?P<label>[^/]+))/.+", re.S
+)
+_BOUNDED_LABEL = re.compile(r"(?P<start>[0-9]{8}T[0-9]{6}Z)_(?P<end>[0-9]{8}T[0-9]{6}Z)")
+_OPENED_AT = re.compile(r"since-(?:none|[0-9]{1,19})_at-(?P<at>[0-9]{8}T[0-9]{6}Z)")
+
+
+def window_of(key: str) -> tuple[str, str, str] | None:
+    """The raw window a raw object belongs to.
+
+    Args:
+        key: any key.
+
+    Returns:
+        ``(window prefix, source slug, label)``, or None when ``key`` is no raw window's object.
+    """
+    found = _WINDOW_PREFIX.fullmatch(key)
+    return (found[1], found["slug"], found["label"]) if found else None
+
+
+def _stamp(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, _STAMP).replace(tzinfo=UTC)
+    except ValueError:  # e.g. month 13
+        return None
+
+
+def window_bounds(label: str) -> tuple[datetime, datetime] | None:
+    """The interval of a bounded window label (``<start>_<end>``), or None for any other label."""
+    found = _BOUNDED_LABEL.fullmatch(label)
+    if found is None:
+        return None
+    start, end = _stamp(found["start"]), _stamp(found["end"])
+    return (start, end) if start is not None and end is not None and start < end else None
+
+
+def window_time(label: str) -> datetime | None:
+    """When a window's data ends: a bounded window's end, an incremental window's opening time.
+
+    Args:
+        label: the ``window=`` part of the keys.
+
+    Returns:
+        The time, or None for a label of no shape we write.
+    """
+    bounds = window_bounds(label)
+    if bounds is not None:
+        return bounds[1]
+    found = _OPENED_AT.fullmatch(label)
+    return _stamp(found["at"]) if found else None
+
+
 def page_key(prefix: str, page: int) -> str:
     """Key of page ``page`` (1-based) under ``prefix``."""
     return f"{prefix}/{_PAGE_PREFIX}{page:05d}{_PAGE_SUFFIX}"
@@ -292,3 +344,31 @@ def docs_results_prefix(prefix: str = DOCS_PREFIX) -> str:
         ``<prefix>results/`` (``docs/results/`` by default).
     """
     return f"{prefix}{RESULTS_DIR}/"
+
+
+VALIDATIONS_DIR = "validations"
+"""The folder of the Data Docs validation pages inside the site."""
+_DOCS_RUN = re.compile(
+    r"[^/]+/[^/]+/(?P<time>[0-9]{8}T[0-9]{6})(?:\.[0-9]{1,6})?Z/[^/]+\.(?:html|json)"
+)
+
+
+def docs_validation_time(key: str, folder: str, prefix: str = DOCS_PREFIX) -> datetime | None:
+    """When the validation behind a Data Docs page or result ran, from its key.
+
+    Keys are ``<prefix><folder>/<suite>/<run>/<time>/<batch>.html`` (or ``.json``), ``<time>``
+    being GX's run time, e.g. ``20240501T000312.123456Z``.
+
+    Args:
+        key: a store key.
+        folder: :data:`VALIDATIONS_DIR` or :data:`RESULTS_DIR`.
+        prefix: the site's key prefix.
+
+    Returns:
+        The run time (UTC), or None when ``key`` is not such a page or result.
+    """
+    head = f"{prefix}{folder}/"
+    if not key.startswith(head):
+        return None
+    found = _DOCS_RUN.fullmatch(key[len(head) :])
+    return _stamp(found["time"] + "Z") if found else None

@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from etl.config import parse_store_url
 from etl.errors import ObjectExistsError, StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 # The reachability check of an S3 store fails fast: an unreachable endpoint is reported in
 # seconds, not after boto3's default minute-long connect timeout and five attempts.
@@ -48,6 +49,25 @@ class PutResult:
     created: bool
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing reports it.
+
+    Attributes:
+        key: the object key.
+        size: length in bytes.
+        modified: when it was last written (UTC).
+    """
+
+    key: str
+    size: int
+    modified: datetime
+
+
+DELETE_BATCH = 1000
+"""Most keys one delete request names (S3 ``DeleteObjects`` takes up to 1,000)."""
+
+
 class Store(Protocol):
     """The object store every step reads from and writes to."""
 
@@ -63,6 +83,8 @@ class Store(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
+    def scan(self, prefix: str) -> Iterator[StoredObject]: ...
+    def delete_many(self, keys: Sequence[str]) -> int: ...
 
 
 def sha256_hex(body: bytes) -> str:
@@ -228,6 +250,58 @@ class LocalStore:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
+    def scan(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects under ``prefix``, in key order, one directory at a time (never all at once).
+
+        Args:
+            prefix: a key prefix.
+
+        Yields:
+            Each object with its size and modification time.
+        """
+        base = self.root / prefix if prefix else self.root
+        start = base if not prefix or prefix.endswith("/") else base.parent
+        yield from self._scan_dir(start, prefix)
+
+    def _scan_dir(self, directory: Path, prefix: str) -> Iterator[StoredObject]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Keys sort as strings ("a/b" after "a-b"); a directory's keys are its name plus "/".
+        named = sorted(((e.name + "/" if e.is_dir() else e.name), e) for e in entries)
+        for _, entry in named:
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._scan_dir(Path(entry.path), prefix)
+            elif entry.is_file(follow_symlinks=False) and not entry.name.startswith(".tmp-"):
+                key = Path(entry.path).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    info = entry.stat()
+                    when = datetime.fromtimestamp(info.st_mtime, UTC)
+                    yield StoredObject(key, info.st_size, when)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete objects; empty directories left behind are removed too.
+
+        Args:
+            keys: object keys (missing ones are ignored).
+
+        Returns:
+            How many keys were named.
+        """
+        parents: set[Path] = set()
+        for key in keys:
+            self.delete(key)
+            parents.add(self._path(key).parent)
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            while parent != self.root and parent.is_relative_to(self.root):
+                try:
+                    parent.rmdir()  # only when empty
+                except OSError:
+                    break
+                parent = parent.parent
+        return len(keys)
+
 
 def _unlink_quietly(path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
@@ -379,6 +453,51 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def scan(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects under ``prefix``, one ``ListObjectsV2`` page (1,000 keys) at a time.
+
+        Args:
+            prefix: a key prefix.
+
+        Yields:
+            Each object with its size and modification time, in key order.
+        """
+        paginator = self.client.get_paginator("list_objects_v2")
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": DELETE_BATCH}
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                when = obj["LastModified"].astimezone(UTC)
+                yield StoredObject(self._unkey(obj["Key"]), int(obj["Size"]), when)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete objects with ``DeleteObjects``, :data:`DELETE_BATCH` keys per request.
+
+        Args:
+            keys: object keys (missing ones are not an error in S3).
+
+        Returns:
+            How many keys were named.
+
+        Raises:
+            StoreError: S3 refused some deletions; the message names the first key and code.
+        """
+        for at in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": self._key(k)} for k in keys[at : at + DELETE_BATCH]]
+            answer = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            errors = answer.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StoreError(
+                    f"store {self.url}: {len(errors)} deletions refused, first "
+                    f"{self._unkey(str(first.get('Key', '')))}: {first.get('Code', '?')}"
+                )
+        return len(keys)
 
 
 def _endpoint_label(url: str | None) -> str:

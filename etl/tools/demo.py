@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl import resources
 from etl.errors import DemoError
+from etl.payloads import nothing_curated
 from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
@@ -402,6 +403,12 @@ def _source_lines(outcome: RunOutcome, store: Path) -> list[str]:
             f"curated {report.get('curated', '-')}, quarantined {report.get('quarantined', '-')}, "
             f"duplicates {report.get('duplicates', '-')}",
         ]
+        start, end = (transformed.get(slug, {}).get(k, "?") for k in ("start", "end"))
+        empty = (
+            nothing_curated(report, f"source={slug} interval {start}..{end}") if report else None
+        )
+        if empty:
+            lines.append(f"    {empty}")
         for task in _CHECKPOINT_TASKS:
             summary = outcome.by_source(task, "checkpoint").get(slug)
             state = outcome.task_state(task, index)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ import requests
 import tweepy
 
 from etl.tools.emulator import DEMO_TOKEN, Corpus, EmulatorServer, Faults, start_emulator
-from etl.tools.emulator.corpus import METRICS_SINCE
+from etl.tools.emulator.corpus import METRICS_SINCE, format_time
 from tests.conftest import shared_reference
 
 TOKEN = "emulator-test-token-5f0c9a"
@@ -737,3 +737,26 @@ def test_only_old_posts_deviate_from_the_schema_by_lacking_newer_metrics(
     assert all(
         re.search(r"'(bookmark|impression)_count' is a required property", e) for e in errors
     )
+
+
+def test_cli_serves_posts_of_yesterday_so_a_trigger_on_today_finds_data() -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    proc = _cli()
+    try:
+        banner = _read_lines(proc, 3)
+        base_url = banner[1].strip().removeprefix("X_API_BASE_URL=")
+        headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+        window = {
+            "query": "python",
+            "start_time": format_time(today - timedelta(days=1)),
+            "end_time": format_time(today),
+        }
+        found = requests.get(
+            f"{base_url}/2/tweets/search/recent", params=window, headers=headers, timeout=10
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+    assert found.status_code == 200
+    assert found.json()["meta"]["result_count"] > 0

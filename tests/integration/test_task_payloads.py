@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from etl.adapters.airflow import tasks
+from etl.adapters.airflow import retention, tasks
 from etl.lineage import builders
 from etl.lineage.datasets import StepLineage
 from etl.payloads import (
@@ -25,6 +25,7 @@ from etl.payloads import (
     ExtractPayload,
     PlannedSource,
     PublishPayload,
+    RetentionPayload,
     SourceRef,
     TransformPayload,
     TransformReportPayload,
@@ -64,7 +65,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         monkeypatch.setenv(
             "AIRFLOW_CONN_X_API_DEFAULT", x_connection(server.base_url, EMULATOR_TOKEN)
         )
-        params = {"store": str(store), "sources": [SOURCE]}
+        # Retention with no grace: the candidate just published is deleted, so its lineage has
+        # something to name.
+        config = tmp_path_factory.mktemp("config") / "pipeline.yaml"
+        config.write_text("retention:\n  grace_hours: 0\n", encoding="utf-8")
+        params = {"store": str(store), "sources": [SOURCE], "config": str(config)}
         (planned,) = _xcom(tasks.plan_sources(params))
         landed = _xcom(tasks.extract(planned, params, START, END))
         checked = _xcom(tasks.validate_raw(landed, params, RUN_ID))
@@ -72,6 +77,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         audited = _xcom(tasks.validate_curated(staged, params, RUN_ID))
         published = _xcom(tasks.publish(audited, params))
         docs = _xcom(tasks.build_docs(params))
+        kept = _xcom(retention.apply_retention(params))
     finally:
         monkeypatch.undo()
         server.stop()
@@ -83,6 +89,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "validate_curated": audited,
         "publish": published,
         "build_docs": docs,
+        "apply_retention": kept,
     }
 
 
@@ -102,11 +109,12 @@ PAYLOAD_TYPES: dict[str, type[Any]] = {
     "validate_curated": ValidateCuratedPayload,
     "publish": PublishPayload,
     "build_docs": BuildDocsPayload,
+    "apply_retention": RetentionPayload,
 }
 
 
 def test_every_builder_is_tested() -> None:
-    assert set(STEPS) == set(builders.TASK_LINEAGE)
+    assert set(STEPS) | {"apply_retention"} == set(builders.TASK_LINEAGE)
 
 
 @pytest.mark.parametrize("task", sorted(PAYLOAD_TYPES))
@@ -141,6 +149,17 @@ def test_every_builder_reads_the_real_payloads(chain: dict[str, Any], task: str)
     else:
         assert at_complete.outputs, f"{task}: no output at COMPLETE"
         assert all(d.namespace == "file" for d in at_complete.outputs)
+
+
+def test_retention_lineage_drops_the_published_candidate(chain: dict[str, Any]) -> None:
+    build = builders.TASK_LINEAGE["apply_retention"]
+
+    built = build(builders.TaskCall(payload=None, result=chain["apply_retention"]))
+
+    assert [d.name for d in built.outputs] == [chain["publish"]["staging_key"]]
+    (dropped,) = built.outputs
+    assert dropped.facets["lifecycleStateChange"].lifecycleStateChange.value == "DROP"
+    assert chain["apply_retention"]["deleted"][0]["reason"] == "published"
 
 
 def test_the_payloads_chain_into_one_graph(chain: dict[str, Any]) -> None:

@@ -370,3 +370,17 @@ def test_pages_that_cannot_be_parsed_are_explained_in_the_summary(
     # Why, in the line a user reads first, not only inside quarantine.jsonl.
     reasons = summary.partition("2 pages quarantined (")[2]
     assert "empty body: 1" in reasons and "not UTF-8" in reasons
+
+
+def test_a_window_without_posts_says_nothing_was_curated_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "page-00001.json").write_bytes(body({"meta": {"result_count": 0}}))
+
+    code = main(["transform", str(raw), "--out", str(tmp_path / "out")])
+
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"0 posts curated for input {raw}: the API returned none" in err

@@ -63,7 +63,7 @@ def test_an_empty_file_is_an_empty_config(tmp_path: Path) -> None:
         ),
         (
             "sources: {accounts: [a]}\nschedule: daily\n",
-            "wrong.yaml:2: schedule: unknown key (valid keys: api, budget, prices, sources, store)",
+            "wrong.yaml:2: schedule: unknown key (valid keys: api, budget, prices, retention, sources, store)",
         ),
     ],
 )
@@ -181,3 +181,41 @@ def test_files_that_are_not_configs_are_refused_unread(tmp_path: Path) -> None:
 def test_usernames_match_whole(name: str) -> None:
     with pytest.raises(ConfigError, match="is not a valid X username"):
         Source("account", name)
+
+
+# --- retention: ----------------------------------------------------------------------------------
+def test_retention_defaults_keep_raw_and_docs_forever(tmp_path: Path) -> None:
+    from etl.config import RetentionPolicy
+
+    policy = load_config(_write(tmp_path, "sources: {}\n")).retention
+
+    assert policy == RetentionPolicy()
+    assert (policy.raw_days, policy.docs_pages_days, policy.docs_results_days) == (None,) * 3
+
+
+def test_retention_values_are_read(tmp_path: Path) -> None:
+    body = (
+        "retention:\n  raw_days: 400\n  staging_days: null\n  grace_hours: 2\n"
+        "  docs_pages_days: 90\n  docs_results_days: 365\n"
+    )
+    policy = load_config(_write(tmp_path, body)).retention
+
+    assert (policy.raw_days, policy.staging_days, policy.grace_hours) == (400, None, 2)
+    assert (policy.docs_pages_days, policy.docs_results_days) == (90, 365)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("retention:\n  raw_days: -1\n", "retention.raw_days: must be a whole number from 0 to"),
+        ("retention:\n  raw_days: '400'\n", "retention.raw_days: must be a whole number"),
+        ("retention:\n  raw_day: 400\n", "unknown key (did you mean 'raw_days'?)"),
+        (
+            "retention:\n  docs_pages_days: 90\n  docs_results_days: 30\n",
+            "retention.docs_results_days: docs_results_days must be at least docs_pages_days",
+        ),
+        ("retention:\n  docs_results_days: 30\n", "needs docs_pages_days set"),
+    ],
+)
+def test_bad_retention_names_the_key(tmp_path: Path, body: str, message: str) -> None:
+    assert message in str(_error(_write(tmp_path, body)))

@@ -269,3 +269,75 @@ def test_bad_corpus_arguments_are_rejected() -> None:
         Corpus(start=datetime(2023, 2, 1, tzinfo=UTC), end=datetime(2023, 1, 1, tzinfo=UTC))
     with pytest.raises(ValueError, match="ground_truth|exactly one"):
         Corpus(accounts=1, posts_per_account=1).ground_truth()
+
+
+# --- the recent days: a corpus that covers the dates a user triggers --------------------------------
+_NOW = datetime(2026, 11, 30, 19, 30, 12, tzinfo=UTC)
+_DEMO_ACCOUNTS = ("ada_builds", "tomas_ng", "quietriver", "nadia_k", "pixelfox")
+_DEMO_QUERIES = ("python", "#dataeng -is:retweet")
+
+
+@pytest.fixture(scope="module")
+def recent() -> Corpus:
+    return Corpus(recent_days=400, now=_NOW)
+
+
+def test_every_recent_day_has_posts_for_each_demo_account_and_query(recent: Corpus) -> None:
+    first = datetime(2025, 10, 26, tzinfo=UTC)  # 400 days before _NOW's date
+    empty = []
+    for n in range(400):
+        start = first + timedelta(days=n)
+        end = start + timedelta(days=1)
+        for name in _DEMO_ACCOUNTS:
+            if not recent.ground_truth(username=name, start_time=start, end_time=end):
+                empty.append((start.date(), name))
+        for query in _DEMO_QUERIES:
+            if not recent.ground_truth(query=query, start_time=start, end_time=end):
+                empty.append((start.date(), query))
+
+    assert empty == []
+    # Today, up to now, too: a trigger on today's date finds posts.
+    today = datetime(2026, 11, 30, tzinfo=UTC)
+    assert recent.ground_truth(username="ada_builds", start_time=today, end_time=_NOW)
+
+
+def test_a_recent_day_is_the_same_whenever_the_corpus_is_built() -> None:
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    built_then = Corpus(recent_days=3, now=datetime(2026, 11, 22, 8, tzinfo=UTC))
+    built_later = Corpus(recent_days=30, now=datetime(2026, 12, 10, 23, tzinfo=UTC))
+
+    def one_day(c: Corpus) -> list[dict]:
+        return c.window(c.all_tweets(), day, day + timedelta(days=1))
+
+    assert one_day(built_then)
+    assert json.dumps(one_day(built_then)) == json.dumps(one_day(built_later))
+
+
+def test_recent_posts_are_never_newer_than_now_and_their_ids_carry_their_time(
+    recent: Corpus,
+) -> None:
+    from etl.ids import watermark_problem
+
+    tweets = recent.all_tweets()
+    versions = [recent.tweet(i) for t in tweets for i in t["edit_history_tweet_ids"]]
+    newest = max(datetime.fromisoformat(t["created_at"]) for t in tweets)
+
+    assert newest <= _NOW
+    assert [t["id"] for t in versions if watermark_problem(t["id"], t["created_at"], _NOW)] == []
+    assert len({t["id"] for t in tweets}) == len(tweets)
+    # The timeline's 3,200-post reach still covers every recent day of every account.
+    for user in recent.users:
+        assert len(recent.tweets_of(user["id"])) <= recent.timeline_cap
+
+
+def test_the_fixed_history_is_unchanged_by_the_recent_days(corpus: Corpus) -> None:
+    with_recent = Corpus(seed=7, recent_days=20, now=_NOW)
+
+    fixed = {t["id"]: t for t in corpus.all_tweets()}
+    assert all(with_recent.tweet(i) == t for i, t in fixed.items())
+    assert len(with_recent.all_tweets()) > len(fixed)
+
+
+def test_recent_days_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="recent_days"):
+        Corpus(recent_days=-1)

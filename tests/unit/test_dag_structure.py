@@ -100,13 +100,16 @@ def test_tasks_and_flow(parsed: dict[str, Any]) -> None:
     tasks = parsed["tasks"]
 
     assert sorted(tasks) == sorted(
-        ["plan_sources", *PER_SOURCE, "build_docs", "all_sources_published"]
+        ["plan_sources", *PER_SOURCE, "build_docs", "apply_retention", "all_sources_published"]
     )
     chain = ["plan_sources", *PER_SOURCE]
     for before, after in zip(chain, chain[1:], strict=False):
         assert tasks[after]["upstream"] == [before], after
     assert tasks["build_docs"]["upstream"] == ["per_source.publish"]
     assert tasks["all_sources_published"]["upstream"] == ["build_docs", "per_source.publish"]
+    # Retention runs once the docs are published, also after a failed gate.
+    assert tasks["apply_retention"]["upstream"] == ["build_docs"]
+    assert tasks["apply_retention"]["trigger_rule"] == "all_done"
 
 
 def test_one_mapped_instance_per_source(parsed: dict[str, Any]) -> None:

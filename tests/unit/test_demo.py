@@ -179,3 +179,21 @@ def test_cli_reports_a_foreign_directory_as_a_usage_error(
 
     assert code == 2
     assert "not made by the demo" in capsys.readouterr().err
+
+
+def test_a_run_that_curated_nothing_says_so_and_why(tmp_path: Path) -> None:
+    result = _result(tmp_path, breach=False)
+    transformed = result.outcome.xcoms[("per_source.transform", 0, "return_value")]
+    transformed["report"] = {"tweets_in": 0, "pages": 1, "curated": 0, "quarantined": 0}
+    transformed["start"], transformed["end"] = (
+        "2026-11-29T00:00:00+00:00",
+        "2026-11-30T00:00:00+00:00",
+    )
+
+    text = demo.format_summary(result)
+
+    assert (
+        f"0 posts curated for source={SLUG} interval "
+        "2026-11-29T00:00:00+00:00..2026-11-30T00:00:00+00:00: the API returned none"
+    ) in text
+    assert "0 posts curated" not in demo.format_summary(_result(tmp_path, breach=False))

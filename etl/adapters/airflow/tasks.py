@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 DEFAULT_CONFIG = resources.default_config()
+log = logging.getLogger(__name__)
 X_CONN_ID = "x_api_default"
 X_CONN_IDS_ENV = "TWEETPIPE_X_CONN_IDS"
 """Deployment setting: comma-separated ids of the connections that may be used for the X API.
@@ -558,6 +559,7 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
     Returns:
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
+    from etl.payloads import nothing_curated
     from etl.steps.publish import stage
     from etl.steps.transform.curate import transform_pages
 
@@ -573,6 +575,11 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
         ):
             report = transform_pages(pages, csv_out, rejects_out)
         staged = stage(store, partition, csv_path, rejects_path)
+    where = f"source={checked['slug']} interval {checked['start']}..{checked['end']}"
+    empty = nothing_curated(report.to_dict(), where)
+    if empty:
+        # A quiet window is not a failure, but it must show in the task log, not pass unseen.
+        log.warning("%s", empty)
     return {
         "source": checked["source"],
         "slug": checked["slug"],

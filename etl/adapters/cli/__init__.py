@@ -134,6 +134,14 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--fault", action="append", default=[], metavar="MODE", help="fault mode")
     p.add_argument("--rate-limit", type=int, default=None, metavar="N", help="requests per window")
     p.add_argument("--rate-window", type=float, default=900.0, metavar="SECONDS")
+    p.add_argument(
+        "--recent-days",
+        type=int,
+        default=400,
+        metavar="N",
+        help="besides the fixed 2022-11..2023-04 corpus, posts on each of the last N days up to "
+        "now, so today's interval has data (0: the fixed corpus only; default 400)",
+    )
     p.set_defaults(handler=_verb("emulator", "run_emulator_cli"))
 
 
@@ -273,6 +281,33 @@ def _add_docs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fetch.set_defaults(handler=_verb("docs", "run_docs_assets_fetch_cli"))
 
 
+def _add_retention(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("retention", help="delete what the store's retention rules let go")
+    verbs = p.add_subparsers(dest="retention_verb", required=True)
+    apply = verbs.add_parser(
+        "apply", help="apply retention: (config) to a store; never what curated data derives from"
+    )
+    apply.add_argument("--store", required=True, metavar="URL", help="s3://bucket/prefix or a dir")
+    apply.add_argument(
+        "--config", metavar="FILE", help="pipeline.yaml with retention: (default: the bundled one)"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    for name, what in (
+        ("raw-days", "raw/ windows"),
+        ("staging-days", "unpublished staging/ candidates"),
+        ("docs-pages-days", "Data Docs validation pages"),
+        ("docs-results-days", "Data Docs validation results"),
+    ):
+        apply.add_argument(f"--{name}", type=int, metavar="N", help=f"keep {what} N days")
+    apply.add_argument(
+        "--grace-hours",
+        type=int,
+        metavar="N",
+        help="never touch raw/ or staging/ younger than this",
+    )
+    apply.set_defaults(handler=_verb("retention", "run_retention_cli"))
+
+
 _ADDERS = (
     _add_transform,
     _add_extract,
@@ -283,6 +318,7 @@ _ADDERS = (
     _add_airflow,
     _add_contracts,
     _add_docs,
+    _add_retention,
 )
 
 

@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from etl.adapters.cli.exits import UsageError
-from etl.tools.emulator import DEMO_TOKEN, Faults, start_emulator
+from etl.tools.emulator import DEMO_TOKEN, Corpus, Faults, start_emulator
 
 if TYPE_CHECKING:
     import argparse
@@ -21,7 +21,7 @@ def run_emulator_cli(args: argparse.Namespace) -> int:
     token given with ``--token`` is never printed).
 
     Args:
-        args: parsed ``--port --seed --token --fault --rate-limit --rate-window``.
+        args: parsed ``--port --seed --token --fault --rate-limit --rate-window --recent-days``.
 
     Returns:
         0 after a clean stop, 1 when the port cannot be bound.
@@ -32,8 +32,9 @@ def run_emulator_cli(args: argparse.Namespace) -> int:
     token = args.token or DEMO_TOKEN
     try:
         faults = Faults.parse(list(args.fault))
+        corpus = Corpus(args.seed, recent_days=args.recent_days)
         server = start_emulator(
-            seed=args.seed,
+            corpus=corpus,
             port=args.port,
             token=token,
             faults=faults,
@@ -48,7 +49,8 @@ def run_emulator_cli(args: argparse.Namespace) -> int:
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    print(f"X API v2 emulator on {server.base_url} (seed {args.seed})", flush=True)
+    covers = f", posts up to {args.recent_days} days back" if args.recent_days else ""
+    print(f"X API v2 emulator on {server.base_url} (seed {args.seed}{covers})", flush=True)
     print(f"X_API_BASE_URL={server.base_url}", flush=True)
     if token == DEMO_TOKEN:
         print(f"X_BEARER_TOKEN={DEMO_TOKEN}", flush=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 from etl.errors import ContractError, GateBreachError, InputError
+from etl.payloads import nothing_curated
 from etl.steps.transform.curate import TransformReport, auto_workers, input_files, transform_files
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ def run_transform_cli(args: argparse.Namespace) -> int:
         f"{_page_reasons(report)}"
     )
     print(summary, file=sys.stderr)
+    empty = nothing_curated(report.to_dict(), f"input {', '.join(args.inputs)}")
+    if empty:
+        print(empty, file=sys.stderr)
     print(f"lineage: {lineage.destination}", file=sys.stderr)
     try:
         report.raise_for_gate(f"{out / 'quarantine.jsonl'}, {out / 'report.json'}")

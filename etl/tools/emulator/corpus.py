@@ -10,6 +10,15 @@ the creation time, HTML-escaped text with emoji, RTL scripts and newlines, long 
 text in ``note_tweet``, edited posts with several ids in ``edit_history_tweet_ids``, withheld
 posts, retweets, quotes and replies, and ``bookmark_count``/``impression_count`` only on posts
 newer than when X introduced them.
+
+Besides that fixed history (Nov 2022 to Apr 2023, what the tests' ground truths rely on), a corpus
+can also cover the days up to now (``recent_days``), so a run triggered on today's date finds posts.
+Each of those days is generated from its own seed (the corpus seed and the date), so a day holds
+the same posts whichever day the emulator was started on; only posts created after ``now`` (and
+edits made after it) are left out. Every account posts on every one of those days, and its first
+post of the day is an original carrying the word ``python`` and one hashtag (``#dataeng`` for the
+first account), so the demo's accounts and queries (``pipeline.yaml``) have posts in every daily
+interval.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from etl.errors import QueryError
@@ -29,6 +38,7 @@ __all__ = [
     "DEFAULT_END",
     "DEFAULT_START",
     "METRICS_SINCE",
+    "RECENT_POSTS_PER_DAY",
     "TIMELINE_CAP",
     "Corpus",
     "QueryError",
@@ -44,6 +54,9 @@ DEFAULT_END = datetime(2023, 5, 1, tzinfo=UTC)
 METRICS_SINCE = datetime(2022, 12, 15, tzinfo=UTC)
 # Long posts (note_tweet) only exist from here on.
 NOTE_TWEET_SINCE = datetime(2023, 2, 9, tzinfo=UTC)
+RECENT_POSTS_PER_DAY = (3, 6)
+"""Fewest and most posts an account makes on each recent day (400 days stay within the timeline's
+3,200-post reach)."""
 _EDIT_WINDOW = timedelta(hours=1)
 _TRUNCATE_AT = 270
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -191,6 +204,8 @@ class Corpus:
         end: datetime = DEFAULT_END,
         *,
         timeline_cap: int = TIMELINE_CAP,
+        recent_days: int = 0,
+        now: datetime | None = None,
     ) -> None:
         """Generate the corpus.
 
@@ -202,6 +217,10 @@ class Corpus:
             start: earliest creation time (inclusive).
             end: latest creation time (exclusive).
             timeline_cap: how many of an account's newest posts its timeline serves.
+            recent_days: also cover the UTC days from ``recent_days`` days before ``now`` up to
+                ``now`` (0: only the fixed history). Each day is deterministic on its own.
+            now: the end of the recent days (default: the current time); nothing created after
+                it is served.
         """
         if not 1 <= accounts <= len(_HANDLES):
             raise ValueError(f"accounts must be between 1 and {len(_HANDLES)}, got {accounts}")
@@ -214,6 +233,8 @@ class Corpus:
             raise ValueError(f"posts_per_account must give {accounts} counts >= 0, got {counts}")
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
+        if not 0 <= recent_days <= 3650:
+            raise ValueError(f"recent_days must be between 0 and 3650, got {recent_days}")
         self.seed = seed
         self.timeline_cap = timeline_cap
         self._rng = random.Random(seed)
@@ -225,7 +246,17 @@ class Corpus:
         self._old_versions: dict[str, dict[str, Any]] = {}
         self._by_author: dict[str, list[str]] = {u["id"]: [] for u in self.users}
         self._searches: dict[str, list[dict[str, Any]]] = {}
+        # References (replies, quotes) reach back only to posts from here on: a recent day's
+        # posts then depend on that day alone.
+        self._tail_from = 0
+        self._used_ids: set[int] = set()
         self._generate(counts, start, end)
+        if recent_days:
+            moment = (now or datetime.now(UTC)).astimezone(UTC)
+            first = moment.date() - timedelta(days=recent_days)
+            for n in range(recent_days + 1):
+                self._generate_day(first + timedelta(days=n), moment, accounts)
+        self._index_authors()
 
     # --- public queries -----------------------------------------------------------------------
     def user_by_username(self, username: str) -> dict[str, Any] | None:
@@ -373,17 +404,53 @@ class Corpus:
             for author, count in enumerate(counts)
             for _ in range(count)
         )
-        used_ids: set[int] = set()
         for created, author in plan:
             created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
-            post = self._make_post(created, author, used_ids)
-            self._posts[post.id] = post
-            self._order.append(post)
-            tweet = self._render(post)
-            if post.created + _EDIT_WINDOW < end:
-                self._maybe_edit(tweet, post, used_ids)
-            self._tweets[tweet["id"]] = tweet
-            self._by_author[self.users[author]["id"]].append(tweet["id"])
+            self._add(created, author, end)
+
+    def _add(
+        self,
+        created: datetime,
+        author: int,
+        end: datetime,
+        *,
+        anchor: bool = False,
+        cutoff: datetime | None = None,
+    ) -> None:
+        post = self._make_post(created, author, self._used_ids, anchor=anchor)
+        self._posts[post.id] = post
+        self._order.append(post)
+        tweet = self._render(post)
+        if post.created + _EDIT_WINDOW < end:
+            self._maybe_edit(tweet, post, self._used_ids, cutoff)
+        self._tweets[tweet["id"]] = tweet
+        self._by_author[self.users[author]["id"]].append(tweet["id"])
+
+    def _generate_day(self, day: date, now: datetime, accounts: int) -> None:
+        """One recent UTC day, from its own seed; posts created after ``now`` are not added."""
+        # A string seed is hashed with SHA-512 by random.seed: the same on every machine.
+        rng = random.Random(f"tweetpipe-corpus:{self.seed}:{day.isoformat()}")
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        low, high = RECENT_POSTS_PER_DAY
+        plan: list[tuple[datetime, int, bool]] = []
+        for author in range(accounts):
+            times = sorted(
+                midnight + timedelta(milliseconds=rng.randrange(86_400_000))
+                for _ in range(rng.randint(low, high))
+            )
+            plan.extend((when, author, n == 0) for n, when in enumerate(times))
+        plan.sort()
+        saved, self._rng = self._rng, rng
+        self._tail_from = len(self._order)
+        try:
+            for created, author, anchor in plan:
+                if created > now:
+                    break  # not posted yet; later ones neither (the plan is in time order)
+                self._add(created, author, midnight + timedelta(days=1), anchor=anchor, cutoff=now)
+        finally:
+            self._rng = saved
+
+    def _index_authors(self) -> None:
         for uid, ids in self._by_author.items():
             ids.sort(key=int, reverse=True)
             self._user_by_id[uid]["public_metrics"]["tweet_count"] = len(ids)
@@ -398,15 +465,19 @@ class Corpus:
         used.add(snowflake(created, seq))
         return snowflake(created, seq)
 
-    def _make_post(self, created: datetime, author: int, used: set[int]) -> _Post:
+    def _make_post(
+        self, created: datetime, author: int, used: set[int], *, anchor: bool = False
+    ) -> _Post:
         rng = self._rng
         tid = self._new_id(created, used)
         kind = rng.choices(("original", "retweeted", "quoted", "replied_to"), (70, 10, 10, 10))[0]
         earlier = [p for p in self._tail() if p.kind != "retweeted"]
-        if kind != "original" and not earlier:
+        if anchor or (kind != "original" and not earlier):
             kind = "original"
         ref = rng.choice(earlier) if kind != "original" else None
         tags = tuple(rng.sample(_TAGS, rng.choice((0, 0, 1, 2))))
+        if anchor and _TAGS[author % len(_TAGS)] not in tags:
+            tags = (*tags, _TAGS[author % len(_TAGS)])
         others = [u["username"] for j, u in enumerate(self.users) if j != author]
         mentions = tuple(rng.sample(others, min(len(others), rng.choice((0, 0, 0, 1)))))
         if ref is not None and kind == "retweeted":
@@ -425,6 +496,8 @@ class Corpus:
                 ref.links,
             )
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(4, 14)))
+        if anchor and "python" not in words.split():
+            words = f"{words} python"
         parts = [" ".join(f"@{m}" for m in mentions), words.capitalize()]
         if rng.random() < 0.35:
             parts.append(rng.choice(_EXTRAS))
@@ -450,7 +523,7 @@ class Corpus:
 
     def _tail(self) -> list[_Post]:
         # Reference recent posts only: keeps generation linear and references plausible.
-        return self._order[-50:]
+        return self._order[max(self._tail_from, len(self._order) - 50) :]
 
     def _render(self, post: _Post) -> dict[str, Any]:
         rng = self._rng
@@ -519,8 +592,15 @@ class Corpus:
             }
         return tweet
 
-    def _maybe_edit(self, tweet: dict[str, Any], post: _Post, used: set[int]) -> None:
-        """Some originals were edited: the served version is the last, with the whole chain."""
+    def _maybe_edit(
+        self, tweet: dict[str, Any], post: _Post, used: set[int], cutoff: datetime | None
+    ) -> None:
+        """Some originals were edited: the served version is the last, with the whole chain.
+
+        An edit chain reaching past ``cutoff`` (now, for the recent days) has not been made yet:
+        the post stays as it was. The chain is drawn all the same, so the random sequence, and
+        with it every later post of the day, does not depend on when the corpus was built.
+        """
         rng = self._rng
         if post.kind != "original" or rng.random() >= 0.04:
             return
@@ -531,6 +611,8 @@ class Corpus:
             when = when + timedelta(minutes=rng.randrange(1, 50))
             chain.append(str(self._new_id(when, used)))
             minted.append(when)
+        if cutoff is not None and when > cutoff:
+            return
         for n, old_id in enumerate(chain[:-1]):
             # Each version is a post of its own: created when its id was minted.
             old = {**tweet, "id": old_id, "edit_history_tweet_ids": chain}
