@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
@@ -441,6 +441,22 @@ def _result_in(store: LocalStore, run: str, when: str, template: dict[str, Any])
     key = f"docs/results/tweets_curated/{run}/{stamp}/b.json"
     store.put(key, json.dumps(doc).encode(), "application/json")
     return key
+
+
+def test_a_page_retention_expired_is_not_rendered_again(new_site: _NewSite, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(new_site.root.parent, copy)
+    store = LocalStore(copy)
+    template = json.loads(next((copy / "docs" / "results").rglob("*.json")).read_text("utf-8"))
+    old = _result_in(store, "old__account-ada", "2020-01-01T00:00:00+00:00", template)
+    new = _result_in(store, "new__account-ada", "2099-01-01T00:00:00+00:00", template)
+
+    build = build_docs(store, tmp_path / "b", pages_since=datetime(2021, 1, 1, tzinfo=UTC))
+
+    pages = {k for k in build.written if k.startswith("docs/validations/")}
+    assert pages == {"docs/" + page_for(new.removeprefix("docs/"))}
+    assert not (copy / "docs" / page_for(old.removeprefix("docs/"))).exists()
+    assert store.exists(old)  # the evidence stays
 
 
 def test_an_entry_lost_to_a_racing_build_comes_back(new_site: _NewSite, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -713,12 +713,26 @@ def build_docs(params: Mapping[str, Any], run_id: str | None = None) -> BuildDoc
         extra = {f"contracts/{p.name}": p for p in pages}
         runs = None if run_id is None else [run_prefix(run_id)]
         build = build_site_docs(
-            store, tmp / "build", prefix=DOCS_PREFIX, extra_files=extra, runs=runs
+            store,
+            tmp / "build",
+            prefix=DOCS_PREFIX,
+            extra_files=extra,
+            runs=runs,
+            pages_since=_pages_since(params),
         )
     for key, reason in sorted(build.unreadable.items()):
         # Not a failure of this run: the site is published; the next build tries the file again.
         _log.warning("Data Docs: cannot render %s: %s", key, reason)
     return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
+
+
+def _pages_since(params: Mapping[str, Any]) -> datetime | None:
+    """When the oldest validation that keeps its page ran (``retention.docs_pages_days``)."""
+    from etl.config import load_config
+
+    config = _config_path(params)
+    days = load_config(config).retention.docs_pages_days if config.is_file() else None
+    return None if days is None else datetime.now(UTC) - timedelta(days=days)
 
 
 def fail_run() -> None:

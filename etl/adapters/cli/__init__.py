@@ -271,6 +271,11 @@ def _add_docs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build.add_argument(
         "--full", action="store_true", help="render every validation again, rebuild the index"
     )
+    build.add_argument(
+        "--config",
+        metavar="FILE",
+        help="pipeline.yaml whose retention.docs_pages_days applies (default: the bundled one)",
+    )
     build.set_defaults(handler=_verb("docs", "run_docs_build_cli"))
     assets = verbs.add_parser("assets", help="the pinned scripts and styles pages load")
     assets_verbs = assets.add_subparsers(dest="assets_verb", required=True)

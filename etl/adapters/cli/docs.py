@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,13 +33,16 @@ def contract_pages(out: Path) -> dict[str, Path]:
     return {f"contracts/{p.name}": p for p in build_site([contracts_dir()], out)}
 
 
-def build_and_publish(store: Store, work_dir: Path, *, full: bool = False) -> DocsBuild:
+def build_and_publish(
+    store: Store, work_dir: Path, *, full: bool = False, pages_since: datetime | None = None
+) -> DocsBuild:
     """The docs build both the command line and the DAG's ``build_docs`` task run.
 
     Args:
         store: the store whose ``docs/`` site to update.
         work_dir: an empty local directory.
         full: render every validation again and rebuild the index.
+        pages_since: validations that ran before this get no page (retention expired them).
 
     Returns:
         What the build did.
@@ -46,14 +50,19 @@ def build_and_publish(store: Store, work_dir: Path, *, full: bool = False) -> Do
     from etl.steps.quality.docs_site import build_docs
 
     extra = contract_pages(work_dir / "contracts")
-    return build_docs(store, work_dir / "build", full=full, extra_files=extra)
+    return build_docs(
+        store, work_dir / "build", full=full, extra_files=extra, pages_since=pages_since
+    )
 
 
 def run_docs_build_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe docs build --store URL [--full]``.
+    """``tweetpipe docs build --store URL [--full] [--config FILE]``.
+
+    Validations older than the config's ``retention.docs_pages_days`` get no page (the retention
+    task deleted theirs; their results stay).
 
     Args:
-        args: parsed arguments (``store``, ``full``).
+        args: parsed arguments (``store``, ``full``, ``config``).
 
     Returns:
         0 when the site is published; 1 when it is, but some results could not be rendered (each
@@ -67,9 +76,10 @@ def run_docs_build_cli(args: argparse.Namespace) -> int:
         store = open_store(args.store, check=True)
     except (StoreError, ValueError) as exc:
         raise UsageError(f"--store: {exc}") from None
+    pages_since = _pages_since(args.config)
     with tempfile.TemporaryDirectory(prefix="tweetpipe-docs-") as tmp:
         try:
-            build = build_and_publish(store, Path(tmp), full=args.full)
+            build = build_and_publish(store, Path(tmp), full=args.full, pages_since=pages_since)
         except DocsAssetsError as exc:
             raise UsageError(str(exc)) from None
     print(
@@ -80,6 +90,19 @@ def run_docs_build_cli(args: argparse.Namespace) -> int:
     for key, reason in sorted(build.unreadable.items()):
         print(f"tweetpipe docs: cannot render {key}: {reason}", file=sys.stderr)
     return EXIT_FAILED if build.unreadable else EXIT_OK
+
+
+def _pages_since(config: str | None) -> datetime | None:
+    """When the oldest validation that keeps its page ran, by ``retention.docs_pages_days``."""
+    from etl import resources
+    from etl.config import load_config
+    from etl.errors import ConfigError
+
+    try:
+        days = load_config(config or resources.default_config()).retention.docs_pages_days
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return None if days is None else datetime.now(UTC) - timedelta(days=days)
 
 
 def run_docs_assets_fetch_cli(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ from etl.steps.quality.docs_index import (
     render_months,
 )
 from etl.steps.quality.docs_page import PageContext, explain_page
-from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix, docs_validation_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -258,6 +258,7 @@ def build_docs(
     extra_files: Mapping[str, Path] | None = None,
     assets: Path | None = None,
     runs: Sequence[str] | None = None,
+    pages_since: datetime | None = None,
 ) -> DocsBuild:
     """Build what is missing or changed in the published Data Docs site, and publish it.
 
@@ -274,6 +275,9 @@ def build_docs(
         runs: only look at results whose run name starts with one of these (the DAG passes its
             run's :func:`etl.steps.quality.run_prefix`), listing ``results/<suite>/<run>…`` for
             each suite instead of the whole history; None: every result in the store.
+        pages_since: results of validations that ran before this get no page (the retention
+            rule ``docs_pages_days`` expired their pages; the results stay as evidence); None:
+            every result has a page.
 
     Returns:
         What the build did (pages rendered, keys and bytes written).
@@ -290,7 +294,7 @@ def build_docs(
     if runs is not None and not full:
         suites = [doc["name"] for doc in suite_files(expectations_dir)]
         scopes = [f"{suite}/{run}" for suite in suites for run in runs]
-    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build, scopes)
+    entries, rendered = _render_new(store, work_dir, prefix, full, lock, build, scopes, pages_since)
 
     published = {} if full else _published_digests(store, prefix)
     digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
@@ -327,10 +331,13 @@ def _render_new(
     lock: AssetLock,
     build: DocsBuild,
     scopes: Sequence[str],
+    pages_since: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Render the results without a published page (all with ``full``), one at a time."""
     listed = (store.list(docs_results_prefix(prefix) + scope) for scope in scopes)
     results = sorted({k[len(prefix) :] for keys in listed for k in keys if k.endswith(".json")})
+    if pages_since is not None:
+        results = [r for r in results if _ran_since(prefix + r, prefix, pages_since)]
     build.results = len(results)
     pages: set[str] = set()
     if not full:
@@ -359,6 +366,12 @@ def _render_new(
         rendered.append(page)
     build.rendered = len(rendered)
     return entries, rendered
+
+
+def _ran_since(key: str, prefix: str, since: datetime) -> bool:
+    """Whether the validation behind result ``key`` ran at or after ``since`` (unknown: yes)."""
+    ran = docs_validation_time(key, RESULTS_DIR, prefix)
+    return ran is None or ran >= since
 
 
 def _render_one(
