@@ -416,9 +416,21 @@ def _write_urls(
     db = f"{_PG_USER}:{pg_password}@127.0.0.1:{pg_port}/{_PG_DB}"
     _write_secret(secrets_dir / "sql_alchemy_conn", f"postgresql+psycopg2://{db}")
     _write_secret(secrets_dir / "result_backend", f"db+postgresql+psycopg2://{db}")
-    _write_secret(
-        secrets_dir / "broker_url", f"redis://:{redis_password}@127.0.0.1:{redis_port}/0"
-    )
+    _write_secret(secrets_dir / "broker_url", f"redis://:{redis_password}@127.0.0.1:{redis_port}/0")
+
+
+def worker_env(env: Mapping[str, str], name: str, workdir: Path) -> dict[str, str]:
+    """One worker's environment: its hostname and its own temporary directory.
+
+    Args:
+        env: the profile's environment (:func:`celery_env`).
+        name: the worker's hostname (``worker-N``).
+        workdir: the worker's directory; ``tmp/`` in it becomes ``TMPDIR``.
+
+    Returns:
+        The environment for that worker and every task process it forks.
+    """
+    return {**env, WORKER_HOSTNAME_ENV: name, "TMPDIR": str(workdir / "tmp")}
 
 
 def _start_worker(
@@ -427,9 +439,7 @@ def _start_worker(
     """One Celery worker with its own hostname, temporary directory and pid file."""
     name = f"worker-{index}"
     workdir = root / "workers" / name
-    tmp = workdir / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    worker_env = {**env, WORKER_HOSTNAME_ENV: name, "TMPDIR": str(tmp)}
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     argv = [
         *_airflow_command(),
         "celery",
@@ -444,7 +454,7 @@ def _start_worker(
         # logs are read from AIRFLOW_HOME/logs by the api-server instead.
         "--skip-serve-logs",
     ]
-    return _spawn(name, argv, worker_env, log_dir), name
+    return _spawn(name, argv, worker_env(env, name, workdir), log_dir, cwd=workdir), name
 
 
 def _wait_workers_ready(started: list[_Started], log_dir: Path, timeout: float) -> None:

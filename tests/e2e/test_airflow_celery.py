@@ -286,6 +286,18 @@ def test_every_service_listens_on_loopback_only(profile: CeleryProfile) -> None:
     assert {addr.ip for addr in listening} == {"127.0.0.1"}
 
 
+def test_each_worker_runs_in_a_directory_of_its_own(profile: CeleryProfile) -> None:
+    # Celery rewrites its process title over /proc/PID/environ, so the environment each worker
+    # gets (hostname, TMPDIR) is checked in tests/integration/test_airflow_celery_profile.py; the
+    # task instances' hostnames are checked after the runs.
+    entries = {e["name"]: e for e in _read_pids(profile)["processes"]}
+    cwds = {name: Path(psutil.Process(entries[name]["pid"]).cwd()) for name in WORKERS}
+
+    for name, cwd in cwds.items():
+        assert cwd == profile.directory / "workers" / name
+        assert (cwd / "tmp").is_dir()
+
+
 def test_redis_refuses_a_client_without_the_password(profile: CeleryProfile) -> None:
     import redis
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from etl.adapters.cli import main
+from etl.errors import LocalAirflowError
 from etl.tools import airflow_celery
 from etl.tools.airflow_celery import WORKER_HOSTNAME_ENV, celery_env, worker_hostname
 
@@ -105,3 +106,33 @@ def test_bad_up_options_are_one_line_and_exit_2_before_anything_starts(
     assert message in err
     assert "Traceback" not in err and "SECRET" not in err
     assert not directory.exists()
+
+
+def test_a_cluster_directory_the_postgres_user_cannot_reach_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    # pytest's temporary root is 0700: as root, PostgreSQL (run as the postgres user) cannot
+    # enter it, and initdb's own error would not say why.
+    pg_root = tmp_path / "airflow" / "postgres"
+    pg_root.mkdir(parents=True)
+    if os.geteuid() != 0:
+        airflow_celery._check_reachable_by_postgres(pg_root)  # our own user: nothing to check
+        return
+
+    airflow_celery._chown_to_postgres(pg_root)
+    with pytest.raises(LocalAirflowError, match="postgres user, which cannot reach") as caught:
+        airflow_celery._check_reachable_by_postgres(pg_root)
+
+    assert str(pg_root) in str(caught.value) and "--dir" in str(caught.value)
+
+
+def test_each_worker_gets_its_own_hostname_and_temporary_directory(tmp_path: Path) -> None:
+    base = {"PATH": "/usr/bin", "TMPDIR": "/tmp"}
+
+    one = airflow_celery.worker_env(base, "worker-1", tmp_path / "worker-1")
+    two = airflow_celery.worker_env(base, "worker-2", tmp_path / "worker-2")
+
+    assert (one[WORKER_HOSTNAME_ENV], two[WORKER_HOSTNAME_ENV]) == ("worker-1", "worker-2")
+    assert one["TMPDIR"] == str(tmp_path / "worker-1" / "tmp")
+    assert two["TMPDIR"] == str(tmp_path / "worker-2" / "tmp")
+    assert base == {"PATH": "/usr/bin", "TMPDIR": "/tmp"}
