@@ -458,7 +458,7 @@ def _start_worker(
 
 
 def _wait_workers_ready(started: list[_Started], log_dir: Path, timeout: float) -> None:
-    """Each worker logs ``celery@NAME ready.`` once it consumes from the broker (bounded wait)."""
+    """Each worker logs ``NAME@127.0.0.1 ready.`` once it consumes from the broker (bounded wait)."""
     deadline = time.monotonic() + timeout
     pending = {s.name for s in started}
     while pending:
