@@ -20,10 +20,17 @@ env:
 	@# from the npm registry (hashes checked) into the cache, never at page-view time.
 	@$(RUN) tweetpipe docs assets fetch >/dev/null
 
-# Debian packages the tests need (headless Chromium for the browser checks).
+# Debian packages the tests need: headless Chromium for the browser checks; PostgreSQL and
+# redis-server for the Celery profile (`tweetpipe airflow up --executor celery`). Only what is
+# missing is installed.
+SYSTEM_PACKAGES = $(if $(shell command -v chromium),,chromium) \
+	$(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+	$(if $(shell command -v redis-server),,redis-server)
+
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    $(strip $(SYSTEM_PACKAGES)) >/dev/null; fi
 
 demo: env
 	$(RUN) tweetpipe demo

@@ -213,7 +213,12 @@ def airflow_env(
 
 
 def _spawn(
-    name: str, argv: list[str], env: Mapping[str, str], log_dir: Path, stdout: bool = True
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    stdout: bool = True,
+    cwd: Path | None = None,
 ) -> _Started:
     import psutil
 
@@ -227,7 +232,7 @@ def _spawn(
             stdout=log if stdout else subprocess.DEVNULL,
             stderr=log,
             env=dict(env),
-            cwd=str(log_dir.parent),
+            cwd=str(cwd or log_dir.parent),
             start_new_session=True,
         )
     finally:

@@ -181,6 +181,24 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="no runs on the DAG's schedule, only the ones you trigger",
     )
+    up.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: LocalExecutor on SQLite (default); celery: CeleryExecutor with its own "
+        "PostgreSQL, Redis, N workers and an S3 store (moto)",
+    )
+    up.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Celery workers, 1 to 8 (--executor celery; default 2)",
+    )
+    up.add_argument(
+        "--store",
+        metavar="URL",
+        help="the DAG's store (--executor celery; default: a bucket on moto's S3 server)",
+    )
     up.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
     down = verbs.add_parser("down", help="stop every process it started, by process id")
     down.add_argument("--dir", default="airflow-local", metavar="DIR")

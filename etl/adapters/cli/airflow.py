@@ -39,6 +39,58 @@ def _run_dag_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _celery_options(args: argparse.Namespace) -> tuple[int, str | None]:
+    """``--workers`` and ``--store`` checked: one clear line and exit 2 when they are bad."""
+    from etl.config import parse_store_url
+    from etl.errors import StoreError
+    from etl.tools.airflow_celery import DEFAULT_WORKERS, MAX_WORKERS
+
+    workers = DEFAULT_WORKERS if args.workers is None else args.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {workers}: give 1 to {MAX_WORKERS}")
+    if args.store is not None:
+        try:
+            parse_store_url(args.store)
+        except StoreError as exc:
+            raise UsageError(f"--store: {exc}") from None
+    return workers, args.store
+
+
+def _up_celery(args: argparse.Namespace, directory: Path) -> int:
+    from etl.tools.airflow_celery import start_celery_airflow
+
+    workers, store = _celery_options(args)
+    started_at = time.monotonic()
+    try:
+        inst = start_celery_airflow(
+            directory,
+            port=args.port,
+            workers=workers,
+            store=store,
+            scheduled_runs=not args.triggered_only,
+        )
+    except LocalAirflowError as exc:
+        print(f"tweetpipe airflow up: {exc}", file=sys.stderr)
+        return 1
+    s3 = f"  (S3 endpoint {inst.s3_endpoint}, moto)" if inst.s3_endpoint else ""
+    print(
+        f"Airflow (CeleryExecutor) is up after {time.monotonic() - started_at:.0f} s: {inst.url}\n"
+        f"  login:     {inst.username} / {inst.password}"
+        f"  (also in {inst.home / 'simple_auth_manager_passwords.json.generated'})\n"
+        f"  workers:   {', '.join(inst.workers)}\n"
+        f"  database:  PostgreSQL on 127.0.0.1:{inst.postgres_port}; "
+        f"broker: Redis on 127.0.0.1:{inst.redis_port}  (passwords in {inst.directory / 'secrets'})\n"
+        f"  DAGs:      {DAGS_FOLDER}\n"
+        f"  store:     {inst.store}{s3}\n"
+        f"  emulators: x_api_default {inst.emulator_urls['x_api_default']}, "
+        f"x_api_drift {inst.emulator_urls['x_api_drift']} (drift mode)\n"
+        f"  lineage:   {inst.lineage_file}\n"
+        f"  logs:      {inst.log_dir}\n"
+        f"  stop:      tweetpipe airflow down --dir {args.dir}"
+    )
+    return 0
+
+
 def run_airflow_cli(args: argparse.Namespace) -> int:
     """``tweetpipe airflow up|down|dag``: start or stop the local Airflow, or place the DAG file.
 
@@ -62,6 +114,10 @@ def run_airflow_cli(args: argparse.Namespace) -> int:
             return 1
         print(f"stopped the local Airflow in {directory.resolve()}")
         return 0
+    if args.executor == "celery":
+        return _up_celery(args, directory)
+    if args.workers is not None or args.store is not None:
+        raise UsageError("--workers and --store need --executor celery")
     started_at = time.monotonic()
     try:
         inst = start_local_airflow(
