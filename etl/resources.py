@@ -74,7 +74,8 @@ def expectations_dir() -> Path:
 
 
 def dags_dir() -> Path:
-    """A folder holding only the tweetpipe DAG file, to use as Airflow's DAGs folder."""
+    """A folder holding only the tweetpipe DAG files (the pipeline and its example Asset
+    consumer, ``tweetpipe_curated_summary.py``), to use as Airflow's DAGs folder."""
     return DATA_ROOT / "dags"
 
 

@@ -48,6 +48,8 @@ CURATED_PREFIX = "curated"
 QUARANTINE_PREFIX = "quarantine"
 CURATED_FILE = "tweets.csv"
 QUARANTINE_FILE = "rejected.jsonl"
+SUMMARY_PREFIX = "summaries"
+SUMMARY_FILE = "summary.json"
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 DOCS_PREFIX = "docs/"
@@ -233,6 +235,11 @@ class Partition:
     def curated_key(self) -> str:
         """Where the audited CSV is published."""
         return f"{CURATED_PREFIX}/{self._path}/{CURATED_FILE}"
+
+    @property
+    def summary_key(self) -> str:
+        """Where the example consumer DAG writes its summary of the published partition."""
+        return f"{SUMMARY_PREFIX}/{self._path}/{SUMMARY_FILE}"
 
     @property
     def quarantine_key(self) -> str:

@@ -58,7 +58,10 @@ def test_the_wheel_bundles_every_resource_in_the_same_layout() -> None:
     assert all(target == f"etl/{resources.BUNDLE_NAME}/{src}" for src, target in mapping.items())
     assert all((ROOT / src).exists() for src in mapping)
     # dags/ holds nothing else: the whole folder is Airflow's DAGs folder in the local profiles.
-    assert sorted(p.name for p in resources.dags_dir().glob("*.py")) == ["tweetpipe_dag.py"]
+    assert sorted(p.name for p in resources.dags_dir().glob("*.py")) == [
+        "tweetpipe_curated_summary.py",
+        "tweetpipe_dag.py",
+    ]
 
 
 def test_the_dag_does_not_locate_its_config_from_where_it_lies() -> None:

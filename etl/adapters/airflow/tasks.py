@@ -623,7 +623,7 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
     _name_map_index(audited["slug"])
     store = open_pipeline_store(params)
     published = publish_partition(store, _partition(audited), audited["sha256"])
-    return {
+    payload: PublishPayload = {
         "source": audited["source"],
         "slug": audited["slug"],
         "store": audited["store"],
@@ -639,6 +639,17 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
         "quarantine_key": audited["quarantine_key"],
         "report": audited["report"],
     }
+    _announce(payload)
+    return payload
+
+
+def _announce(published: PublishPayload) -> None:
+    """Emit the partition's asset event (see :mod:`etl.adapters.airflow.assets`), if in a task."""
+    from etl.adapters.airflow.assets import emit_published
+
+    context = _context()
+    if context is not None and "outlet_events" in context:
+        emit_published(context["outlet_events"], published)
 
 
 def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:

@@ -40,7 +40,7 @@ from etl.contracts.suites import (
     page_columns,
     suite_kwargs,
 )
-from etl.errors import QualityGateFailed
+from etl.errors import ContractError, QualityGateFailed
 from etl.steps.quality.docs import (
     SITE_NAME,
     build_docs_from_store,
@@ -49,6 +49,7 @@ from etl.steps.quality.docs import (
     save_results,
     suite_files,
 )
+from etl.steps.quality.explain import explain_failure, explain_summary
 from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ __all__ = [
     "CheckpointSummary",
     "QualityGateFailed",
     "build_docs_from_store",
+    "explain_failure",
+    "explain_summary",
     "publish_docs",
     "raise_on_failure",
     "run_sync_cli",
@@ -73,6 +76,11 @@ _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_LIST = 30
 _MAX_TEXT = 200
 _BOUND_ARGS = ("min_value", "max_value", "value", "strict_min", "strict_max")
+# Each gate's suite: the contract it was derived from, and what one row of its batch is.
+_GATES: dict[str, tuple[Path, str]] = {
+    CURATED_SUITE: (CURATED_CONTRACT, "rows"),
+    RAW_PAGE_SUITE: (RAW_PAGE_CONTRACT, "pages"),
+}
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -536,7 +544,19 @@ def _failure_message(summary: CheckpointSummary, docs_base: str) -> str:
     lines += [_describe_failure(f) for f in summary.failed]
     page = f"{docs_base}{summary.docs_page}" if summary.docs_page else "(no page was written)"
     lines.append(f"Data Docs: {page}")
+    # Last, because a task log ends with the exception: what failed, in the data's terms.
+    lines.append("In short:")
+    lines += [f"  {sentence}" for sentence in _explanations(summary)]
     return "\n".join(lines)
+
+
+def _explanations(summary: CheckpointSummary) -> list[str]:
+    contract, unit = _GATES.get(summary.suite, (None, "rows"))
+    try:
+        spec = load_contract(contract) if contract is not None else None
+    except ContractError:
+        spec = None  # the GX terms above still say what failed
+    return explain_summary(summary, spec, unit)
 
 
 def validate_curated_bytes(
