@@ -187,13 +187,13 @@ def tweetpipe() -> None:
         return tasks.build_docs(params)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-    def all_sources_published() -> None:
+    def all_sources_published(params: dict[str, Any]) -> None:
         """Fail the run when any source failed (a quality breach, or extraction after its
         retries): Airflow decides a run's state by its last tasks, and `build_docs` succeeds
         even then. Skipped when every source was published."""
         from etl.adapters.airflow import tasks
 
-        tasks.fail_run()
+        tasks.fail_run(params)
 
     @task_group
     def per_source(source: PlannedSource) -> Any:

@@ -33,6 +33,7 @@ from etl.errors import ResourceError
 
 BUNDLE_NAME = "_bundled"
 DAG_FILE_NAME = "tweetpipe_dag.py"
+CONSUMER_DAG_FILE_NAME = "tweetpipe_curated_summary.py"
 CONFIG_FILE_NAME = "pipeline.yaml"
 
 
@@ -84,6 +85,11 @@ def dag_file() -> Path:
     return dags_dir() / DAG_FILE_NAME
 
 
+def consumer_dag_file() -> Path:
+    """The example DAG scheduled on the curated data's Assets (copy it beside the DAG file)."""
+    return dags_dir() / CONSUMER_DAG_FILE_NAME
+
+
 def default_config() -> Path:
     """The default ``pipeline.yaml`` (sources and store) of the DAG's ``config`` param."""
     return DATA_ROOT / CONFIG_FILE_NAME
@@ -129,6 +135,7 @@ def describe() -> dict[str, str]:
         "expectations": str(expectations_dir()),
         "dags": str(dags_dir()),
         "dag_file": str(dag_file()),
+        "consumer_dag_file": str(consumer_dag_file()),
         "config": str(default_config()),
     }
 

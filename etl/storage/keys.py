@@ -80,6 +80,27 @@ def object_path(store_url: str | None, key: str) -> str:
     return f"{location.prefix}/{key}" if location.kind == "s3" and location.prefix else key
 
 
+def object_location(store_url: str, key: str) -> str:
+    """Where a user opens a store object: a file path for a local store, an ``s3://`` URL on S3.
+
+    Args:
+        store_url: the store's URL (``s3://bucket/prefix`` or a directory), without credentials.
+        key: the object key or key prefix (a prefix keeps its final ``/``).
+
+    Returns:
+        ``/srv/store/docs/index.html`` or ``s3://bucket/prefix/docs/index.html``.
+
+    Raises:
+        etl.errors.StoreError: ``store_url`` is not a store URL.
+    """
+    location = parse_store_url(store_url)
+    if location.kind == "s3":
+        return f"s3://{location.bucket}/{object_path(store_url, key)}"
+    assert location.path is not None
+    path = str(location.path.resolve() / key)
+    return path + "/" if key.endswith("/") else path
+
+
 # --- raw/ -----------------------------------------------------------------------------------------
 def compact_time(value: datetime) -> str:
     """A time as compact UTC for keys: ``20240501T000000Z``.

@@ -150,6 +150,7 @@ def test_etl_comes_from_the_wheel_and_finds_its_bundle(installed: Installed) -> 
         "expectations": str(bundle / "expectations"),
         "dags": str(bundle / "dags"),
         "dag_file": str(bundle / "dags" / "tweetpipe_dag.py"),
+        "consumer_dag_file": str(bundle / "dags" / "tweetpipe_curated_summary.py"),
         "config": str(bundle / "pipeline.yaml"),
     }
 

@@ -452,15 +452,17 @@ def _report_payload(report: TransformReport) -> TransformReportPayload:
     }
 
 
-def _gate(summary: CheckpointSummary) -> CheckpointPayload:
-    """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed."""
+def _gate(summary: CheckpointSummary, store: Store) -> CheckpointPayload:
+    """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed; the
+    message names the Data Docs page where a user can open it (a path, or an s3:// URL)."""
     from etl.errors import QualityGateFailed
     from etl.steps.quality import raise_on_failure
+    from etl.storage.keys import object_location
 
     doc = _checkpoint_payload(summary)
     _push_checkpoint(doc)
     try:
-        raise_on_failure(summary, docs_base=DOCS_PREFIX)
+        raise_on_failure(summary, docs_base=object_location(store.url, DOCS_PREFIX))
     except QualityGateFailed as exc:
         raise _not_retried(exc) from exc
     return doc
@@ -490,7 +492,7 @@ def validate_raw(
             pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
-    checkpoint = _gate(summary)
+    checkpoint = _gate(summary, store)
     return {
         "source": landed["source"],
         "slug": landed["slug"],
@@ -583,7 +585,7 @@ def validate_curated(
             report=dict(report),
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
-    checkpoint = _gate(summary)
+    checkpoint = _gate(summary, store)
     if not report["passed"]:
         # The GX suite covers the Pandera gate's fatal checks too; this keeps a rejected
         # candidate out of curated/ even if the two ever disagree.
@@ -670,8 +672,11 @@ def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
     return {"store": store.url, "index_key": f"{DOCS_PREFIX}index.html", "files": len(keys)}
 
 
-def fail_run() -> None:
+def fail_run(params: Mapping[str, Any] | None = None) -> None:
     """Task ``all_sources_published``: fail, naming the per-source tasks that did not succeed.
+
+    Args:
+        params: the DAG run's params (to say where the Data Docs are).
 
     Raises:
         AirflowFailException: always; the task only runs when an upstream task failed.
@@ -681,9 +686,20 @@ def fail_run() -> None:
     raise _not_retried(
         PipelineError(
             f"not every source was published{detail}; see the red tasks' logs and the Data "
-            f"Docs under {DOCS_PREFIX}index.html"
+            f"Docs at {_docs_index(params)}"
         )
     )
+
+
+def _docs_index(params: Mapping[str, Any] | None) -> str:
+    """The Data Docs index as a user opens it; the store key when the store is not known."""
+    from etl.storage.keys import object_location
+
+    index = f"{DOCS_PREFIX}index.html"
+    try:
+        return object_location(store_url(params or {}), index)
+    except Exception:  # noqa: BLE001 - the failure message must not fail on a courtesy
+        return index
 
 
 def _failed_tasks() -> list[str]:
