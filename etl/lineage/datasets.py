@@ -16,8 +16,8 @@ from openlineage.client.event_v2 import InputDataset, OutputDataset
 
 from etl import xapi
 from etl.config import parse_store_url
-from etl.storage.keys import CURATED_PREFIX, object_path
 from etl.lineage.facets import schema_facets
+from etl.storage.keys import CURATED_PREFIX, object_path
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -219,9 +219,7 @@ def curated_events(triggering_asset_events: Mapping[Any, Iterable[Any]]) -> list
     events = [e for batch in triggering_asset_events.values() for e in batch]
     events.sort(key=lambda e: str(getattr(e, "timestamp", "")))
     needed = set(PublishedEvent.__annotations__)
-    return [
-        dict(e.extra) for e in events if isinstance(e.extra, dict) and needed <= set(e.extra)
-    ]
+    return [dict(e.extra) for e in events if isinstance(e.extra, dict) and needed <= set(e.extra)]
 
 
 def summarize_events(

@@ -103,7 +103,8 @@ def _row_count_between(entry: Mapping[str, Any], rows: int, unit: str) -> str:
     expected = entry.get("expected") or {}
     low, high = expected.get("min_value"), expected.get("max_value")
     bounds = " and ".join(
-        t for t in (f"at least {low}" if low is not None else "", f"at most {high}" if high else "")
+        t
+        for t in (f"at least {low}" if low is not None else "", f"at most {high}" if high else "")
         if t
     )
     return f"the batch holds {entry.get('observed_value', rows)} {unit}; it must hold {bounds}"
@@ -156,7 +157,9 @@ def explain_failure(
     """
     text = _explained(entry, parameters, rows, contract, unit) or _gx_terms(entry)
     severity = entry.get("severity")
-    return text if severity in (None, "critical") else f"{text} (severity {severity}: reported only)"
+    return (
+        text if severity in (None, "critical") else f"{text} (severity {severity}: reported only)"
+    )
 
 
 def _explained(
