@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = (["bench_transform.py"], ["bench_extract.py"])
+BENCHMARKS = (["bench_transform.py"], ["bench_extract.py"], ["bench_airflow.py"])
 
 
 def main() -> int:

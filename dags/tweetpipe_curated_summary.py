@@ -39,9 +39,9 @@ def tweetpipe_curated_summary() -> None:
     def summarize(params: dict[str, Any], triggering_asset_events: Any = None) -> list[str]:
         """Summarise every curated partition whose publish triggered this run, under
         `summaries/` beside it; a partition replaced since its event is left to its own event."""
-        from etl.adapters.airflow import assets
+        from etl.adapters.airflow import tasks
 
-        return assets.summarize_events(triggering_asset_events or {}, params)
+        return tasks.summarize_published(triggering_asset_events or {}, params)
 
     summarize()
 

@@ -148,7 +148,7 @@ def _asset_events(run_id: str) -> list[Any]:
 
 
 def test_each_publish_announces_its_partition_as_an_asset_event(green: dict[str, Any]) -> None:
-    from etl.adapters.airflow.assets import summarize_events
+    from etl.adapters.airflow.tasks import summarize_published
     from etl.contracts.model import load_contract
     from etl.lineage.datasets import curated_dataset_uri
 
@@ -176,7 +176,7 @@ def test_each_publish_announces_its_partition_as_an_asset_event(green: dict[str,
         assert event.asset.uri.endswith(f"/curated/source={extra['source']}")
 
     # The example consumer, fed these events as Airflow hands them to an asset-triggered run.
-    written = summarize_events({"alias": events}, {})
+    written = summarize_published({"alias": events}, {})
 
     assert len(written) == len(SLUGS)
     for key, event in zip(written, events, strict=True):

@@ -7,7 +7,7 @@ or ``file:///srv/store/curated/source=<slug>``). The sources are only known at r
 in ``curated/``, adds one event to the source's asset through it (:func:`emit_published`), its
 ``extra`` being :class:`PublishedEvent`. A failed gate never reaches ``publish``, so a breach
 emits nothing. A DAG scheduled on the alias (``dags/tweetpipe_curated_summary.py``) runs after
-every publish; :func:`summarize_events` is its task.
+every publish; :func:`write_summary` is what its task does per event.
 
 Nothing heavy is imported at module level: the DAG files import :data:`CURATED_ALIAS` at parse time.
 """
@@ -220,26 +220,3 @@ def curated_events(triggering_asset_events: Mapping[Any, Iterable[Any]]) -> list
     events.sort(key=lambda e: str(getattr(e, "timestamp", "")))
     needed = set(PublishedEvent.__annotations__)
     return [dict(e.extra) for e in events if isinstance(e.extra, dict) and needed <= set(e.extra)]
-
-
-def summarize_events(
-    triggering_asset_events: Mapping[Any, Iterable[Any]], params: Mapping[str, Any]
-) -> list[str]:
-    """Task ``summarize`` of the example consumer: one summary per announced partition.
-
-    Args:
-        triggering_asset_events: the run context's ``triggering_asset_events``.
-        params: the consumer run's params (``aws_conn_id`` for an S3 store).
-
-    Returns:
-        The summary keys written.
-    """
-    from etl.adapters.airflow.tasks import open_pipeline_store
-
-    written = []
-    for event in curated_events(triggering_asset_events):
-        store = open_pipeline_store({**params, "store": event["store"]})
-        key = write_summary(store, event)
-        if key is not None:
-            written.append(key)
-    return written

@@ -654,6 +654,29 @@ def _announce(published: PublishPayload) -> None:
         emit_published(context["outlet_events"], published)
 
 
+def summarize_published(
+    triggering_asset_events: Mapping[Any, Any], params: Mapping[str, Any]
+) -> list[str]:
+    """Task ``summarize`` of the example consumer DAG: one summary per announced partition.
+
+    Args:
+        triggering_asset_events: the run context's ``triggering_asset_events``.
+        params: the consumer run's params (``aws_conn_id`` for an S3 store).
+
+    Returns:
+        The summary keys written (see :func:`etl.adapters.airflow.assets.write_summary`).
+    """
+    from etl.adapters.airflow.assets import curated_events, write_summary
+
+    written = []
+    for event in curated_events(triggering_asset_events):
+        store = open_pipeline_store({**params, "store": event["store"]})
+        key = write_summary(store, event)
+        if key is not None:
+            written.append(key)
+    return written
+
+
 def build_docs(params: Mapping[str, Any]) -> BuildDocsPayload:
     """Task ``build_docs``: the Data Docs site from every validation in the store, under ``docs/``.
 
