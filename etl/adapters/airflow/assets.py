@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 CURATED_ALIAS = "tweetpipe_curated"
 """The asset alias ``publish`` emits its events through, and consumers are scheduled on."""
-ASSET_GROUP = "tweetpipe"
 _TOP_LANGUAGES = 5
 
 
@@ -106,9 +105,7 @@ def emit_published(outlet_events: Any, published: PublishPayload) -> str:
     from airflow.sdk import Asset, AssetAlias
 
     uri, extra = published_event(published)
-    outlet_events[AssetAlias(CURATED_ALIAS)].add(
-        Asset(uri=uri, group=ASSET_GROUP), extra=dict(extra)
-    )
+    outlet_events[AssetAlias(CURATED_ALIAS)].add(Asset(uri=uri), extra=dict(extra))
     return uri
 
 
