@@ -333,6 +333,33 @@ def test_ui_graph_shows_the_failed_gate(
     assert "success" in nodes["build_docs"].split()
 
 
+def test_ui_trigger_form_needs_nothing_typed(
+    browser: Browser, airflow: RunningAirflow, screenshot_dir: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    try:
+        page = context.new_page()
+        _login(page, airflow, f"/dags/{DAG_ID}")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for(timeout=30_000)
+        # The params sit under "Run Parameters"; open them so the screenshot shows the defaults.
+        with contextlib.suppress(Exception):
+            dialog.get_by_text("Run Parameters").click(timeout=5_000)
+        store = dialog.get_by_text("Store", exact=True)
+        store.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        submit = dialog.get_by_role("button", name="Trigger")
+        enabled = submit.last.is_enabled()
+        text = dialog.inner_text()
+        save_screenshot(page.screenshot(), "airflow-trigger-form.png", screenshot_dir)
+    finally:
+        context.close()
+
+    assert enabled, "Trigger is disabled with the optional params left empty"
+    assert "Empty: $TWEETPIPE_STORE" in " ".join(text.split())
+
+
 def test_ui_lists_the_curated_assets(
     browser: Browser,
     airflow: RunningAirflow,

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 CURATED_ALIAS = "tweetpipe_curated"
 """The asset alias ``publish`` emits its events through, and consumers are scheduled on."""
 _TOP_LANGUAGES = 5
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class PublishedEvent(TypedDict):
@@ -184,17 +186,26 @@ def write_summary(store: Store, event: Mapping[str, Any]) -> str | None:
     Returns:
         The summary's key, or None when the partition no longer holds the announced bytes (a
         later publish replaced it; its own event brings its own summary).
+
+    Raises:
+        ValueError: the event's key is not its partition's curated CSV, or its interval or
+            digest is malformed.
     """
     from etl.storage.keys import partition_for
 
-    body = store.get(str(event["curated_key"]))
-    if hashlib.sha256(body).hexdigest() != event["sha256"]:
-        return None
+    # Whoever may emit to the alias writes this extra: only the partition's own key is read.
     partition = partition_for(
         str(event["source"]),
         datetime.fromisoformat(str(event["interval_start"])),
         datetime.fromisoformat(str(event["interval_end"])),
     )
+    if event["curated_key"] != partition.curated_key or not _SHA256.fullmatch(str(event["sha256"])):
+        raise ValueError(
+            f"asset event for {partition.curated_key} names another key or no sha256; not read"
+        )
+    body = store.get(partition.curated_key)
+    if hashlib.sha256(body).hexdigest() != event["sha256"]:
+        return None
     summary = summarize_partition(body, event)
     store.put(
         partition.summary_key,
