@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 START, END = datetime(2023, 3, 14, tzinfo=UTC), datetime(2023, 3, 15, tzinfo=UTC)
 CSV = (
-    "tweet_id,author_id,created_at,lang,like_count\r\n"
-    "1,10,2023-03-14T01:00:00.000Z,en,3\r\n"
-    "2,11,2023-03-14T05:00:00.000Z,ja,4\r\n"
-).encode()
+    b"tweet_id,author_id,created_at,lang,like_count\r\n"
+    b"1,10,2023-03-14T01:00:00.000Z,en,3\r\n"
+    b"2,11,2023-03-14T05:00:00.000Z,ja,4\r\n"
+)
 
 
 def _event(store: LocalStore, body: bytes = CSV) -> dict[str, object]:
