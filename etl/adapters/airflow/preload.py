@@ -145,7 +145,7 @@ def _no_monitor_thread() -> None:
 def _warm_up() -> None:
     """Both gates on a one-row batch: GX builds and caches what every later checkpoint reuses."""
     from etl.contracts.model import CURATED_CONTRACT, load_contract
-    from etl.steps.quality import validate_curated_bytes, validate_raw_pages
+    from etl.steps.quality import validate_curated, validate_raw_pages
 
     page = b'{"data":[{"id":"1","text":"t"}],"meta":{"result_count":1}}'
     columns = load_contract(CURATED_CONTRACT).column_names
@@ -153,14 +153,26 @@ def _warm_up() -> None:
     csv = (",".join(columns) + "\n" + ",".join("1" for _ in columns) + "\n").encode()
     with tempfile.TemporaryDirectory(prefix="tweetpipe-preload-") as tmp:
         docs = Path(tmp) / "gx"
-        validate_raw_pages([("raw/preload/page-0001.json", page)], docs_dir=docs, run_name="warm")
-        validate_curated_bytes(
-            csv,
+        # As the DAG's gates run them: without rendering a page (build_docs renders them all).
+        validate_raw_pages(
+            [("raw/preload/page-0001.json", page)],
+            docs_dir=docs,
+            run_name="warm",
+            build_page=False,
+        )
+        validate_curated(
+            _write(Path(tmp) / "warm.csv", csv),
             docs_dir=docs,
             run_name="warm",
             interval_start=None,
             interval_end=None,
+            build_page=False,
         )
+
+
+def _write(path: Path, body: bytes) -> Path:
+    path.write_bytes(body)
+    return path
 
 
 def preload_for_airflow(argv: Sequence[str] | None = None) -> bool:

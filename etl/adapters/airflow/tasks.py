@@ -488,8 +488,12 @@ def validate_raw(
     store = open_pipeline_store(params)
     with _workdir("validate-raw") as tmp:
         pages = _download_pages(store, landed["page_keys"])
+        # No page here: build_docs renders every page from the saved results.
         summary = validate_raw_pages(
-            pages, docs_dir=tmp / "gx", run_name=_run_name(run_id, landed["slug"])
+            pages,
+            docs_dir=tmp / "gx",
+            run_name=_run_name(run_id, landed["slug"]),
+            build_page=False,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary, store)
@@ -583,6 +587,7 @@ def validate_curated(
             interval_start=partition.start,
             interval_end=partition.end,
             report=dict(report),
+            build_page=False,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
     checkpoint = _gate(summary, store)

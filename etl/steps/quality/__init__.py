@@ -50,7 +50,7 @@ from etl.steps.quality.docs import (
     suite_files,
 )
 from etl.steps.quality.explain import explain_failure, explain_summary
-from etl.storage.keys import DOCS_PREFIX
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -217,8 +217,11 @@ def _expected(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _docs_page(docs_dir: Path, key: Any) -> str | None:
-    page = "validations/" + "/".join(str(p) for p in key.to_tuple()) + ".html"
-    return page if (docs_dir / page).is_file() else None
+    path = "/".join(str(p) for p in key.to_tuple())
+    page = f"validations/{path}.html"
+    # Without a page of its own, the site built from the stored result will have it.
+    built = (docs_dir / page).is_file() or (docs_dir / RESULTS_DIR / f"{path}.json").is_file()
+    return page if built else None
 
 
 def _safe_run_name(run_name: str) -> str:
@@ -238,6 +241,7 @@ def _run_checkpoint(
     parameters: dict[str, Any],
     expectations_dir: Path,
     index_column: str,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     gx = import_gx()
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
@@ -281,7 +285,12 @@ def _run_checkpoint(
         gx.Checkpoint(
             name=f"{name}.gate",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
+            # Rendering the page costs about a third of a small checkpoint (GX compiles its
+            # templates afresh each time); a caller that rebuilds the site from the stored
+            # results (the DAG's build_docs) skips it.
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])]
+            if build_page
+            else [],
             result_format=result_format,
         )
     )
@@ -413,6 +422,7 @@ def validate_curated(
     interval_end: datetime | None,
     report: dict[str, Any] | None = None,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     """Run the ``tweets_curated`` checkpoint on a curated CSV (the audit of write–audit–publish).
 
@@ -426,6 +436,8 @@ def validate_curated(
         report: ``TransformReport.to_dict()`` (``curated``, ``quarantined``, ``tweets_in``,
             ``duplicates``); None skips the checks against the report.
         expectations_dir: where the suite files live.
+        build_page: also render the validation's page into ``docs_dir`` (False: only its result
+            JSON, from which :func:`build_docs_from_store` renders it later).
 
     Returns:
         The summary; ``success`` is False on a breach (call :func:`raise_on_failure`).
@@ -448,6 +460,7 @@ def validate_curated(
         parameters=parameters,
         expectations_dir=expectations_dir,
         index_column="tweet_id",
+        build_page=build_page,
     )
 
 
@@ -457,6 +470,7 @@ def validate_raw_pages(
     docs_dir: Path,
     run_name: str,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     """Run the ``x_api_v2_tweets_page`` checkpoint on landed raw pages (the response envelope).
 
@@ -465,6 +479,8 @@ def validate_raw_pages(
         docs_dir: the local Data Docs site to add the validation to.
         run_name: the GX run name; unsafe characters become ``_``.
         expectations_dir: where the suite files live.
+        build_page: also render the validation's page into ``docs_dir`` (see
+            :func:`validate_curated`).
 
     Returns:
         The summary; ``success`` is False on a breach.
@@ -478,6 +494,7 @@ def validate_raw_pages(
         parameters={},
         expectations_dir=expectations_dir,
         index_column="key",
+        build_page=build_page,
     )
 
 
