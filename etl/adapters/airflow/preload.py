@@ -147,10 +147,9 @@ def _warm_up() -> None:
     first run what every later run reuses (pandera's backends alone took 0.75 s per transform)."""
     import io
 
-    from etl.steps.transform.curate import transform_pages
-
     from etl.contracts.model import CURATED_CONTRACT, load_contract
     from etl.steps.quality import validate_curated, validate_raw_pages
+    from etl.steps.transform.curate import transform_pages
 
     page = (
         b'{"data":[{"id":"1","text":"t","author_id":"2","created_at":"2023-03-14T00:00:00.000Z",'
