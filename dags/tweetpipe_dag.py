@@ -59,7 +59,7 @@ default_args: dict[str, Any] = {
 params = {
     "sources": Param(
         [],
-        type="array",
+        type=["null", "array"],
         items={"type": "string"},
         title="Sources",
         description="'account:NAME' or 'query:TEXT', one per line. Empty: the sources of the "

@@ -344,14 +344,20 @@ def test_ui_trigger_form_needs_nothing_typed(
         dialog = page.get_by_role("dialog")
         dialog.wait_for(timeout=30_000)
         # The params sit under "Run Parameters"; open them so the screenshot shows the defaults.
-        with contextlib.suppress(Exception):
-            dialog.get_by_text("Run Parameters").click(timeout=5_000)
-        store = dialog.get_by_text("Store", exact=True)
-        store.wait_for(timeout=30_000)
-        page.wait_for_timeout(1_000)
+        section = dialog.get_by_text("Run Parameters").first
+        store_help = dialog.get_by_text("Empty: $TWEETPIPE_STORE", exact=False).first
+        for _ in range(3):  # the dialog may still be opening when the first click lands
+            section.click()
+            page.wait_for_timeout(1_500)
+            if store_help.is_visible():
+                break
+        if store_help.is_visible():
+            store_help.scroll_into_view_if_needed()
         submit = dialog.get_by_role("button", name="Trigger")
         enabled = submit.last.is_enabled()
-        text = dialog.inner_text()
+        text = " ".join(
+            t or "" for t in dialog.locator("[data-part=helper-text]").all_text_contents()
+        )
         save_screenshot(page.screenshot(), "airflow-trigger-form.png", screenshot_dir)
     finally:
         context.close()

@@ -181,6 +181,16 @@ def test_optional_params_can_stay_empty_in_the_trigger_form(parsed: dict[str, An
     assert "Empty:" in schema["description"]
 
 
+def test_the_sources_may_stay_empty_too(parsed: dict[str, Any]) -> None:
+    import jsonschema
+
+    schema = {k: v for k, v in parsed["param_schemas"]["sources"].items() if k != "default"}
+
+    jsonschema.validate(None, schema)
+    jsonschema.validate([], schema)
+    assert "Empty:" in schema["description"]
+
+
 def test_params_with_defaults_show_them_in_their_description(parsed: dict[str, Any]) -> None:
     for name in ("x_conn_id", "aws_conn_id"):
         schema = parsed["param_schemas"][name]
