@@ -31,7 +31,6 @@ Target (issue 15): the last run within 1.2x of the first, docs build included.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -113,13 +112,10 @@ def _xcom(payload: Any) -> Any:
 
 
 def _build_docs(params: dict[str, Any], run_id: str) -> Any:
-    """The DAG's ``build_docs`` task function, given the run id when it takes one (the
-    incremental build renders only that run's validations)."""
-    from etl.adapters.airflow import tasks
+    """The DAG's ``build_docs`` task function (renders only that run's validations)."""
+    from etl.adapters.airflow import docs
 
-    if "run_id" in inspect.signature(tasks.build_docs).parameters:
-        return tasks.build_docs(params, run_id)  # type: ignore[call-arg,unused-ignore]
-    return tasks.build_docs(params)
+    return docs.build_docs(params, run_id)
 
 
 def _run_one_day(params: dict[str, Any], start: datetime, sources: list[Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ BENCHMARKS = (
     ["bench_transform.py"],
     ["bench_extract.py"],
     ["bench_docs.py"],
+    ["bench_airflow.py"],
     ["bench_backfill.py", "--days", "30"],
 )
 

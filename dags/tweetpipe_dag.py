@@ -19,8 +19,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
+from airflow.sdk import (
+    AssetAlias,
+    CronTriggerTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    task,
+    task_group,
+)
 
+from etl.adapters.airflow.assets import CURATED_ALIAS
 from etl.adapters.airflow.lineage_operator import lineage_task
 
 # Imported at run time, not under TYPE_CHECKING: TaskFlow resolves the return annotations when it
@@ -51,38 +60,48 @@ default_args: dict[str, Any] = {
 params = {
     "sources": Param(
         [],
-        type="array",
+        type=["null", "array"],
         items={"type": "string"},
         title="Sources",
-        description="'account:NAME' or 'query:TEXT', one per line; empty: the config file's.",
+        description="'account:NAME' or 'query:TEXT', one per line. Empty: the sources of the "
+        "pipeline config.",
     ),
     # Resolved where the task runs, not here: this file may be a copy in another DAGs folder, and
     # a worker's installation path need not be the scheduler's.
+    # Optional params are nullable, so the trigger form accepts them empty (Trigger stays
+    # enabled); the description says what empty means.
     "config": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         title="Pipeline config (pipeline.yaml)",
-        description="A pipeline.yaml path on the workers (empty: the one shipped with tweetpipe): "
-        "its sources and store; its api.base_url is not used (the X API connection's host is).",
+        description="A pipeline.yaml path on the workers. Empty: the one shipped with tweetpipe. "
+        "Its sources and store are used; its api.base_url is not (the X API connection's host is).",
     ),
     "store": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         # A URL with user:password@ is refused when the run is triggered: the run's conf goes
         # into every OpenLineage event and the metadata database, so it must never hold one.
         pattern=_NO_URL_CREDENTIALS,
         title="Store",
-        description="s3://bucket/prefix or a directory; empty: $TWEETPIPE_STORE, then the config. "
-        "No credentials in the URL: S3 credentials come from the AWS connection.",
+        description="s3://bucket/prefix or a directory. Empty: $TWEETPIPE_STORE on the workers, "
+        "else the config's store. No credentials in the URL: S3 credentials come from the AWS "
+        "connection.",
     ),
     "x_conn_id": Param(
         "x_api_default",
         type="string",
         title="X API connection",
         description="An HTTP connection named x_api_* (or listed in TWEETPIPE_X_CONN_IDS); its "
-        "host is the API base URL, its password the bearer token.",
+        "host is the API base URL, its password the bearer token. Default: x_api_default.",
     ),
-    "aws_conn_id": Param("aws_default", type="string", title="AWS connection"),
+    "aws_conn_id": Param(
+        "aws_default",
+        type="string",
+        title="AWS connection",
+        description="The connection holding the S3 credentials of an s3:// store (without it: "
+        "boto3's default chain). Default: aws_default.",
+    ),
     "max_cost_usd": Param(
         None,
         type=["null", "number"],
@@ -170,10 +189,12 @@ def tweetpipe() -> None:
 
         return tasks.validate_curated(staged, params, run_id)
 
-    @lineage_task(map_index_template=_SOURCE_LABEL)
+    @lineage_task(map_index_template=_SOURCE_LABEL, outlets=[AssetAlias(CURATED_ALIAS)])
     def publish(audited: ValidateCuratedPayload, params: dict[str, Any]) -> PublishPayload:
         """Publish the audited candidate: copy exactly the bytes the checkpoint passed from
-        `staging/` to `curated/`, replacing the partition's previous version in one step."""
+        `staging/` to `curated/`, replacing the partition's previous version in one step; then
+        announce it as an event of the source's curated Asset (rows, quarantined, interval,
+        sha256, contract version), which DAGs scheduled on `tweetpipe_curated` run after."""
         from etl.adapters.airflow import tasks
 
         return tasks.publish(audited, params)
@@ -183,18 +204,18 @@ def tweetpipe() -> None:
         """Render this run's validations into the Great Expectations Data Docs site under `docs/`
         and update its index (older pages are left as they are). Runs also when a gate failed, so
         the failure is shown."""
-        from etl.adapters.airflow import tasks
+        from etl.adapters.airflow import docs
 
-        return tasks.build_docs(params, run_id)
+        return docs.build_docs(params, run_id)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-    def all_sources_published() -> None:
+    def all_sources_published(params: dict[str, Any]) -> None:
         """Fail the run when any source failed (a quality breach, or extraction after its
         retries): Airflow decides a run's state by its last tasks, and `build_docs` succeeds
         even then. Skipped when every source was published."""
         from etl.adapters.airflow import tasks
 
-        tasks.fail_run()
+        tasks.fail_run(params)
 
     @task_group
     def per_source(source: PlannedSource) -> Any:

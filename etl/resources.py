@@ -33,6 +33,7 @@ from etl.errors import ResourceError
 
 BUNDLE_NAME = "_bundled"
 DAG_FILE_NAME = "tweetpipe_dag.py"
+CONSUMER_DAG_FILE_NAME = "tweetpipe_curated_summary.py"
 CONFIG_FILE_NAME = "pipeline.yaml"
 
 
@@ -74,13 +75,19 @@ def expectations_dir() -> Path:
 
 
 def dags_dir() -> Path:
-    """A folder holding only the tweetpipe DAG file, to use as Airflow's DAGs folder."""
+    """A folder holding only the tweetpipe DAG files (the pipeline and its example Asset
+    consumer, ``tweetpipe_curated_summary.py``), to use as Airflow's DAGs folder."""
     return DATA_ROOT / "dags"
 
 
 def dag_file() -> Path:
     """The tweetpipe DAG file (copy it into a deployment's DAGs folder)."""
     return dags_dir() / DAG_FILE_NAME
+
+
+def consumer_dag_file() -> Path:
+    """The example DAG scheduled on the curated data's Assets (copy it beside the DAG file)."""
+    return dags_dir() / CONSUMER_DAG_FILE_NAME
 
 
 def default_config() -> Path:
@@ -128,6 +135,7 @@ def describe() -> dict[str, str]:
         "expectations": str(expectations_dir()),
         "dags": str(dags_dir()),
         "dag_file": str(dag_file()),
+        "consumer_dag_file": str(consumer_dag_file()),
         "config": str(default_config()),
     }
 

@@ -662,6 +662,9 @@ def sync_expectations(
     return stale
 
 
+_GX_IMPORT_LOGGER = "great_expectations._docs_decorators"
+
+
 def import_gx() -> Any:
     """Import Great Expectations with analytics off and its chatter turned down.
 
@@ -670,12 +673,15 @@ def import_gx() -> Any:
     """
     # GX reads this when it is imported; nothing of ours may leave loopback.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-
+    # Before the import: importing GX logs ~200 "Skipping registering function ... because it is
+    # a closure" lines at INFO from this logger, which filled a failed gate's task log.
+    logging.getLogger(_GX_IMPORT_LOGGER).setLevel(logging.WARNING)
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:
         # GX logs every suite-parameter parse at INFO; under Airflow's INFO root that floods logs.
         gx_logger.setLevel(logging.WARNING)
+    import great_expectations as gx
+
     return gx
 
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, TypeVar
 from openlineage.client.event_v2 import InputDataset, OutputDataset
 
 from etl import xapi
+from etl.config import parse_store_url
 from etl.lineage.facets import schema_facets
+from etl.storage.keys import CURATED_PREFIX, object_path
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,6 +33,29 @@ _D = TypeVar("_D", InputDataset, OutputDataset)
 
 X_API_NAMESPACE = xapi.BASE_URL
 """Namespace of the X API endpoints read by the extract step (tweepy's base URL)."""
+
+
+def curated_dataset_uri(store_url: str, slug: str) -> str:
+    """The URI of one source's curated dataset (every interval of it), e.g. for an Airflow Asset.
+
+    Named as the lineage datasets are: on S3 the lineage namespace and name joined
+    (``s3://bucket/prefix/curated/source=<slug>``); for a local store the key under the store's
+    absolute directory (``file:///srv/store/curated/source=<slug>``), where lineage says
+    namespace ``file``, name ``curated/...``.
+
+    Args:
+        store_url: the store's URL (``s3://bucket/prefix`` or a directory), without credentials.
+        slug: the source's slug.
+
+    Returns:
+        The URI.
+    """
+    prefix = f"{CURATED_PREFIX}/source={slug}"
+    location = parse_store_url(store_url)
+    if location.kind == "s3":
+        return f"s3://{location.bucket}/{object_path(store_url, prefix)}"
+    assert location.path is not None
+    return f"{location.path.resolve().as_uri()}/{prefix}"
 
 
 # --- datasets -------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ CURATED_PREFIX = "curated"
 QUARANTINE_PREFIX = "quarantine"
 CURATED_FILE = "tweets.csv"
 QUARANTINE_FILE = "rejected.jsonl"
+SUMMARY_PREFIX = "summaries"
+SUMMARY_FILE = "summary.json"
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 DOCS_PREFIX = "docs/"
@@ -77,6 +79,27 @@ def object_path(store_url: str | None, key: str) -> str:
         return key
     location = parse_store_url(store_url)
     return f"{location.prefix}/{key}" if location.kind == "s3" and location.prefix else key
+
+
+def object_location(store_url: str, key: str) -> str:
+    """Where a user opens a store object: a file path for a local store, an ``s3://`` URL on S3.
+
+    Args:
+        store_url: the store's URL (``s3://bucket/prefix`` or a directory), without credentials.
+        key: the object key or key prefix (a prefix keeps its final ``/``).
+
+    Returns:
+        ``/srv/store/docs/index.html`` or ``s3://bucket/prefix/docs/index.html``.
+
+    Raises:
+        etl.errors.StoreError: ``store_url`` is not a store URL.
+    """
+    location = parse_store_url(store_url)
+    if location.kind == "s3":
+        return f"s3://{location.bucket}/{object_path(store_url, key)}"
+    assert location.path is not None
+    path = str(location.path.resolve() / key)
+    return path + "/" if key.endswith("/") else path
 
 
 # --- raw/ -----------------------------------------------------------------------------------------
@@ -296,6 +319,11 @@ class Partition:
     def curated_key(self) -> str:
         """Where the audited CSV is published."""
         return f"{CURATED_PREFIX}/{self._path}/{CURATED_FILE}"
+
+    @property
+    def summary_key(self) -> str:
+        """Where the example consumer DAG writes its summary of the published partition."""
+        return f"{SUMMARY_PREFIX}/{self._path}/{SUMMARY_FILE}"
 
     @property
     def quarantine_key(self) -> str:

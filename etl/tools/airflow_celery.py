@@ -60,6 +60,7 @@ from etl.tools.airflow_local import (
     airflow_env,
     free_port,
     wait_healthy,
+    write_local_settings,
 )
 
 if TYPE_CHECKING:
@@ -519,6 +520,7 @@ def start_celery_airflow(
     pg_password = _secret(secrets_dir / "postgres.password")
     redis_password = _secret(secrets_dir / "redis.password")
     password = _password(layout["home"])
+    write_local_settings(layout["home"])  # the workers preload what tasks import, as locally
     started: list[_Started] = []
     url = f"http://127.0.0.1:{port}"
     logs = layout["logs"]

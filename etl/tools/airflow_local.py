@@ -196,6 +196,8 @@ def airflow_env(
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(scheduled_runs),
+            # A new user's DAG is ready to run: unpaused when the dag-processor first sees it.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "TWEETPIPE_STORE": str(layout["store"]),
             _MARKER: str(layout["root"]),
         }
@@ -380,6 +382,7 @@ def start_local_airflow(
         layout[key].mkdir(parents=True, exist_ok=True)
     layout["lineage"].parent.mkdir(parents=True, exist_ok=True)
     password = _password(layout["home"])
+    write_local_settings(layout["home"])
     started: list[_Started] = []
     url = f"http://127.0.0.1:{port}"
     try:
@@ -411,6 +414,33 @@ def start_local_airflow(
         pid_file=layout["pid_file"],
         emulator_urls=emulator_urls,
     )
+
+
+LOCAL_SETTINGS = '''"""Written by tweetpipe airflow up: preload the tasks' modules where task processes fork."""
+
+from etl.adapters.airflow.preload import preload_for_airflow
+
+preload_for_airflow()
+'''
+
+
+def write_local_settings(home: Path) -> Path:
+    """Write ``$AIRFLOW_HOME/config/airflow_local_settings.py``, which Airflow imports in every
+    component: it calls :func:`etl.adapters.airflow.preload.preload_for_airflow`, so the
+    scheduler (and a Celery worker) import Great Expectations and the steps once and every forked
+    task process inherits them (``TWEETPIPE_PRELOAD=0`` turns it off).
+
+    Args:
+        home: ``AIRFLOW_HOME``.
+
+    Returns:
+        The file written.
+    """
+    config = home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    path = config / "airflow_local_settings.py"
+    path.write_text(LOCAL_SETTINGS, encoding="utf-8")
+    return path
 
 
 def _airflow_command() -> list[str]:

@@ -13,6 +13,7 @@ validation. Last, ``tweetpipe airflow down`` must leave no process behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 DAG_ID = "tweetpipe"
+CONSUMER = "tweetpipe_curated_summary"
 GATES = ("per_source.validate_raw", "per_source.validate_curated")
 PUBLISH = "per_source.publish"
 SOURCES = ["account:ada_builds", "account:tomas_ng"]
@@ -88,7 +90,7 @@ def runs(api: AirflowApi) -> dict[str, dict[str, Any]]:
     """Trigger the green and the breach run and wait (bounded) until both are finished."""
     errors = _import_errors_once_parsed(api)
     assert errors == [], errors
-    api.patch(f"/dags/{DAG_ID}", {"is_paused": False})
+    # No unpausing here: the local profile brings the DAGs up unpaused (test_dag_...below).
     started = time.monotonic()
     for body in RUNS.values():
         api.post(f"/dags/{DAG_ID}/dagRuns", body)
@@ -151,6 +153,18 @@ def test_dag_has_no_import_errors(api: AirflowApi) -> None:
     assert dag["fileloc"] == str(ROOT / "dags" / "tweetpipe_dag.py")
 
 
+def test_the_dags_come_up_ready_to_run(api: AirflowApi) -> None:
+    _import_errors_once_parsed(api)
+    consumer = wait_until(
+        "the consumer DAG to be parsed",
+        lambda: api.get("/dags", dag_id_pattern=CONSUMER)["dags"],
+        timeout=120,
+    )
+
+    assert api.get(f"/dags/{DAG_ID}")["is_paused"] is False
+    assert consumer[0]["is_paused"] is False
+
+
 def test_green_run_publishes_every_source(runs: dict[str, dict[str, Any]]) -> None:
     green = runs["green"]
 
@@ -175,6 +189,104 @@ def test_breach_run_fails_at_the_quality_gate(runs: dict[str, dict[str, Any]]) -
     assert not any(t == "per_source.extract" and s != "success" for (t, _), s in tasks.items())
     assert tasks[("build_docs", -1)] == "success"
     assert tasks[("all_sources_published", -1)] == "failed"
+
+
+def _asset_events(api: AirflowApi, run_key: str) -> list[dict[str, Any]]:
+    run_id = RUNS[run_key]["dag_run_id"]
+    doc = api.get("/assets/events", source_dag_id=DAG_ID, source_run_id=run_id, limit=100)
+    return list(doc["asset_events"])
+
+
+def _published(runs: dict[str, dict[str, Any]], run_key: str) -> list[int]:
+    tasks = runs[run_key]["tasks"]
+    return sorted(i for (t, i), s in tasks.items() if t == PUBLISH and s == "success")
+
+
+def test_each_publish_emits_an_asset_event_and_a_breach_none(
+    api: AirflowApi, airflow: RunningAirflow, runs: dict[str, dict[str, Any]]
+) -> None:
+    from etl.lineage.datasets import curated_dataset_uri
+
+    green, breach = _asset_events(api, "green"), _asset_events(api, "breach")
+    slugs = [s.replace(":", "-") for s in SOURCES]
+
+    assert sorted(e["uri"] for e in green) == [
+        curated_dataset_uri(str(airflow.store), slug) for slug in slugs
+    ]
+    for event in green:
+        extra = event["extra"]
+        assert {"rows", "quarantined", "sha256", "contract_version"} <= set(extra)
+        assert (extra["interval_start"], extra["interval_end"]) == (
+            "2023-03-01T00:00:00+00:00",
+            "2023-03-08T00:00:00+00:00",
+        )
+        body = (airflow.store / extra["curated_key"]).read_bytes()
+        assert hashlib.sha256(body).hexdigest() == extra["sha256"]
+    # Only what was published is announced: none for a source whose gate failed.
+    assert len(breach) == len(_published(runs, "breach")) < len(SOURCES)
+
+
+def test_the_consumer_dag_is_queued_by_the_publishes(
+    api: AirflowApi, runs: dict[str, dict[str, Any]]
+) -> None:
+    """``--triggered-only`` keeps the scheduler from creating any run by itself, asset-triggered
+    ones included; what the publishes did is queue the consumer DAG on their assets."""
+    queued = api.get(f"/dags/{CONSUMER}/assets/queuedEvents")["queued_events"]
+    published = _asset_events(api, "green") + _asset_events(api, "breach")
+
+    assert published
+    assert sorted(q["asset_id"] for q in queued) == sorted({e["asset_id"] for e in published})
+
+
+def test_mapped_instances_are_labelled_by_source(
+    api: AirflowApi, runs: dict[str, dict[str, Any]]
+) -> None:
+    run_id = RUNS["green"]["dag_run_id"]
+    doc = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100)
+    labels = {
+        (ti["task_id"], ti["map_index"]): ti.get("rendered_map_index")
+        for ti in doc["task_instances"]
+        if ti["task_id"].startswith("per_source.")
+    }
+    slugs = [s.replace(":", "-") for s in SOURCES]
+
+    for task_id in ("per_source.extract", "per_source.validate_curated", PUBLISH):
+        assert [labels[(task_id, i)] for i in range(len(SOURCES))] == slugs, labels
+
+
+def _task_log(api: AirflowApi, run_id: str, task_id: str, map_index: int) -> list[str]:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1"
+    resp = api.session.get(
+        f"{api.url}/api/v2{path}",
+        params={"map_index": map_index, "full_content": "true"},
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert resp.ok, resp.text[:500]
+    lines = []
+    for entry in resp.json()["content"]:
+        if isinstance(entry, dict):
+            lines.append(str(entry.get("event", "")))
+            for item in entry.get("error_detail") or []:
+                lines.append(str(item.get("exc_value", "")))
+        else:
+            lines.append(str(entry))
+    return lines
+
+
+def test_the_failed_gate_log_is_short_and_ends_in_the_users_terms(
+    api: AirflowApi, airflow: RunningAirflow, runs: dict[str, dict[str, Any]]
+) -> None:
+    task_id, map_index = _failed_gate(runs)
+    text = "\n".join(_task_log(api, RUNS["breach"]["dag_run_id"], task_id, map_index))
+    summary = _checkpoint_xcom(api, task_id, map_index)
+
+    assert "because it is a closure" not in text
+    assert len(text.splitlines()) < 120, text[-3000:]
+    # The page is named where a user can open it, not by its store key.
+    assert f"Data Docs: {airflow.store}/docs/{summary['docs_page']}" in text
+    tail = text[text.rindex("In short:") :]
+    assert re.search(r"quarantined \d+ of \d+ posts \(\d+(\.\d)? %\); the contract allows", tail)
 
 
 def _login(page: Page, airflow: RunningAirflow, next_path: str) -> None:
@@ -219,6 +331,84 @@ def test_ui_graph_shows_the_failed_gate(
     assert failed_gate_nodes, {t: nodes[t] for t in GATES}
     assert "upstream_failed" in nodes[PUBLISH].split() or "skipped" in nodes[PUBLISH].split()
     assert "success" in nodes["build_docs"].split()
+
+
+def test_ui_trigger_form_needs_nothing_typed(
+    browser: Browser, airflow: RunningAirflow, screenshot_dir: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    try:
+        page = context.new_page()
+        _login(page, airflow, f"/dags/{DAG_ID}")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for(timeout=30_000)
+        # The params sit under "Run Parameters"; open them so the screenshot shows the defaults.
+        section = dialog.get_by_text("Run Parameters").first
+        store_help = dialog.get_by_text("Empty: $TWEETPIPE_STORE", exact=False).first
+        for _ in range(3):  # the dialog may still be opening when the first click lands
+            section.click()
+            page.wait_for_timeout(1_500)
+            if store_help.is_visible():
+                break
+        if store_help.is_visible():
+            store_help.scroll_into_view_if_needed()
+        submit = dialog.get_by_role("button", name="Trigger")
+        enabled = submit.last.is_enabled()
+        text = " ".join(
+            t or "" for t in dialog.locator("[data-part=helper-text]").all_text_contents()
+        )
+        save_screenshot(page.screenshot(), "airflow-trigger-form.png", screenshot_dir)
+    finally:
+        context.close()
+
+    assert enabled, "Trigger is disabled with the optional params left empty"
+    assert "Empty: $TWEETPIPE_STORE" in " ".join(text.split())
+
+
+def test_ui_lists_the_curated_assets(
+    browser: Browser,
+    airflow: RunningAirflow,
+    runs: dict[str, dict[str, Any]],
+    screenshot_dir: Path,
+) -> None:
+    context = browser.new_context(viewport={"width": 1600, "height": 700})
+    try:
+        page = context.new_page()
+        _login(page, airflow, "/assets")
+        page.get_by_text("curated/source=account-ada_builds").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        text = page.inner_text("body")
+        save_screenshot(page.screenshot(), "airflow-assets.png", screenshot_dir)
+    finally:
+        context.close()
+
+    for source in SOURCES:
+        assert f"curated/source={source.replace(':', '-')}" in text
+
+
+def test_ui_shows_a_readable_failed_gate_log(
+    browser: Browser,
+    airflow: RunningAirflow,
+    runs: dict[str, dict[str, Any]],
+    screenshot_dir: Path,
+) -> None:
+    task_id, map_index = _failed_gate(runs)
+    run_id = RUNS["breach"]["dag_run_id"]
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    try:
+        page = context.new_page()
+        _login(page, airflow, f"/dags/{DAG_ID}/runs/{run_id}/tasks/{task_id}/mapped/{map_index}")
+        page.get_by_text("In short:").last.wait_for(timeout=60_000)
+        page.get_by_text("In short:").last.scroll_into_view_if_needed()
+        page.wait_for_timeout(1_000)
+        text = page.inner_text("body")
+        save_screenshot(page.screenshot(), "airflow-failed-gate-log.png", screenshot_dir)
+    finally:
+        context.close()
+
+    assert "the contract allows at most" in text
+    assert "because it is a closure" not in text
 
 
 def _failed_gate(runs: dict[str, dict[str, Any]]) -> tuple[str, int]:

@@ -70,6 +70,8 @@ def test_env_binds_loopback_and_keeps_the_token_in_the_connection(tmp_path: Path
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False"
+    # A new user's DAG is ready to run, not paused.
+    assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
     assert env["TWEETPIPE_STORE"] == str(tmp_path / "store")
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     drift = json.loads(env["AIRFLOW_CONN_X_API_DRIFT"])

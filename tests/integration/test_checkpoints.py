@@ -420,3 +420,22 @@ def test_site_lists_every_run_and_rebuilds_from_the_store(green, breaches, docs_
     assert f"docs/{green.docs_page}" in keys
     assert store.get("docs/index.html") == (site / "index.html").read_bytes()
     assert set(saved) <= set(keys)
+
+
+def test_without_a_page_the_result_is_kept_and_the_rebuilt_site_has_the_page(tmp_path):
+    """The DAG's gates skip rendering (a third of a small checkpoint's time): build_docs renders
+    the page from the stored result, at the path the summary names."""
+    docs = tmp_path / "gx"
+    summary = validate_raw_pages(
+        [("raw/s/page-1.json", _page([str(_BASE_ID)]))],
+        docs_dir=docs,
+        run_name="no_page",
+        build_page=False,
+    )
+
+    assert summary.docs_page is not None
+    assert not (docs / summary.docs_page).exists()
+    store = LocalStore(tmp_path / "store")
+    save_results(docs, store)
+    site = build_docs_from_store(store, tmp_path / "site")
+    assert (site / summary.docs_page).is_file()

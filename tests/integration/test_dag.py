@@ -7,6 +7,7 @@ logical date (data interval 2023-03-14), so what is asserted here is what ``twee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -122,7 +123,67 @@ def test_green_run_publishes_every_source(
     # Neither the metadata database nor the lineage events hold the token.
     assert _no_token_under(airflow_home) == []
     green["curated"] = curated
+    green["events"] = _asset_events(outcome.run_id)
     green["lineage_lines"] = (airflow_home / "lineage" / "events.jsonl").read_text().splitlines()
+
+
+def _asset_events(run_id: str) -> list[Any]:
+    """The asset events a run's tasks emitted, from the metadata database."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    with create_session() as session:
+        query = (
+            select(AssetEvent)
+            .options(joinedload(AssetEvent.asset))
+            .where(AssetEvent.source_run_id == run_id)
+            .order_by(AssetEvent.id)
+        )
+        events = list(session.scalars(query).unique())
+        for event in events:
+            session.expunge(event)
+        return events
+
+
+def test_each_publish_announces_its_partition_as_an_asset_event(green: dict[str, Any]) -> None:
+    from etl.adapters.airflow.tasks import summarize_published
+    from etl.contracts.model import load_contract
+    from etl.lineage.datasets import curated_dataset_uri
+
+    if "events" not in green:
+        pytest.fail("the green run did not finish; see test_green_run_publishes_every_source")
+    store_dir = green["root"] / "store"
+    store = LocalStore(store_dir)
+    events = green["events"]
+
+    assert sorted(e.asset.uri for e in events) == [
+        curated_dataset_uri(str(store_dir), slug) for slug in SLUGS
+    ]
+    assert {e.source_task_id for e in events} == {"per_source.publish"}
+    for event in events:
+        extra = event.extra
+        body = store.get(extra["curated_key"])
+        assert extra["sha256"] == hashlib.sha256(body).hexdigest()
+        assert extra["rows"] == body.decode().count("\r\n") - 1
+        assert extra["quarantined"] >= 0
+        assert (extra["interval_start"], extra["interval_end"]) == (
+            "2023-03-14T00:00:00+00:00",
+            "2023-03-15T00:00:00+00:00",
+        )
+        assert extra["contract_version"] == load_contract().version
+        assert event.asset.uri.endswith(f"/curated/source={extra['source']}")
+
+    # The example consumer, fed these events as Airflow hands them to an asset-triggered run.
+    written = summarize_published({"alias": events}, {})
+
+    assert len(written) == len(SLUGS)
+    for key, event in zip(written, events, strict=True):
+        summary = json.loads(store.get(key))
+        assert key.startswith(f"summaries/source={event.extra['source']}/interval=")
+        assert summary["posts"] == event.extra["rows"]
+        assert summary["sha256"] == event.extra["sha256"]
 
 
 def test_lineage_events_name_the_tasks(green: dict[str, Any]) -> None:
@@ -193,6 +254,9 @@ def test_breach_fails_the_run_and_keeps_the_previous_curated_version(
     for key, body in green["curated"].items():
         assert curated[key] == body, f"{key} changed after a breach"
     assert len(curated) == len(green["curated"]) + 1  # the empty query's partition
+    # Only what was published is announced: the empty query's partition, not the breaches.
+    events = _asset_events(outcome.run_id)
+    assert [e.extra["source"] for e in events] == outcome.sources[2:]
     for slug in SLUGS:
         checkpoint = outcome.by_source("per_source.validate_curated", "checkpoint")[slug]
         assert checkpoint["success"] is False and checkpoint["failed"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from etl.adapters.airflow import docs as airflow_docs
 from etl.adapters.airflow import retention, tasks
 from etl.lineage import builders
 from etl.lineage.datasets import StepLineage
@@ -76,7 +77,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         staged = _xcom(tasks.transform(checked, params))
         audited = _xcom(tasks.validate_curated(staged, params, RUN_ID))
         published = _xcom(tasks.publish(audited, params))
-        docs = _xcom(tasks.build_docs(params))
+        docs = _xcom(airflow_docs.build_docs(params))
         kept = _xcom(retention.apply_retention(params))
     finally:
         monkeypatch.undo()

@@ -33,7 +33,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TOKEN = "wheel-test-token-7d41"
-BUNDLED = ("contracts", "expectations", "dags/tweetpipe_dag.py", "pipeline.yaml")
+BUNDLED = (
+    "contracts",
+    "expectations",
+    "dags/tweetpipe_dag.py",
+    "dags/tweetpipe_curated_summary.py",
+    "pipeline.yaml",
+)
 # Variables that could make the checkout importable or point uv elsewhere.
 _DROPPED_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONHOME")
 
@@ -145,6 +151,7 @@ def test_etl_comes_from_the_wheel_and_finds_its_bundle(installed: Installed) -> 
         "expectations": str(bundle / "expectations"),
         "dags": str(bundle / "dags"),
         "dag_file": str(bundle / "dags" / "tweetpipe_dag.py"),
+        "consumer_dag_file": str(bundle / "dags" / "tweetpipe_curated_summary.py"),
         "config": str(bundle / "pipeline.yaml"),
     }
 

@@ -32,8 +32,28 @@ out = {
     "dag_ids": sorted(bag.dags),
     "heavy_modules": sorted(m for m in heavy if m in sys.modules),
 }
+consumer = bag.dags.get("tweetpipe_curated_summary")
+if consumer is not None:
+    condition = consumer.timetable.asset_condition
+    out["consumer"] = {
+        "timetable": type(consumer.timetable).__name__,
+        "aliases": sorted(o.name for o in condition.objects if type(o).__name__ == "AssetAlias"),
+        "tasks": sorted(t.task_id for t in consumer.tasks),
+    }
 if dag is not None:
     out["params"] = sorted(dag.params.keys())
+    out["param_schemas"] = {
+        k: {
+            **dag.params.get_param(k).schema,
+            "default": dag.params.get_param(k).value,
+            "description": dag.params.get_param(k).description,
+        }
+        for k in dag.params.keys()
+    }
+    out["outlets"] = {
+        t.task_id: [[type(o).__name__, getattr(o, "name", None)] for o in t.outlets]
+        for t in dag.tasks if t.outlets
+    }
     out["timetable"] = type(dag.timetable).__name__
     out["catchup"] = dag.catchup
     out["tasks"] = {
@@ -88,7 +108,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_dagbag_imports_without_errors(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert parsed["dag_ids"] == ["tweetpipe"]
+    assert parsed["dag_ids"] == ["tweetpipe", "tweetpipe_curated_summary"]
 
 
 def test_parsing_imports_nothing_heavy(parsed: dict[str, Any]) -> None:
@@ -154,3 +174,45 @@ def test_daily_interval_schedule_and_params(parsed: dict[str, Any]) -> None:
         "store",
         "x_conn_id",
     ]
+
+
+@pytest.mark.parametrize("name", ["config", "store"])
+def test_optional_params_can_stay_empty_in_the_trigger_form(parsed: dict[str, Any], name: str):
+    """The form keeps Trigger disabled while a field's value breaks its schema; an empty field
+    is null there, so an optional param must accept null, and say what empty means."""
+    import jsonschema
+
+    schema = dict(parsed["param_schemas"][name])
+    default = schema.pop("default")
+
+    assert default is None
+    jsonschema.validate(None, schema)
+    jsonschema.validate("s3://bucket/prefix", schema)
+    assert "Empty:" in schema["description"]
+
+
+def test_the_sources_may_stay_empty_too(parsed: dict[str, Any]) -> None:
+    import jsonschema
+
+    schema = {k: v for k, v in parsed["param_schemas"]["sources"].items() if k != "default"}
+
+    jsonschema.validate(None, schema)
+    jsonschema.validate([], schema)
+    assert "Empty:" in schema["description"]
+
+
+def test_params_with_defaults_show_them_in_their_description(parsed: dict[str, Any]) -> None:
+    for name in ("x_conn_id", "aws_conn_id"):
+        schema = parsed["param_schemas"][name]
+        assert f"Default: {schema['default']}." in schema["description"], name
+
+
+def test_publish_announces_the_curated_assets_and_the_consumer_is_scheduled_on_them(
+    parsed: dict[str, Any],
+) -> None:
+    assert parsed["outlets"] == {"per_source.publish": [["AssetAlias", "tweetpipe_curated"]]}
+    assert parsed["consumer"] == {
+        "timetable": "AssetTriggeredTimetable",
+        "aliases": ["tweetpipe_curated"],
+        "tasks": ["summarize"],
+    }

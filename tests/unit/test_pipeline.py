@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from etl.adapters.airflow import tasks as pipeline
 from etl.errors import QualityGateFailed
 from etl.steps.quality import CheckpointSummary
+from etl.storage.store import LocalStore, S3Store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,19 +126,39 @@ def test_connection_fields_make_the_base_url(
     assert pipeline._base_url(host, port, schema) == expected
 
 
-def test_a_breach_fails_without_retries_and_keeps_the_evidence() -> None:
+def test_a_breach_fails_without_retries_and_keeps_the_evidence(tmp_path: Path) -> None:
     with pytest.raises(AirflowFailException) as err:
-        pipeline._gate(_summary(success=False))
+        pipeline._gate(_summary(success=False), LocalStore(tmp_path))
 
     message = str(err.value)
     assert "expect_column_values_to_not_be_null(created_at)" in message
     assert "4 unexpected" in message
-    assert "docs/validations/tweets_curated/run/" in message
+    # A path the user can open, not a store key.
+    page = f"Data Docs: {tmp_path.resolve()}/docs/validations/tweets_curated/run/"
+    assert page in message
     assert isinstance(err.value.__cause__, QualityGateFailed)
 
 
-def test_a_passing_checkpoint_is_handed_on() -> None:
-    doc = pipeline._gate(_summary(success=True))
+def test_a_breach_on_s3_names_the_page_by_its_s3_url() -> None:
+    store = S3Store("bucket", "team/tweets", client=object())
+
+    with pytest.raises(AirflowFailException) as err:
+        pipeline._gate(_summary(success=False), store)
+
+    assert "Data Docs: s3://bucket/team/tweets/docs/validations/tweets_curated/run/" in str(
+        err.value
+    )
+
+
+def test_the_failed_run_points_at_the_data_docs_index(tmp_path: Path) -> None:
+    with pytest.raises(AirflowFailException) as err:
+        pipeline.fail_run({"store": str(tmp_path)})
+
+    assert f"Data Docs at {tmp_path.resolve()}/docs/index.html" in str(err.value)
+
+
+def test_a_passing_checkpoint_is_handed_on(tmp_path: Path) -> None:
+    doc = pipeline._gate(_summary(success=True), LocalStore(tmp_path))
 
     assert doc["success"] is True
     assert doc["rows"] == 12

@@ -34,6 +34,7 @@ def test_a_checkout_uses_the_repository_folders() -> None:
         "expectations": str(ROOT / "expectations"),
         "dags": str(ROOT / "dags"),
         "dag_file": str(ROOT / "dags" / "tweetpipe_dag.py"),
+        "consumer_dag_file": str(ROOT / "dags" / "tweetpipe_curated_summary.py"),
         "config": str(ROOT / "pipeline.yaml"),
     }
     # Every module that reads them takes them from here.
@@ -51,14 +52,17 @@ def test_the_wheel_bundles_every_resource_in_the_same_layout() -> None:
     mapping = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     wanted = {
         Path(resources.describe()[name]).relative_to(resources.DATA_ROOT).as_posix()
-        for name in ("contracts", "expectations", "dag_file", "config")
+        for name in ("contracts", "expectations", "dag_file", "consumer_dag_file", "config")
     }
 
     assert set(mapping) == wanted
     assert all(target == f"etl/{resources.BUNDLE_NAME}/{src}" for src, target in mapping.items())
     assert all((ROOT / src).exists() for src in mapping)
     # dags/ holds nothing else: the whole folder is Airflow's DAGs folder in the local profiles.
-    assert sorted(p.name for p in resources.dags_dir().glob("*.py")) == ["tweetpipe_dag.py"]
+    assert sorted(p.name for p in resources.dags_dir().glob("*.py")) == [
+        "tweetpipe_curated_summary.py",
+        "tweetpipe_dag.py",
+    ]
 
 
 def test_the_dag_does_not_locate_its_config_from_where_it_lies() -> None:

@@ -37,7 +37,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
     from etl.config import Source
     from etl.payloads import (
-        BuildDocsPayload,
         CheckpointPayload,
         ExtractPayload,
         PerSourcePayload,
@@ -488,15 +487,17 @@ def _report_payload(report: TransformReport) -> TransformReportPayload:
     }
 
 
-def _gate(summary: CheckpointSummary) -> CheckpointPayload:
-    """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed."""
+def _gate(summary: CheckpointSummary, store: Store) -> CheckpointPayload:
+    """Push a checkpoint summary to XCom, then fail the task (not retried) if it failed; the
+    message names the Data Docs page where a user can open it (a path, or an s3:// URL)."""
     from etl.errors import QualityGateFailed
     from etl.steps.quality import raise_on_failure
+    from etl.storage.keys import object_location
 
     doc = _checkpoint_payload(summary)
     _push_checkpoint(doc)
     try:
-        raise_on_failure(summary, docs_base=DOCS_PREFIX)
+        raise_on_failure(summary, docs_base=object_location(store.url, DOCS_PREFIX))
     except QualityGateFailed as exc:
         raise _not_retried(exc) from exc
     return doc
@@ -522,14 +523,16 @@ def validate_raw(
     store = open_pipeline_store(params)
     with _workdir("validate-raw") as tmp:
         pages = _download_pages(store, landed["page_keys"])
+        # No page here: build_docs renders every page from the saved results.
         summary = validate_raw_pages(
             pages,
             docs_dir=tmp / "gx",
             run_name=_run_name(run_id, landed["slug"]),
             partition=_partition(landed),
+            build_page=False,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
-    checkpoint = _gate(summary)
+    checkpoint = _gate(summary, store)
     return {
         "source": landed["source"],
         "slug": landed["slug"],
@@ -627,9 +630,10 @@ def validate_curated(
             interval_end=partition.end,
             report=dict(report),
             partition=partition,
+            build_page=False,
         )
         save_results(tmp / "gx", store, prefix=DOCS_PREFIX)
-    checkpoint = _gate(summary)
+    checkpoint = _gate(summary, store)
     if not report["passed"]:
         # The GX suite covers the Pandera gate's fatal checks too; this keeps a rejected
         # candidate out of curated/ even if the two ever disagree.
@@ -669,7 +673,7 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
     _name_map_index(audited["slug"])
     store = open_pipeline_store(params)
     published = publish_partition(store, _partition(audited), audited["sha256"])
-    return {
+    payload: PublishPayload = {
         "source": audited["source"],
         "slug": audited["slug"],
         "store": audited["store"],
@@ -685,58 +689,47 @@ def publish(audited: ValidateCuratedPayload, params: Mapping[str, Any]) -> Publi
         "quarantine_key": audited["quarantine_key"],
         "report": audited["report"],
     }
+    _announce(payload)
+    return payload
 
 
-def build_docs(params: Mapping[str, Any], run_id: str | None = None) -> BuildDocsPayload:
-    """Task ``build_docs``: render this run's validations into the Data Docs site under ``docs/``.
+def _announce(published: PublishPayload) -> None:
+    """Emit the partition's asset event (see :mod:`etl.adapters.airflow.assets`), if in a task."""
+    from etl.adapters.airflow.assets import emit_published
 
-    The same build as ``tweetpipe docs build``: only the results without a page are downloaded
-    and rendered, the month's index chunk and the top index are rewritten, and only the files
-    that changed are uploaded (:func:`etl.steps.quality.docs_site.build_docs`).
+    context = _context()
+    if context is not None and "outlet_events" in context:
+        emit_published(context["outlet_events"], published)
+
+
+def summarize_published(
+    triggering_asset_events: Mapping[Any, Any], params: Mapping[str, Any]
+) -> list[str]:
+    """Task ``summarize`` of the example consumer DAG: one summary per announced partition.
 
     Args:
-        params: the DAG run's params.
-        run_id: the Airflow run id: only this run's validations are looked for (the history is
-            not listed); None looks at every result in the store.
+        triggering_asset_events: the run context's ``triggering_asset_events``.
+        params: the consumer run's params (``aws_conn_id`` for an S3 store).
 
     Returns:
-        The store, the site's index key and how many files were published.
+        The summary keys written (see :func:`etl.adapters.airflow.assets.write_summary`).
     """
-    from etl.resources import contracts_dir
-    from etl.steps.quality import run_prefix
-    from etl.steps.quality.docs_site import build_docs as build_site_docs
-    from etl.tools.contract_docs import build_site as build_contract_pages
+    from etl.adapters.airflow.assets import curated_events, write_summary
 
-    store = open_pipeline_store(params)
-    with _workdir("docs") as tmp:
-        pages = build_contract_pages([contracts_dir()], tmp / "contracts")
-        extra = {f"contracts/{p.name}": p for p in pages}
-        runs = None if run_id is None else [run_prefix(run_id)]
-        build = build_site_docs(
-            store,
-            tmp / "build",
-            prefix=DOCS_PREFIX,
-            extra_files=extra,
-            runs=runs,
-            pages_since=_pages_since(params),
-        )
-    for key, reason in sorted(build.unreadable.items()):
-        # Not a failure of this run: the site is published; the next build tries the file again.
-        _log.warning("Data Docs: cannot render %s: %s", key, reason)
-    return {"store": store.url, "index_key": build.index_key, "files": len(build.written)}
+    written = []
+    for event in curated_events(triggering_asset_events):
+        store = open_pipeline_store({**params, "store": event["store"]})
+        key = write_summary(store, event)
+        if key is not None:
+            written.append(key)
+    return written
 
 
-def _pages_since(params: Mapping[str, Any]) -> datetime | None:
-    """When the oldest validation that keeps its page ran (``retention.docs_pages_days``)."""
-    from etl.config import load_config
-
-    config = _config_path(params)
-    days = load_config(config).retention.docs_pages_days if config.is_file() else None
-    return None if days is None else datetime.now(UTC) - timedelta(days=days)
-
-
-def fail_run() -> None:
+def fail_run(params: Mapping[str, Any] | None = None) -> None:
     """Task ``all_sources_published``: fail, naming the per-source tasks that did not succeed.
+
+    Args:
+        params: the DAG run's params (to say where the Data Docs are).
 
     Raises:
         AirflowFailException: always; the task only runs when an upstream task failed.
@@ -746,9 +739,20 @@ def fail_run() -> None:
     raise _not_retried(
         PipelineError(
             f"not every source was published{detail}; see the red tasks' logs and the Data "
-            f"Docs under {DOCS_PREFIX}index.html"
+            f"Docs at {_docs_index(params)}"
         )
     )
+
+
+def _docs_index(params: Mapping[str, Any] | None) -> str:
+    """The Data Docs index as a user opens it; the store key when the store is not known."""
+    from etl.storage.keys import object_location
+
+    index = f"{DOCS_PREFIX}index.html"
+    try:
+        return object_location(store_url(params or {}), index)
+    except Exception:  # noqa: BLE001 - the failure message must not fail on a courtesy
+        return index
 
 
 def _failed_tasks() -> list[str]:

@@ -40,7 +40,7 @@ from etl.contracts.suites import (
     page_columns,
     suite_kwargs,
 )
-from etl.errors import QualityGateFailed
+from etl.errors import ContractError, QualityGateFailed
 from etl.steps.quality.docs import (
     SITE_NAME,
     build_docs_from_store,
@@ -50,7 +50,8 @@ from etl.steps.quality.docs import (
     suite_files,
 )
 from etl.steps.quality.docs_page import META_KEY
-from etl.storage.keys import DOCS_PREFIX
+from etl.steps.quality.explain_gate import explain_failure, explain_summary
+from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,6 +64,8 @@ __all__ = [
     "CheckpointSummary",
     "QualityGateFailed",
     "build_docs_from_store",
+    "explain_failure",
+    "explain_summary",
     "publish_docs",
     "raise_on_failure",
     "run_sync_cli",
@@ -76,6 +79,11 @@ _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_LIST = 30
 _MAX_TEXT = 200
 _BOUND_ARGS = ("min_value", "max_value", "value", "strict_min", "strict_max")
+# Each gate's suite: the contract it was derived from, and what one row of its batch is.
+_GATES: dict[str, tuple[Path, str]] = {
+    CURATED_SUITE: (CURATED_CONTRACT, "rows"),
+    RAW_PAGE_SUITE: (RAW_PAGE_CONTRACT, "pages"),
+}
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -212,8 +220,11 @@ def _expected(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _docs_page(docs_dir: Path, key: Any) -> str | None:
-    page = "validations/" + "/".join(str(p) for p in key.to_tuple()) + ".html"
-    return page if (docs_dir / page).is_file() else None
+    path = "/".join(str(p) for p in key.to_tuple())
+    page = f"validations/{path}.html"
+    # Without a page of its own, the site built from the stored result will have it.
+    built = (docs_dir / page).is_file() or (docs_dir / RESULTS_DIR / f"{path}.json").is_file()
+    return page if built else None
 
 
 def _safe_run_name(run_name: str) -> str:
@@ -247,6 +258,7 @@ def _run_checkpoint(
     expectations_dir: Path,
     index_column: str,
     partition: Partition | None = None,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     gx = import_gx()
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
@@ -290,7 +302,12 @@ def _run_checkpoint(
         gx.Checkpoint(
             name=f"{name}.gate",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])],
+            # Rendering the page costs about a third of a small checkpoint (GX compiles its
+            # templates afresh each time); a caller that rebuilds the site from the stored
+            # results (the DAG's build_docs) skips it.
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE_NAME])]
+            if build_page
+            else [],
             result_format=result_format,
         )
     )
@@ -430,6 +447,7 @@ def validate_curated(
     report: dict[str, Any] | None = None,
     expectations_dir: Path = EXPECTATIONS_DIR,
     partition: Partition | None = None,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     """Run the ``tweets_curated`` checkpoint on a curated CSV (the audit of write–audit–publish).
 
@@ -444,6 +462,8 @@ def validate_curated(
             ``duplicates``); None skips the checks against the report.
         expectations_dir: where the suite files live.
         partition: the source and interval checked, recorded in the result for the Data Docs.
+        build_page: also render the validation's page into ``docs_dir`` (False: only its result
+            JSON, from which :func:`build_docs_from_store` renders it later).
 
     Returns:
         The summary; ``success`` is False on a breach (call :func:`raise_on_failure`).
@@ -467,6 +487,7 @@ def validate_curated(
         expectations_dir=expectations_dir,
         index_column="tweet_id",
         partition=partition,
+        build_page=build_page,
     )
 
 
@@ -477,6 +498,7 @@ def validate_raw_pages(
     run_name: str,
     expectations_dir: Path = EXPECTATIONS_DIR,
     partition: Partition | None = None,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     """Run the ``x_api_v2_tweets_page`` checkpoint on landed raw pages (the response envelope).
 
@@ -486,6 +508,8 @@ def validate_raw_pages(
         run_name: the GX run name; unsafe characters become ``_``.
         expectations_dir: where the suite files live.
         partition: the source and interval the pages were landed for, recorded for the Data Docs.
+        build_page: also render the validation's page into ``docs_dir`` (see
+            :func:`validate_curated`).
 
     Returns:
         The summary; ``success`` is False on a breach.
@@ -500,6 +524,7 @@ def validate_raw_pages(
         expectations_dir=expectations_dir,
         index_column="key",
         partition=partition,
+        build_page=build_page,
     )
 
 
@@ -566,7 +591,19 @@ def _failure_message(summary: CheckpointSummary, docs_base: str) -> str:
     lines += [_describe_failure(f) for f in summary.failed]
     page = f"{docs_base}{summary.docs_page}" if summary.docs_page else "(no page was written)"
     lines.append(f"Data Docs: {page}")
+    # Last, because a task log ends with the exception: what failed, in the data's terms.
+    lines.append("In short:")
+    lines += [f"  {sentence}" for sentence in _explanations(summary)]
     return "\n".join(lines)
+
+
+def _explanations(summary: CheckpointSummary) -> list[str]:
+    contract, unit = _GATES.get(summary.suite, (None, "rows"))
+    try:
+        spec = load_contract(contract) if contract is not None else None
+    except ContractError:
+        spec = None  # the GX terms above still say what failed
+    return explain_summary(summary, spec, unit)
 
 
 def validate_curated_bytes(

@@ -120,6 +120,31 @@ def rule_names(entry: Mapping[str, Any]) -> list[str]:
     return [n for n in names if isinstance(n, str) and _RULE_NAME.fullmatch(n)]
 
 
+def explain_threshold(
+    entry: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None,
+    contract: ContractSpec | None,
+) -> str | None:
+    """A contract threshold rule's finding: the observed share and the limit in the rule's words.
+
+    Args:
+        entry: a summary entry or :func:`entry_from_result` of a GX result item.
+        parameters: the run's suite parameters (``curated``, ``quarantined``); None when unknown.
+        contract: the contract the suite was derived from.
+
+    Returns:
+        E.g. ``quarantined 3 of 4 posts (75 %); the contract allows at most 5 %``; None when the
+        check is not such a rule or the counts are unknown.
+    """
+    for name in rule_names(entry):
+        rule = contract.rule(name) if contract is not None else None
+        if rule is not None and rule.metric == "invalidValues" and rule.unit == "percent":
+            said = _quarantined_share(rule, parameters or {})
+            if said:
+                return said
+    return None
+
+
 def explain_check(
     entry: Mapping[str, Any],
     parameters: Mapping[str, Any] | None = None,
@@ -143,13 +168,9 @@ def explain_check(
         The sentence (no trailing period), e.g.
         ``quarantined 3 of 4 posts (75 %); the contract allows at most 5 %``.
     """
-    params = parameters or {}
-    for name in rule_names(entry):
-        rule = contract.rule(name) if contract is not None else None
-        if rule is not None and rule.metric == "invalidValues" and rule.unit == "percent":
-            said = _quarantined_share(rule, params)
-            if said:
-                return said
+    said = explain_threshold(entry, parameters, contract)
+    if said:
+        return said
     if entry.get("exception"):
         return f"could not be checked: {_short(entry['exception'])}"
     if entry.get("unexpected_count") is not None:
