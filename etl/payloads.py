@@ -105,6 +105,19 @@ class CostPayload(TypedDict):
     estimated_cost_usd: float
 
 
+COST_COUNT_FIELDS = (
+    "posts_read",
+    "posts_billable",
+    "posts_deduplicated",
+    "user_reads",
+    "user_reads_billable",
+    "user_reads_deduplicated",
+    "user_reads_cached",
+    "counts_requests",
+)
+"""The read counts of :class:`CostPayload`, in order (manifest, XCom, lineage facet)."""
+
+
 class ExtractPayload(PerSourcePayload):
     """What task ``extract`` returns: ``etl.steps.extract.SourceResult`` with the base fields.
 

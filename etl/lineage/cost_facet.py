@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attr
 from openlineage.client.facet_v2 import RunFacet
 
+from etl.payloads import COST_COUNT_FIELDS
 from etl.pricing import usd
 
 if TYPE_CHECKING:
@@ -29,16 +30,6 @@ SCHEMA_URL = f"{SCHEMA_ID}#/$defs/ExtractCostRunFacet"
 
 _COUNT = {"type": "integer", "minimum": 0}
 _USD = {"type": "number", "minimum": 0}
-_COUNT_FIELDS = (
-    "posts_read",
-    "posts_billable",
-    "posts_deduplicated",
-    "user_reads",
-    "user_reads_billable",
-    "user_reads_deduplicated",
-    "user_reads_cached",
-    "counts_requests",
-)
 _PRICES = {
     "type": "object",
     "description": "The prices used, in US dollars per read or request.",
@@ -59,11 +50,11 @@ _SOURCE = {
             "enum": ["landed", "skipped", "stopped"],
             "description": "landed; skipped (already complete); stopped by a spending limit.",
         },
-        **{name: _COUNT for name in _COUNT_FIELDS},
+        **{name: _COUNT for name in COST_COUNT_FIELDS},
         "estimated_cost_micro_usd": _COUNT,
         "estimated_cost_usd": _USD,
     },
-    "required": ["slug", "status", *_COUNT_FIELDS, "estimated_cost_usd"],
+    "required": ["slug", "status", *COST_COUNT_FIELDS, "estimated_cost_usd"],
     "additionalProperties": False,
 }
 SCHEMA: dict[str, Any] = {
@@ -131,7 +122,7 @@ def cost_facet(costs: Iterable[tuple[str, str, CostPayload]]) -> ExtractCostRunF
             "counts_request_usd": float(given["counts_request_usd"]),
         }
         entry: dict[str, Any] = {"slug": slug, "status": status}
-        entry.update({name: int(cost[name]) for name in _COUNT_FIELDS})  # type: ignore[literal-required]
+        entry.update({name: int(cost[name]) for name in COST_COUNT_FIELDS})  # type: ignore[literal-required]
         entry["estimated_cost_micro_usd"] = int(cost["estimated_cost_micro_usd"])
         entry["estimated_cost_usd"] = float(cost["estimated_cost_usd"])
         total += entry["estimated_cost_micro_usd"]

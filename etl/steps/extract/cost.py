@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from etl.payloads import COST_COUNT_FIELDS
 from etl.pricing import Budget, Prices, usd
 from etl.storage.keys import MANIFEST_NAME, RAW_PREFIX, billing_key, billing_prefix
 
@@ -45,16 +46,6 @@ MAX_COUNT = 10**12
 """The largest count accepted from a manifest or the API (more posts than X holds)."""
 
 _ID = re.compile(r"[0-9]{1,19}")
-_COUNT_FIELDS = (
-    "posts_read",
-    "posts_billable",
-    "posts_deduplicated",
-    "user_reads",
-    "user_reads_billable",
-    "user_reads_deduplicated",
-    "user_reads_cached",
-    "counts_requests",
-)
 
 
 def whole_count(value: object) -> int | None:
@@ -87,7 +78,7 @@ class CostCounts:
 
     def plus(self, other: CostCounts) -> CostCounts:
         """The sum of two counts (a window continued over several calls)."""
-        return CostCounts(*(getattr(self, n) + getattr(other, n) for n in _COUNT_FIELDS))
+        return CostCounts(*(getattr(self, n) + getattr(other, n) for n in COST_COUNT_FIELDS))
 
     def payload(self, prices: Prices) -> CostPayload:
         """The counts with the prices and the cost, as the manifest and XCom record them."""
@@ -115,7 +106,7 @@ class CostCounts:
         """The counts an (incomplete) manifest's ``cost`` recorded; unusable fields read as 0."""
         if not isinstance(doc, dict):
             return cls()
-        return cls(*((whole_count(doc.get(n)) or 0) for n in _COUNT_FIELDS))
+        return cls(*((whole_count(doc.get(n)) or 0) for n in COST_COUNT_FIELDS))
 
 
 # --- reads X does not bill twice within a UTC day -----------------------------------------------
