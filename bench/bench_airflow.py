@@ -16,12 +16,13 @@ cheapest per-source task), target at most 2. Results go to ``bench/out/airflow.j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -37,6 +38,7 @@ DAG_ID = "tweetpipe"
 ACCOUNTS = ["ada_builds", "tomas_ng", "quietriver", "nadia_k", "pixelfox"]
 QUERIES = ["python", "data", "sql", "rust", "cloud", "ai", "open source", "pipeline", "test"]
 TARGET = 2.0
+PARALLELISM = "AIRFLOW__CORE__PARALLELISM"
 
 
 def sources(n: int) -> list[str]:
@@ -122,9 +124,68 @@ def run_mode(mode: str, n: int, timeout: float) -> dict[str, Any]:
             tis = api.call(
                 "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
             )["task_instances"]
+            phases = task_phases(inst.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}")
         finally:
             airflow_local.stop_local_airflow(directory)
-    return _report(mode, n, up, run, tis)
+    report = _report(mode, n, up, run, tis)
+    report["parallelism"] = int(os.environ.get(PARALLELISM, airflow_local.local_parallelism()))
+    report["phases"] = _phase_means(phases, tis)
+    return report
+
+
+def _timestamp(entry: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+def _log_phases(path: Path) -> dict[str, float] | None:
+    """Where one task process spent its time, from its own log's timestamps.
+
+    ``pre``: from the first line to the end of Airflow's "Pre Execute" group (DAG file parse,
+    OpenLineage START); ``execute``: the task function; ``post``: XCom push, OpenLineage
+    COMPLETE, to the last line.
+    """
+    entries = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and "timestamp" in entry:
+                entries.append(entry)
+    events = [str(e.get("event", "")) for e in entries]
+    if "::endgroup::" not in events or "::group::Post Execute" not in events:
+        return None
+    first, last = _timestamp(entries[0]), _timestamp(entries[-1])
+    pre_end = _timestamp(entries[events.index("::endgroup::")])
+    post = _timestamp(entries[events.index("::group::Post Execute")])
+    return {"pre": pre_end - first, "execute": post - pre_end, "post": last - post}
+
+
+def task_phases(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """Per task id, the phases of each of its first attempts' logs under ``run_dir``."""
+    found: dict[str, list[dict[str, float]]] = {}
+    for path in sorted(run_dir.glob("task_id=*/map_index=*/attempt=1.log")):
+        phases = _log_phases(path)
+        if phases is not None:
+            task_id = path.parent.parent.name.split("=", 1)[1]
+            found.setdefault(task_id, []).append(phases)
+    return found
+
+
+def _phase_means(
+    phases: dict[str, list[dict[str, float]]], tis: list[dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """Mean phases per per-source task, plus ``outside``: Airflow's duration minus the log's span
+    (the supervisor starting the task process, reporting its state)."""
+    durations: dict[str, list[float]] = {}
+    for ti in tis:
+        durations.setdefault(ti["task_id"], []).append(float(ti.get("duration") or 0.0))
+    means: dict[str, dict[str, float]] = {}
+    for task_id, found in sorted(phases.items()):
+        if not task_id.startswith("per_source."):
+            continue
+        row = {k: mean(p[k] for p in found) for k in ("pre", "execute", "post")}
+        row["outside"] = mean(durations[task_id]) - sum(row.values())
+        means[task_id] = {k: round(v, 3) for k, v in row.items()}
+    return means
 
 
 def _report(
@@ -166,6 +227,12 @@ def _print(results: list[dict[str, Any]]) -> None:
     ):
         print(f"{label:32}" + "".join(f"{r[key]:12.2f}" for r in results))
     print(f"{'run state':32}" + "".join(f"{r['state']:>12}" for r in results))
+    print(f"{'parallelism':32}" + "".join(f"{r['parallelism']:>12}" for r in results))
+    print("where a task's seconds go (task log timestamps; outside = duration - log span):")
+    for r in results:
+        for task_id, row in r["phases"].items():
+            cells = "  ".join(f"{k} {v:5.2f}" for k, v in row.items())
+            print(f"  {r['mode']:>3} {task_id:30} {cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=int, default=20)
     parser.add_argument("--modes", nargs="+", choices=("off", "on"), default=["off", "on"])
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        help="the LocalExecutor's task slots (default: the profile's, one per CPU)",
+    )
     args = parser.parse_args(argv)
+    if args.parallelism is not None:
+        if not 1 <= args.parallelism <= 64:
+            parser.error("--parallelism must be from 1 to 64")
+        os.environ[PARALLELISM] = str(args.parallelism)
     results = [run_mode(mode, args.sources, args.timeout) for mode in args.modes]
     _print(results)
     out = BENCH / "out"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 # The backfill bench runs its short form here (30 daily runs); the full year is
-# ``python bench/bench_backfill.py --days 365`` (hours on a 2-core machine).
+# ``python bench/bench_backfill.py --days 365`` (about 35 minutes on a 2-core machine).
 BENCHMARKS = (
     ["bench_transform.py"],
     ["bench_extract.py"],
