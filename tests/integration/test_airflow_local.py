@@ -82,6 +82,19 @@ def test_env_binds_loopback_and_keeps_the_token_in_the_connection(tmp_path: Path
     assert sorted(holders) == ["AIRFLOW_CONN_X_API_DEFAULT", "AIRFLOW_CONN_X_API_DRIFT"]
 
 
+def test_task_slots_follow_the_cpus_unless_the_caller_sets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW__CORE__PARALLELISM", raising=False)
+    for cpus, slots in ((1, 2), (2, 2), (6, 6), (64, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        env = airflow_env(_layout(tmp_path), 18080, {}, "t")
+        assert env["AIRFLOW__CORE__PARALLELISM"] == str(slots), cpus
+
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "3")
+    assert airflow_env(_layout(tmp_path), 18080, {}, "t")["AIRFLOW__CORE__PARALLELISM"] == "3"
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Iterator[tuple[Path, list[int]]]:
     """A stand-in instance: a pid file naming one session leader with descendants."""
