@@ -18,6 +18,7 @@ from etl.contracts import suites
 from etl.contracts.model import CURATED_CONTRACT, RAW_PAGE_CONTRACT, QualityRule, load_contract
 from etl.contracts.suites import (
     EXPECTATIONS_DIR,
+    JSON_SCHEMA_DIALECT,
     derive_expectations,
     flatten_page,
     load_suite_file,
@@ -60,7 +61,11 @@ def test_curated_suite_carries_the_contract_constraints(curated):
     (between,) = _find(exps, "expect_column_values_to_be_between", "like_count")
     assert between["kwargs"] == {"column": "like_count", "min_value": 0}
     (schema,) = _find(exps, "expect_column_values_to_match_json_schema", "hashtags")
-    assert schema["kwargs"]["json_schema"] == {"type": "array", "items": {"type": "string"}}
+    assert schema["kwargs"]["json_schema"] == {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "type": "array",
+        "items": {"type": "string"},
+    }
     (length,) = _find(exps, "expect_column_value_lengths_to_be_between", "source_page")
     assert length["kwargs"]["min_value"] == 1
     assert all(e["meta"]["source"] == "contract" for e in exps)
@@ -74,14 +79,43 @@ def test_array_item_options_become_a_json_schema_expectation(curated):
         if e["meta"]["rules"] == ["edit_history_tweet_ids.itemCount"]
     ]
     assert count["type"] == "expect_column_values_to_match_json_schema"
-    assert count["kwargs"]["json_schema"] == {"type": "array", "minItems": 1}
+    assert count["kwargs"]["json_schema"] == {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "type": "array",
+        "minItems": 1,
+    }
 
     col = replace(curated.column("hashtags"), min_items=None, max_items=3, unique_items=True)
     spec = replace(curated, columns=(col,))
     (count,) = [
         e for e in derive_expectations(spec) if e["meta"]["rules"] == ["hashtags.itemCount"]
     ]
-    assert count["kwargs"]["json_schema"] == {"type": "array", "maxItems": 3, "uniqueItems": True}
+    assert count["kwargs"]["json_schema"] == {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "type": "array",
+        "maxItems": 3,
+        "uniqueItems": True,
+    }
+
+
+def test_every_json_schema_names_the_single_document_dialect(curated):
+    """GX checks each value with ``jsonschema.validate``, which checks the schema against its
+    dialect's metaschema every time: draft 7's is one document, 2020-12's (the default) many."""
+    import jsonschema
+
+    schemas = [
+        e["kwargs"]["json_schema"]
+        for e in derive_expectations(curated)
+        if e["type"] == "expect_column_values_to_match_json_schema"
+    ]
+
+    assert len(schemas) == 7
+    for schema in schemas:
+        assert jsonschema.validators.validator_for(schema) is jsonschema.Draft7Validator
+        jsonschema.Draft7Validator.check_schema(schema)
+    hashtags = schemas[1]
+    assert jsonschema.Draft7Validator(hashtags).is_valid(["a", "b"])
+    assert not jsonschema.Draft7Validator(hashtags).is_valid(["a", 1])
 
 
 def test_a_dataset_rule_repeating_a_column_rule_is_folded_into_one_expectation(curated):
