@@ -90,6 +90,12 @@ def consumer_dag_file() -> Path:
     return dags_dir() / CONSUMER_DAG_FILE_NAME
 
 
+def dag_files() -> tuple[Path, Path]:
+    """Every DAG file a deployment's DAGs folder needs: :func:`dag_file` and
+    :func:`consumer_dag_file` (what ``tweetpipe airflow dag --into`` copies)."""
+    return dag_file(), consumer_dag_file()
+
+
 def default_config() -> Path:
     """The default ``pipeline.yaml`` (sources and store) of the DAG's ``config`` param."""
     return DATA_ROOT / CONFIG_FILE_NAME

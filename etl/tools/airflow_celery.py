@@ -493,7 +493,8 @@ def start_celery_airflow(
         store: the store URL; None starts moto's S3 server and uses a bucket on it.
         dags_folder: the DAG folder (default: :func:`etl.resources.dags_dir`).
         timeout: seconds to wait for each service, the migration and health.
-        scheduled_runs: False: only triggered runs run.
+        scheduled_runs: False: only triggered runs (and backfills) run, no scheduled and no
+            asset-triggered ones (see :func:`etl.tools.airflow_local.airflow_env`).
 
     Returns:
         Where the instance is and how to log in.

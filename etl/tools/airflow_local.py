@@ -177,8 +177,10 @@ def airflow_env(
         emulator_urls: emulator base URL by connection id (``x_api_default``, ``x_api_drift``).
         token: the bearer token the emulators accept; only ever passed in the environment.
         dags_folder: the DAG folder (default: :func:`etl.resources.dags_dir`).
-        scheduled_runs: False keeps the scheduler from creating runs on the DAG's schedule
-            (triggered runs still run).
+        scheduled_runs: False keeps the scheduler from creating any run by itself
+            (``[scheduler] use_job_schedule``): neither the DAG's scheduled runs nor the
+            asset-triggered runs of a DAG scheduled on the curated Assets; triggered runs and
+            backfills still run.
 
     Returns:
         A copy of the current environment with the Airflow settings and connections added.
@@ -382,7 +384,8 @@ def start_local_airflow(
         port: the api-server port on 127.0.0.1.
         dags_folder: the DAG folder (default: :func:`etl.resources.dags_dir`).
         timeout: seconds to wait for the database migration and for health, each.
-        scheduled_runs: False: only triggered runs run (tests trigger their own).
+        scheduled_runs: False: only triggered runs (and backfills) run, no scheduled and no
+            asset-triggered ones (see :func:`airflow_env`).
 
     Returns:
         Where the instance is and how to log in.
@@ -586,27 +589,35 @@ def stop_local_airflow(directory: Path, timeout: float = 30.0) -> list[int]:
     return leftovers
 
 
-def install_dag(into: Path) -> Path:
-    """Copy the tweetpipe DAG file into a DAGs folder, replacing an earlier copy in one step.
+def install_dags(into: Path) -> list[Path]:
+    """Copy the tweetpipe DAG files into a DAGs folder, each replacing an earlier copy in one step.
 
-    The copy imports ``etl`` from the installed package, so every Airflow component that parses
-    or runs it (dag-processor, scheduler, workers) needs the same tweetpipe wheel installed.
+    The files are :func:`etl.resources.dag_files`: the pipeline (``tweetpipe_dag.py``) and the
+    example consumer scheduled on its curated Assets (``tweetpipe_curated_summary.py``). Both are
+    checked before either is copied, so a broken install leaves the folder as it was. The copies
+    import ``etl`` from the installed package, so every Airflow component that parses or runs them
+    (dag-processor, scheduler, workers) needs the same tweetpipe wheel installed.
 
     Args:
         into: the DAGs folder (created when missing).
 
     Returns:
-        The copied file.
+        The copied files, in the order of :func:`etl.resources.dag_files`.
 
     Raises:
-        LocalAirflowError: ``into`` is not a directory, or the DAG file is missing.
+        LocalAirflowError: ``into`` is not a directory, or a DAG file is missing.
     """
-    source = resources.dag_file()
-    if not source.is_file():
-        raise LocalAirflowError(f"the DAG file {source} is missing; reinstall tweetpipe")
+    sources = resources.dag_files()
+    for source in sources:
+        if not source.is_file():
+            raise LocalAirflowError(f"the DAG file {source} is missing; reinstall tweetpipe")
     if into.exists() and not into.is_dir():
         raise LocalAirflowError(f"{into} is not a directory")
     into.mkdir(parents=True, exist_ok=True)
+    return [_install_file(source, into) for source in sources]
+
+
+def _install_file(source: Path, into: Path) -> Path:
     target = into / source.name
     # Not a .py name while it is written: a dag-processor scanning the folder must never parse a
     # half-written file.

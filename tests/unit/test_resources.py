@@ -92,20 +92,46 @@ def test_review_commands_prefer_the_working_directorys_contracts(
     assert "mine.odcs.yaml" in out and f"in 1 contract in {tmp_path / 'contracts'}" in out
 
 
-def test_airflow_dag_prints_and_copies_the_dag_file(
+def test_airflow_dag_prints_the_dag_file_and_copies_both_dag_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A DAGs folder filled by ``--into`` holds the pipeline and its example Asset consumer."""
+    names = ["tweetpipe_curated_summary.py", "tweetpipe_dag.py"]
+    # The path alone, for scripts: ``aws s3 cp "$(tweetpipe airflow dag)" ...``.
     assert main(["airflow", "dag"]) == 0
     assert capsys.readouterr().out.strip() == str(resources.dag_file())
 
     dags = tmp_path / "airflow" / "dags"
     assert main(["airflow", "dag", "--into", str(dags)]) == 0
-    assert filecmp.cmp(dags / "tweetpipe_dag.py", resources.dag_file(), shallow=False)
-    assert [p.name for p in dags.iterdir()] == ["tweetpipe_dag.py"]  # no partial file left
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in dags.iterdir()) == names  # no partial file left
+    for name in names:
+        assert filecmp.cmp(dags / name, resources.dags_dir() / name, shallow=False)
+        assert f"copied {resources.dags_dir() / name} to {dags / name}\n" in out
 
-    (dags / "tweetpipe_dag.py").write_text("# an older copy\n", encoding="utf-8")
+    for name in names:
+        (dags / name).write_text("# an older copy\n", encoding="utf-8")
     assert main(["airflow", "dag", "--into", str(dags)]) == 0
-    assert filecmp.cmp(dags / "tweetpipe_dag.py", resources.dag_file(), shallow=False)
+    for name in names:
+        assert filecmp.cmp(dags / name, resources.dags_dir() / name, shallow=False)
+
+
+def test_airflow_dag_into_copies_nothing_when_a_dag_file_is_missing(
+    installed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken install (the consumer not bundled) fails with one line and leaves the folder
+    as it was, instead of deploying half of the DAGs."""
+    (installed / "dags").mkdir()
+    shutil.copyfile(ROOT / "dags" / "tweetpipe_dag.py", installed / "dags" / "tweetpipe_dag.py")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+
+    assert main(["airflow", "dag", "--into", str(dags)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "tweetpipe airflow dag: the DAG file "
+        f"{installed / 'dags' / 'tweetpipe_curated_summary.py'} is missing; reinstall tweetpipe"
+    )
+    assert list(dags.iterdir()) == []
 
 
 def test_airflow_dag_into_a_file_is_a_usage_error(

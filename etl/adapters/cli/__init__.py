@@ -179,7 +179,9 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up.add_argument(
         "--triggered-only",
         action="store_true",
-        help="no runs on the DAG's schedule, only the ones you trigger",
+        help="no runs on the DAGs' schedules, only the ones you trigger: the scheduler creates "
+        "no run by itself, so the asset-scheduled consumer tweetpipe_curated_summary does not "
+        "run either (its events stay queued)",
     )
     up.add_argument(
         "--executor",
@@ -204,9 +206,15 @@ def _add_airflow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     down.add_argument("--dir", default="airflow-local", metavar="DIR")
     down.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
     dag = verbs.add_parser(
-        "dag", help="print the path of the tweetpipe DAG file, or copy it into a DAGs folder"
+        "dag",
+        help="print the path of the tweetpipe DAG file, or copy the DAG files into a DAGs folder",
     )
-    dag.add_argument("--into", metavar="DIR", help="copy the DAG file into this DAGs folder")
+    dag.add_argument(
+        "--into",
+        metavar="DIR",
+        help="copy both DAG files into this DAGs folder: tweetpipe_dag.py (the pipeline) and "
+        "tweetpipe_curated_summary.py (the example consumer of its curated Assets)",
+    )
     dag.set_defaults(handler=_verb("airflow", "run_airflow_cli"))
 
 

@@ -12,7 +12,7 @@ from etl.adapters.cli.exits import UsageError
 from etl.errors import LocalAirflowError
 from etl.tools.airflow_local import (
     DAGS_FOLDER,
-    install_dag,
+    install_dags,
     start_local_airflow,
     stop_local_airflow,
 )
@@ -29,13 +29,16 @@ def _run_dag_cli(args: argparse.Namespace) -> int:
     if into.exists() and not into.is_dir():
         raise UsageError(f"--into {into} is not a directory")
     try:
-        target = install_dag(into)
+        targets = install_dags(into)
     except OSError as exc:
-        raise UsageError(f"--into {into}: cannot copy the DAG file there: {exc.strerror}") from None
+        raise UsageError(
+            f"--into {into}: cannot copy the DAG files there: {exc.strerror}"
+        ) from None
     except LocalAirflowError as exc:
         print(f"tweetpipe airflow dag: {exc}", file=sys.stderr)
         return 1
-    print(f"copied {resources.dag_file()} to {target}")
+    for source, target in zip(resources.dag_files(), targets, strict=True):
+        print(f"copied {source} to {target}")
     return 0
 
 
@@ -92,7 +95,7 @@ def _up_celery(args: argparse.Namespace, directory: Path) -> int:
 
 
 def run_airflow_cli(args: argparse.Namespace) -> int:
-    """``tweetpipe airflow up|down|dag``: start or stop the local Airflow, or place the DAG file.
+    """``tweetpipe airflow up|down|dag``: start or stop the local Airflow, or place the DAG files.
 
     Args:
         args: parsed arguments with ``airflow_verb`` and ``dir`` (``up``, ``down``), ``port``
