@@ -6,6 +6,9 @@ the contract version). This DAG is scheduled on that alias, so it runs after pub
 after a breach (a failed gate never reaches `publish`). For each partition announced it writes
 `summaries/source=<slug>/interval=<…>/summary.json` beside the curated data: posts, quarantined,
 authors, top languages, first and last post, likes.
+
+Asset-triggered runs are created by the scheduler's job schedule: with it off (`[scheduler]
+use_job_schedule = False`, e.g. `tweetpipe airflow up --triggered-only`) the events stay queued.
 """
 
 from __future__ import annotations

@@ -128,7 +128,8 @@ def apply_retention(params: dict[str, Any]) -> RetentionPayload:
 @dag(
     dag_id="tweetpipe",
     schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
-    # The earliest interval a backfill may ask for; with catchup off nothing runs by itself.
+    # The earliest interval a backfill may ask for. With catchup off the scheduler runs only the
+    # latest daily interval by itself, never the backlog since then.
     start_date=datetime(2022, 1, 1, tzinfo=UTC),
     catchup=False,
     default_args=default_args,

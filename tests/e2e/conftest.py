@@ -101,15 +101,24 @@ def wait_until(what: str, probe: Any, timeout: float, interval: float = 2.0) -> 
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow]:
-    """``tweetpipe airflow up`` on a free loopback port, torn down whatever happens."""
+def airflow(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningAirflow]:
+    """``tweetpipe airflow up`` on a free loopback port, torn down whatever happens.
+
+    With ``--triggered-only`` (the scheduler creates no run by itself: only the runs a test
+    triggers or backfills happen), unless the test module sets ``TRIGGERED_ONLY = False``: then
+    the profile comes up as a user's does, the scheduler starts the DAG's run of the latest daily
+    interval and creates the asset-triggered runs of the consumer DAG.
+    """
+    triggered_only = getattr(request.module, "TRIGGERED_ONLY", True)
     directory = tmp_path_factory.mktemp("local-airflow")
     port = free_port()
     started = time.monotonic()
     try:
         proc = subprocess.run(
             [*_tweetpipe(), "airflow", "up", "--dir", str(directory), "--port", str(port)]
-            + ["--triggered-only"],
+            + (["--triggered-only"] if triggered_only else []),
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -1,11 +1,16 @@
 """The real thing: a local Airflow 3 runs the DAG, and a browser shows the UI and the Data Docs.
 
 One local Airflow for the module (``tweetpipe airflow up``, LocalExecutor, SQLite, the emulators
-on loopback). Through the REST API the DAG is checked for import errors, unpaused, and run twice:
+on loopback), started as a user starts it, without ``--triggered-only``: the scheduler starts the
+DAG's run of the latest daily interval by itself (the bundled ``pipeline.yaml``'s sources), and
+creates the runs of the consumer DAG ``tweetpipe_curated_summary`` that publishes trigger through
+the curated Assets. Through the REST API the DAG is checked for import errors and run twice more:
 a green run against the clean emulator, and a breach run against the drift-mode emulator (DAG
-param ``x_conn_id=x_api_drift``). Then headless Chromium logs in through the login page, shows the
-breach run's graph with the red quality gate, and opens the published Data Docs at the failed
-validation. Last, ``tweetpipe airflow down`` must leave no process behind.
+param ``x_conn_id=x_api_drift``); every check about a run filters by that run. After the publishes
+the consumer must have run and summarised every published partition, and none the breach held
+back. Then headless Chromium logs in through the login page, shows the breach run's graph with the
+red quality gate, and opens the published Data Docs at the failed validation. Last,
+``tweetpipe airflow down`` must leave no process behind.
 
 ``TWEETPIPE_UPDATE_SCREENSHOTS=1 uv run pytest tests/e2e`` also refreshes the README's screenshots.
 """
@@ -13,21 +18,27 @@ validation. Last, ``tweetpipe airflow down`` must leave no process behind.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 import requests
+import yaml
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from etl.steps.quality.docs_index import LATEST
+from etl.storage.keys import SUMMARY_PREFIX, partition_for
 from tests.e2e.conftest import ROOT, AirflowApi, RunningAirflow, save_screenshot, wait_until
 
 if TYPE_CHECKING:
@@ -40,7 +51,12 @@ CONSUMER = "tweetpipe_curated_summary"
 GATES = ("per_source.validate_raw", "per_source.validate_curated")
 PUBLISH = "per_source.publish"
 SOURCES = ["account:ada_builds", "account:tomas_ng"]
-RUN_TIMEOUT = 300.0
+# The profile as a user starts it: the scheduler runs the schedules (conftest's airflow fixture).
+TRIGGERED_ONLY = False
+# Three runs side by side on two shared cores: the two triggered here and the scheduler's own.
+RUN_TIMEOUT = 600.0
+# After the last run ended, until every publish has been consumed by a finished consumer run.
+CONSUMER_TIMEOUT = 300.0
 TERMINAL = {"success", "failed"}
 # Two different weeks inside the emulator's default corpus (about two posts per account a day),
 # so the runs write different partitions, may run side by side, and the drift has rows to break.
@@ -86,31 +102,43 @@ def _import_errors_once_parsed(api: AirflowApi) -> list[dict[str, Any]]:
     return list(doc["import_errors"])
 
 
+def _scheduled_runs(api: AirflowApi) -> list[dict[str, Any]]:
+    return list(api.get(f"/dags/{DAG_ID}/dagRuns", run_type="scheduled", limit=100)["dag_runs"])
+
+
 @pytest.fixture(scope="module")
 def runs(api: AirflowApi) -> dict[str, dict[str, Any]]:
-    """Trigger the green and the breach run and wait (bounded) until both are finished."""
+    """Trigger the green and the breach run, find the scheduler's own run, and wait (bounded)
+    until all of them are finished. Keyed ``green``, ``breach``, and the scheduled runs' ids."""
     errors = _import_errors_once_parsed(api)
     assert errors == [], errors
     # No unpausing here: the local profile brings the DAGs up unpaused (test_dag_...below).
     started = time.monotonic()
     for body in RUNS.values():
         api.post(f"/dags/{DAG_ID}/dagRuns", body)
+    # Once the DAG is parsed the scheduler creates the run of the latest daily interval.
+    scheduled = wait_until("the scheduler's own run", lambda: _scheduled_runs(api), timeout=120)
+    run_ids = {key: body["dag_run_id"] for key, body in RUNS.items()}
+    run_ids.update({r["dag_run_id"]: r["dag_run_id"] for r in scheduled})
 
     def finished() -> dict[str, dict[str, Any]] | None:
-        docs = {k: api.get(f"/dags/{DAG_ID}/dagRuns/{b['dag_run_id']}") for k, b in RUNS.items()}
+        docs = {k: api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}") for k, run_id in run_ids.items()}
         if all(d["state"] in TERMINAL for d in docs.values()):
             return docs
         return None
 
-    docs = wait_until("both runs to finish", finished, timeout=RUN_TIMEOUT, interval=3)
+    docs = wait_until("the runs to finish", finished, timeout=RUN_TIMEOUT, interval=3)
     took = time.monotonic() - started
-    print(f"\n[e2e] both runs finished {took:.0f} s after triggering: ", end="")
+    print(f"\n[e2e] {len(docs)} runs finished {took:.0f} s after triggering: ", end="")
     print(", ".join(f"{k} {d['state']} in {d.get('duration') or 0:.0f} s" for k, d in docs.items()))
     return {
         name: {
+            "run_id": doc["dag_run_id"],
+            "run_type": doc["run_type"],
             "state": doc["state"],
             "seconds": took,
             "duration": doc.get("duration"),
+            "data_interval": (doc["data_interval_start"], doc["data_interval_end"]),
             "tasks": _task_states(api, doc["dag_run_id"]),
         }
         for name, doc in docs.items()
@@ -192,8 +220,7 @@ def test_breach_run_fails_at_the_quality_gate(runs: dict[str, dict[str, Any]]) -
     assert tasks[("all_sources_published", -1)] == "failed"
 
 
-def _asset_events(api: AirflowApi, run_key: str) -> list[dict[str, Any]]:
-    run_id = RUNS[run_key]["dag_run_id"]
+def _asset_events(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
     doc = api.get("/assets/events", source_dag_id=DAG_ID, source_run_id=run_id, limit=100)
     return list(doc["asset_events"])
 
@@ -208,7 +235,8 @@ def test_each_publish_emits_an_asset_event_and_a_breach_none(
 ) -> None:
     from etl.lineage.datasets import curated_dataset_uri
 
-    green, breach = _asset_events(api, "green"), _asset_events(api, "breach")
+    green = _asset_events(api, runs["green"]["run_id"])
+    breach = _asset_events(api, runs["breach"]["run_id"])
     slugs = [s.replace(":", "-") for s in SOURCES]
 
     assert sorted(e["uri"] for e in green) == [
@@ -227,22 +255,154 @@ def test_each_publish_emits_an_asset_event_and_a_breach_none(
     assert len(breach) == len(_published(runs, "breach")) < len(SOURCES)
 
 
-def test_the_consumer_dag_is_queued_by_the_publishes(
-    api: AirflowApi, runs: dict[str, dict[str, Any]]
+def test_the_scheduler_runs_the_latest_daily_interval_by_itself(
+    runs: dict[str, dict[str, Any]],
 ) -> None:
-    """``--triggered-only`` keeps the scheduler from creating any run by itself, asset-triggered
-    ones included; what the publishes did is queue the consumer DAG on their assets."""
-    queued = api.get(f"/dags/{CONSUMER}/assets/queuedEvents")["queued_events"]
-    published = _asset_events(api, "green") + _asset_events(api, "breach")
+    """What a user's ``airflow up`` does: one run of yesterday's interval, at once, green."""
+    scheduled = [r for r in runs.values() if r["run_type"] == "scheduled"]
+    config = yaml.safe_load((ROOT / "pipeline.yaml").read_text(encoding="utf-8"))
+    sources = len(config["sources"]["accounts"]) + len(config["sources"]["queries"])
 
-    assert published
-    assert sorted(q["asset_id"] for q in queued) == sorted({e["asset_id"] for e in published})
+    assert len(scheduled) == 1, scheduled  # catchup=False: the latest interval only
+    run = scheduled[0]
+    start, end = (datetime.fromisoformat(t) for t in run["data_interval"])
+    assert end - start == timedelta(days=1)
+    assert end == end.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert timedelta(0) <= datetime.now(UTC) - end <= timedelta(days=1)
+    assert run["state"] == "success", run["tasks"]
+    assert len(_published(runs, run["run_id"])) == sources
+
+
+def _consumer_run_events(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
+    path = f"/dags/{CONSUMER}/dagRuns/{run_id}/upstreamAssetEvents"
+    return list(api.get(path)["asset_events"])
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+@pytest.fixture(scope="module")
+def consumer(api: AirflowApi, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Wait (bounded) until every run of the consumer DAG is finished and, between them, they
+    consumed every asset event the tweetpipe runs' publishes emitted.
+
+    Returns:
+        ``published`` (event id -> event, of every tweetpipe run), ``runs`` (consumer run id ->
+        the run with its triggering ``events``) and ``by_event`` (event id -> consumer run ids).
+    """
+    published = {e["id"]: e for run in runs.values() for e in _asset_events(api, run["run_id"])}
+    assert published, "no publish emitted an asset event"
+    started = time.monotonic()
+
+    def consumed() -> dict[str, Any] | None:
+        listed = api.get(f"/dags/{CONSUMER}/dagRuns", limit=100)["dag_runs"]
+        if not listed or any(r["state"] not in TERMINAL for r in listed):
+            return None
+        done = {
+            r["dag_run_id"]: {**r, "events": _consumer_run_events(api, r["dag_run_id"])}
+            for r in listed
+        }
+        by_event: dict[int, list[str]] = defaultdict(list)
+        for run_id, run in done.items():
+            for event in run["events"]:
+                by_event[event["id"]].append(run_id)
+        if published.keys() <= by_event.keys():
+            return {"published": published, "runs": done, "by_event": dict(by_event)}
+        return None
+
+    found = wait_until("the consumer DAG's runs", consumed, timeout=CONSUMER_TIMEOUT, interval=3)
+    # How soon after a publish its consumer run started, and when it was done.
+    lags = []
+    for event_id, event in published.items():
+        run = found["runs"][found["by_event"][event_id][0]]
+        lags.append(
+            (
+                _seconds_between(event["timestamp"], run["start_date"]),
+                _seconds_between(event["timestamp"], run["end_date"]),
+            )
+        )
+    print(
+        f"\n[e2e] consumer: {len(found['runs'])} runs for {len(published)} publishes, all "
+        f"finished {time.monotonic() - started:.0f} s after the last tweetpipe run; each started "
+        f"{min(s for s, _ in lags):.1f}-{max(s for s, _ in lags):.1f} s and was done "
+        f"{min(e for _, e in lags):.1f}-{max(e for _, e in lags):.1f} s after its publish"
+    )
+    return found
+
+
+def test_the_consumer_dag_runs_after_the_publishes(
+    api: AirflowApi, runs: dict[str, dict[str, Any]], consumer: dict[str, Any]
+) -> None:
+    published, by_event = consumer["published"], consumer["by_event"]
+    green = {e["id"] for e in _asset_events(api, runs["green"]["run_id"])}
+
+    assert green and green <= by_event.keys()
+    for run in consumer["runs"].values():
+        assert run["state"] == "success", run
+        assert run["run_type"] == "asset_triggered", run
+        # Triggered by publishes only, each publish of the tweetpipe runs being one of them.
+        assert run["events"], run
+        assert {e["id"] for e in run["events"]} <= published.keys(), run["events"]
+        assert {(e["source_dag_id"], e["source_task_id"]) for e in run["events"]} == {
+            (DAG_ID, PUBLISH)
+        }
+    # Each publish triggered exactly one consumer run: none is summarised twice or skipped.
+    assert sorted(by_event) == sorted(published)
+    assert all(len(run_ids) == 1 for run_ids in by_event.values()), by_event
+
+
+def _summary_keys(airflow: RunningAirflow) -> set[str]:
+    root = airflow.store / SUMMARY_PREFIX
+    return {p.relative_to(airflow.store).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_consumer_summarises_every_published_partition(
+    airflow: RunningAirflow, consumer: dict[str, Any]
+) -> None:
+    expected = set()
+    for event in consumer["published"].values():
+        extra = event["extra"]
+        start, end = (datetime.fromisoformat(extra[k]) for k in ("interval_start", "interval_end"))
+        partition = partition_for(extra["source"], start, end)
+        body = (airflow.store / partition.curated_key).read_bytes()
+        posts = list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
+        summary = json.loads((airflow.store / partition.summary_key).read_text(encoding="utf-8"))
+
+        assert summary["posts"] == len(posts) == extra["rows"], (partition.summary_key, summary)
+        assert summary["sha256"] == extra["sha256"] == hashlib.sha256(body).hexdigest()
+        assert summary["quarantined"] == extra["quarantined"]
+        expected.add(partition.summary_key)
+
+    # One summary per published partition, and nothing else under summaries/.
+    assert _summary_keys(airflow) == expected
+
+
+def test_a_breach_triggers_no_summary_of_its_partition(
+    airflow: RunningAirflow, runs: dict[str, dict[str, Any]], consumer: dict[str, Any]
+) -> None:
+    breach = runs["breach"]
+    start, end = (datetime.fromisoformat(t) for t in breach["data_interval"])
+    failed = sorted({i for (t, i), s in breach["tasks"].items() if t in GATES and s == "failed"})
+    consumed = {
+        (e["extra"]["source"], e["extra"]["interval_start"])
+        for run in consumer["runs"].values()
+        for e in run["events"]
+    }
+
+    assert failed, breach["tasks"]
+    for index in failed:
+        slug = SOURCES[index].replace(":", "-")
+        partition = partition_for(slug, start, end)
+        assert not (airflow.store / partition.summary_key).exists()
+        assert not (airflow.store / partition.curated_key).exists()
+        assert (slug, start.isoformat()) not in consumed
 
 
 def test_mapped_instances_are_labelled_by_source(
     api: AirflowApi, runs: dict[str, dict[str, Any]]
 ) -> None:
-    run_id = RUNS["green"]["dag_run_id"]
+    run_id = runs["green"]["run_id"]
     doc = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100)
     labels = {
         (ti["task_id"], ti["map_index"]): ti.get("rendered_map_index")
@@ -499,9 +659,12 @@ def test_data_docs_show_the_failed_expectation(
     finally:
         context.close()
 
-    # One row per gate that ran, in either run; the failed gates' rows say so (a gate that failed
-    # only warning expectations passed, and its row says "Warnings only").
-    assert len(statuses) == sum(gates[k] for k in ("success", "failed")), statuses
+    # One row per gate that ran, in any of the runs (the scheduler's own too); the failed gates'
+    # rows say so (a gate that failed only warning expectations passed, and its row says
+    # "Warnings only"). The table shows the latest LATEST validations: these runs' all fit.
+    ran = sum(gates[k] for k in ("success", "failed"))
+    assert ran <= LATEST, gates
+    assert len(statuses) == ran, statuses
     assert sum(s.endswith("Failed") for s in statuses) == gates["failed"], statuses
     assert "Status: Failed" in text
     assert summary["run_name"] in text
