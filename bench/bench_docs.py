@@ -13,7 +13,11 @@ it costs both the same.
 ``--old`` also times the build this one replaced (download every result, GX rebuilds the whole
 site, upload all of it) at ``--old-sizes``.
 
-    python bench/bench_docs.py [--small 20] [--large 2000] [--repeat 3] [--old]
+``--retention`` then applies retention to the large store, counting its requests to the index
+(``docs/index*``): once with a rule that expires nothing, once expiring the oldest month's pages
+(the index of that month is rewritten before they go), once expiring their results too.
+
+    python bench/bench_docs.py [--small 20] [--large 2000] [--repeat 3] [--old] [--retention]
 
 Targets (issue 15): time ratio large/small at most 1.5x; bytes written per run a few MB at most.
 """
@@ -21,7 +25,9 @@ Targets (issue 15): time ratio large/small at most 1.5x; bytes written per run a
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import math
 import platform
 import shutil
 import statistics
@@ -45,7 +51,7 @@ from etl.steps.quality.docs_index import (  # noqa: E402
 )
 from etl.steps.quality.docs_page import PageContext  # noqa: E402
 from etl.steps.quality.docs_site import build_docs, index_entry, page_for  # noqa: E402
-from etl.storage.keys import partition_for  # noqa: E402
+from etl.storage.keys import VALIDATIONS_DIR, docs_validation_time, partition_for  # noqa: E402
 from etl.storage.store import LocalStore  # noqa: E402
 
 OUT = BENCH / "out"
@@ -165,6 +171,79 @@ def _old_build(root: Path, doc: dict[str, Any], count: int, now: datetime) -> di
     return {"validations": count, "seconds": took, "bytes": size, "files": len(keys)}
 
 
+class _Counted:
+    """A store that counts requests, those to the index (``docs/index*``) apart, and bytes put."""
+
+    _OPS = ("get", "put", "put_file", "exists", "list", "scan", "delete_many")
+
+    def __init__(self, inner: LocalStore) -> None:
+        self.inner = inner
+        self.ops: collections.Counter[str] = collections.Counter()
+        self.index_bytes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self._OPS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            key = args[0] if args else ""
+            index = isinstance(key, str) and key.startswith("docs/index")
+            self.ops[f"{name} {'index' if index else 'other'}"] += 1
+            if index and name == "put":
+                self.index_bytes += len(args[1])
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def _retention_costs(root: Path, now: datetime) -> list[dict[str, Any]]:
+    """Retention on a copy of the large store: nothing expires; the oldest month's pages; their
+    results too. Requests to the index and the time each run takes."""
+    from etl.config import RetentionPolicy
+    from etl.steps.quality.docs_site import mark_expired
+    from etl.steps.retain import apply_retention
+
+    inner = LocalStore(root)
+    times = (docs_validation_time(k, VALIDATIONS_DIR) for k in inner.list("docs/validations/"))
+    oldest = min(t for t in times if t is not None)
+    second = (oldest.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0)
+    # Whole days back to the second month's start: only the oldest month is older.
+    month_days = math.ceil((now - second) / timedelta(days=1))
+    cases = (
+        ("nothing expires", RetentionPolicy(docs_pages_days=month_days + 60)),
+        ("oldest month's pages", RetentionPolicy(docs_pages_days=month_days)),
+        (
+            "its results too",
+            RetentionPolicy(docs_pages_days=month_days, docs_results_days=month_days),
+        ),
+    )
+    rows = []
+    for name, policy in cases:
+        store = _Counted(inner)
+        began = time.perf_counter()
+        report = apply_retention(
+            store,  # type: ignore[arg-type]
+            policy,
+            now=now,
+            docs_index=lambda expiry, s=store: mark_expired(s, expiry),  # type: ignore[misc]
+        )
+        took = time.perf_counter() - began
+        index = {k.split()[0]: v for k, v in store.ops.items() if k.endswith(" index")}
+        rows.append(
+            {
+                "case": name,
+                "seconds": took,
+                "deleted": report.objects,
+                "index_requests": index,
+                "index_written": len(report.index_written),
+                "index_bytes": store.index_bytes,
+                "other_requests": sum(v for k, v in store.ops.items() if k.endswith(" other")),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=20)
@@ -172,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--old", action="store_true", help="also time the old full rebuild")
     parser.add_argument("--old-sizes", type=int, nargs="*", default=[20, 400])
+    parser.add_argument(
+        "--retention", action="store_true", help="also count what retention costs the index"
+    )
     args = parser.parse_args(argv)
 
     work = OUT / "work" / "docs"
@@ -233,6 +315,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"old full rebuild, {n:>5} validations: {old[-1]['seconds']:.2f} s, "
                 f"{old[-1]['bytes']:,} bytes uploaded in {old[-1]['files']} files"
             )
+    retention = []
+    if args.retention:
+        retention = _retention_costs(work / f"store-{args.large}", now)
+        for row in retention:
+            print(
+                f"retention, {row['case']:>22}: {row['seconds']:.3f} s, {row['deleted']:>4} "
+                f"objects deleted; index: {row['index_requests']} "
+                f"({row['index_written']} files, {row['index_bytes']:,} bytes written)"
+            )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "docs.json").write_text(
         json.dumps(
@@ -244,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 "table": list(table.values()),
                 "ratio": ratio,
                 "old": old,
+                "retention": retention,
             },
             indent=1,
             default=str,

@@ -10,7 +10,11 @@ What may go, and when:
 Nothing in ``raw/`` or ``staging/`` written less than ``grace_hours`` ago is deleted, whatever its
 interval says: a run (a backfill of an old interval, say) may be working on it right now.
 * Data Docs validation pages older than ``docs_pages_days``; their results (the evidence the
-  pages are built from, kept at least as long) after ``docs_results_days``.
+  pages are built from, kept at least as long) after ``docs_results_days``. Before any goes, the
+  caller's ``docs_index`` hook (the docs step's ``mark_expired``, wired by the adapters: a step
+  imports no other step) is handed a :class:`etl.storage.keys.DocsExpiry` naming the months
+  concerned, and rewrites their index so no row links a page (or result) about to be deleted.
+  A run that expires no page and no result calls no hook.
 
 What never goes: ``curated/``, ``quarantine/``, ``state/``, the docs index, and anything a curated
 partition derives from while that partition exists. A partition's lineage names the raw window of
@@ -29,6 +33,7 @@ are aged by their write time.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +45,8 @@ from etl.storage.keys import (
     RESULTS_DIR,
     STAGING_PREFIX,
     VALIDATIONS_DIR,
+    DocsExpiry,
+    docs_month,
     docs_validation_time,
     is_incremental_label,
     open_window_key,
@@ -61,6 +68,9 @@ Area = Literal["raw", "staging", "docs_pages", "docs_results"]
 """The parts of the store retention looks after."""
 
 AREAS: tuple[Area, ...] = ("raw", "staging", "docs_pages", "docs_results")
+
+DocsIndex = Callable[[DocsExpiry], Sequence[str]]
+"""Rewrites the Data Docs index for what retention is about to delete; returns the keys written."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class RetentionReport:
             them (or their source's incremental window is open).
         unreadable: objects of no shape retention knows (never deleted).
         scanned: objects listed.
+        index_written: the Data Docs index files rewritten so no row links a deleted page.
     """
 
     now: datetime
@@ -102,6 +113,7 @@ class RetentionReport:
     protected: list[str] = field(default_factory=list)
     unreadable: int = 0
     scanned: int = 0
+    index_written: list[str] = field(default_factory=list)
 
     @property
     def objects(self) -> int:
@@ -124,10 +136,15 @@ class RetentionReport:
         """One line for logs and the command line."""
         verb = "would delete" if self.dry_run else "deleted"
         areas = ", ".join(f"{a} {n}" for a, n in self.by_area().items())
+        index = (
+            f"; rewrote {len(self.index_written)} Data Docs index files"
+            if self.index_written
+            else ""
+        )
         return (
             f"retention {verb} {self.objects} objects ({self.size} bytes; {areas}) in "
             f"{len(self.deletions)} datasets; kept {len(self.protected)} expired raw windows "
-            f"a curated partition derives from; {self.scanned} objects listed"
+            f"a curated partition derives from; {self.scanned} objects listed{index}"
         )
 
     def to_payload(self, store: Store, limit: int = 200) -> RetentionPayload:
@@ -186,6 +203,7 @@ def apply_retention(
     store: Store,
     policy: RetentionPolicy,
     *,
+    docs_index: DocsIndex | None,
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> RetentionReport:
@@ -194,6 +212,11 @@ def apply_retention(
     Args:
         store: the object store.
         policy: how long each area is kept.
+        docs_index: called before any Data Docs page or result is deleted, with the months and
+            cutoffs concerned, to rewrite the site's index (the adapters pass
+            :func:`etl.steps.quality.docs_site.mark_expired`); None only for a store without a
+            Data Docs site (rows of its index would link deleted pages). Required, so no caller
+            forgets it.
         now: the time ages are measured against (default: the current time).
         dry_run: only report what would be deleted.
 
@@ -209,12 +232,7 @@ def apply_retention(
         _expire_raw(store, cutoff, moment - grace, report, deleter)
     unpublished = None if policy.staging_days is None else timedelta(days=policy.staging_days)
     _expire_staging(store, moment, grace, unpublished, report, deleter)
-    if policy.docs_pages_days is not None:
-        cutoff = moment - timedelta(days=policy.docs_pages_days)
-        _expire_docs(store, VALIDATIONS_DIR, cutoff, report, deleter)
-    if policy.docs_results_days is not None:
-        cutoff = moment - timedelta(days=policy.docs_results_days)
-        _expire_docs(store, RESULTS_DIR, cutoff, report, deleter)
+    _expire_all_docs(store, policy, moment, report, deleter, docs_index)
     deleter.flush()
     return report
 
@@ -319,8 +337,43 @@ def _expire_staging(
 
 
 # --- docs/ ----------------------------------------------------------------------------------------
+def _expire_all_docs(
+    store: Store,
+    policy: RetentionPolicy,
+    moment: datetime,
+    report: RetentionReport,
+    deleter: _Deleter,
+    docs_index: DocsIndex | None,
+) -> None:
+    """Pages, then results: the index is told first, then they are deleted."""
+    pages_before: datetime | None = None
+    results_before: datetime | None = None
+    found: list[Deletion] = []
+    months: set[str] = set()
+    if policy.docs_pages_days is not None:
+        pages_before = moment - timedelta(days=policy.docs_pages_days)
+        _expire_docs(store, VALIDATIONS_DIR, pages_before, report, found, months)
+    if policy.docs_results_days is not None:
+        results_before = moment - timedelta(days=policy.docs_results_days)
+        _expire_docs(store, RESULTS_DIR, results_before, report, found, months)
+    if found and not report.dry_run and docs_index is not None:
+        # Before the deletions: a row says "expired" a moment early, never links a missing page.
+        # Should it fail, the run stops here: no page goes that a row still links.
+        expiry = DocsExpiry(frozenset(months), pages_before, results_before)
+        report.index_written += docs_index(expiry)
+    # The report holds one Deletion per key anyway: keeping them until the index is rewritten
+    # costs no more memory than the report does.
+    for deletion in found:
+        deleter.delete(deletion, (deletion.name,))
+
+
 def _expire_docs(
-    store: Store, folder: str, cutoff: datetime, report: RetentionReport, deleter: _Deleter
+    store: Store,
+    folder: str,
+    cutoff: datetime,
+    report: RetentionReport,
+    found: list[Deletion],
+    months: set[str],
 ) -> None:
     area: Area = "docs_pages" if folder == VALIDATIONS_DIR else "docs_results"
     for obj in store.scan(f"{DOCS_PREFIX}{folder}/"):
@@ -330,4 +383,5 @@ def _expire_docs(
             report.unreadable += 1
             continue
         if ran < cutoff:
-            deleter.delete(Deletion(area, obj.key, 1, obj.size, "expired"), (obj.key,))
+            found.append(Deletion(area, obj.key, 1, obj.size, "expired"))
+            months.add(docs_month(ran))

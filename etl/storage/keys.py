@@ -400,3 +400,36 @@ def docs_validation_time(key: str, folder: str, prefix: str = DOCS_PREFIX) -> da
         return None
     found = _DOCS_RUN.fullmatch(key[len(head) :])
     return _stamp(found["time"] + "Z") if found else None
+
+
+def docs_month(moment: datetime) -> str:
+    """The month (``YYYY-MM``, UTC) the Data Docs index files a validation under, by its run time.
+
+    Args:
+        moment: the validation's run time (aware).
+
+    Returns:
+        e.g. ``2026-11``.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class DocsExpiry:
+    """What one retention run deletes from a Data Docs site, as the site's index must know it.
+
+    Retention (``etl.steps.retain``) builds it; the docs step
+    (``etl.steps.quality.docs_site.mark_expired``) rewrites the index of those months before the
+    pages go, so no row links a deleted page. Times compare with :func:`docs_validation_time` of
+    a validation's page and result keys, as retention's own do.
+
+    Attributes:
+        months: the months (:func:`docs_month`) of the validations whose page or result goes.
+        pages_before: the validations that ran before this lose their page (None: pages kept).
+        results_before: the validations that ran before this lose their result JSON too (None:
+            results kept).
+    """
+
+    months: frozenset[str]
+    pages_before: datetime | None = None
+    results_before: datetime | None = None

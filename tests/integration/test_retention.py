@@ -124,7 +124,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 def test_expired_data_goes_and_what_curated_data_derives_from_stays(store: Store) -> None:
     expected = _fill(store)
-    report = retain.apply_retention(store, POLICY, now=NOW)
+    report = retain.apply_retention(store, POLICY, now=NOW, docs_index=None)
 
     left = set(store.list(""))
     assert expected["gone"] & left == set()
@@ -148,17 +148,17 @@ def test_a_dry_run_reports_the_same_and_deletes_nothing(store: Store) -> None:
     _fill(store)
     before = set(store.list(""))
 
-    dry = retain.apply_retention(store, POLICY, now=NOW, dry_run=True)
+    dry = retain.apply_retention(store, POLICY, now=NOW, dry_run=True, docs_index=None)
 
     assert set(store.list("")) == before
-    real = retain.apply_retention(store, POLICY, now=NOW)
+    real = retain.apply_retention(store, POLICY, now=NOW, docs_index=None)
     assert [d.name for d in dry.deletions] == [d.name for d in real.deletions]
 
 
 def test_the_default_policy_keeps_raw_and_docs_forever(store: Store) -> None:
     expected = _fill(store)
 
-    report = retain.apply_retention(store, RetentionPolicy(), now=NOW)
+    report = retain.apply_retention(store, RetentionPolicy(), now=NOW, docs_index=None)
 
     assert report.by_area() == {"raw": 0, "staging": 2, "docs_pages": 0, "docs_results": 0}
     written = expected["gone"] | expected["kept"]
@@ -173,7 +173,7 @@ def test_nothing_written_within_the_grace_period_is_deleted(store: Store) -> Non
     store.put(_partition(460).staging_key, b"tweet_id\n1\n")
     store.put(_partition(460).curated_key, b"tweet_id\n1\n")
 
-    report = retain.apply_retention(store, POLICY, now=datetime.now(UTC))
+    report = retain.apply_retention(store, POLICY, now=datetime.now(UTC), docs_index=None)
 
     assert report.deletions == []
     assert store.exists(old.staging_key) and store.exists(f"{_window(450)}/page-00001.json")
@@ -197,7 +197,9 @@ def test_listing_is_paged_and_deletions_are_batched_on_s3(
         s3.put(f"{_window(500 + n)}/page-00001.json", b"{}")
     calls.clear()
 
-    report = retain.apply_retention(s3, replace(POLICY, docs_pages_days=None), now=NOW)
+    report = retain.apply_retention(
+        s3, replace(POLICY, docs_pages_days=None), now=NOW, docs_index=None
+    )
 
     lists = [size for name, size in calls if name == "ListObjectsV2"]
     deletes = [size for name, size in calls if name == "DeleteObjects"]
@@ -210,7 +212,7 @@ def test_lineage_names_every_deleted_dataset_as_dropped(tmp_path: Path) -> None:
     store = _local(tmp_path)
     _fill(store)
 
-    payload = retain.apply_retention(store, POLICY, now=NOW).to_payload(store)
+    payload = retain.apply_retention(store, POLICY, now=NOW, docs_index=None).to_payload(store)
     outputs = retention_outputs(payload).outputs
 
     assert {o.name for o in outputs} == {d["name"] for d in payload["deleted"]}

@@ -213,3 +213,82 @@ def test_assets_into_a_file_is_one_line_and_exit_2(
     assert (
         err.startswith(f"tweetpipe docs: error: cannot write {blocker}/") and err.count("\n") == 1
     )
+
+
+# --- what retention expired, in the index --------------------------------------------------------
+def _entry(day: int, status: str = "passed") -> dict[str, str]:
+    stamp = f"202601{day:02d}T000000.000000Z"
+    return {
+        "result": f"results/tweets_curated/r{day}__account-ada/{stamp}/b.json",
+        "page": f"validations/tweets_curated/r{day}__account-ada/{stamp}/b.html",
+        "suite": "tweets_curated",
+        "source": "account-ada",
+        "time": f"2026-01-{day:02d}T00:00:00+00:00",
+        "run": f"r{day}__account-ada",
+        "status": status,
+    }
+
+
+def test_the_expiry_record_reads_back_and_refuses_anything_else() -> None:
+    from datetime import UTC, datetime
+
+    from etl.steps.quality.docs_index import Expired
+
+    gone = Expired(datetime(2026, 1, 10, 3, tzinfo=UTC), None)
+    assert Expired.from_dict(json.loads(gone.to_json())) == gone
+    for bad in (
+        [],
+        {"pages_before": "2026-01-10"},  # no time, no zone
+        {"pages_before": "2026-01-10T00:00:00+02:00"},  # not UTC
+        {"pages_before": "<script>"},
+        {"pages_before": 12},
+        {"pages_before": None, "other": None},
+    ):
+        with pytest.raises(ValueError, match="expired"):
+            Expired.from_dict(bad)
+    later = Expired(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert gone.merged(later) == Expired(gone.pages_before, later.results_before)
+
+
+def test_an_expired_row_stays_says_so_and_links_what_is_kept() -> None:
+    from datetime import UTC, datetime
+
+    from etl.steps.quality.docs_index import Expired, IndexState, render_months
+
+    entries = [_entry(2, "failed"), _entry(8), _entry(20)]
+    written: dict[str, str] = {}
+    gone = Expired(datetime(2026, 1, 10, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC))
+
+    render_months(IndexState(), {"2026-01": entries}, written.__setitem__, {"2026-01": gone})
+
+    part = written["index/2026-01/001.html"]
+    rows = re.findall(r'data-suite="tweets_curated"([^>]*)>(.*?)</tr>', part)
+    by_run = {re.findall(r">(r[0-9]+)__", r)[0]: (attrs, r) for attrs, r in rows}
+    assert len(rows) == len(by_run) == 3
+    attrs, row = by_run["r2"]  # page and result gone: still listed, failed, no link
+    assert 'data-expired="all"' in attrs and "page and result expired" in row
+    assert "<a " not in row and "\u2717 Failed" in row
+    attrs, row = by_run["r8"]  # page gone, result kept: its JSON linked
+    assert 'data-expired="page"' in attrs and "page expired" in row
+    assert f'href="../../{_entry(8)["result"]}"' in row and ".html" not in row
+    attrs, row = by_run["r20"]  # younger than the cutoff: its page
+    assert "expired" not in attrs + row and f'href="../../{_entry(20)["page"]}"' in row
+
+
+def test_a_part_nothing_of_which_expired_is_not_written_again() -> None:
+    from datetime import UTC, datetime
+
+    from etl.steps.quality.docs_index import Expired, IndexState, render_months
+
+    state = IndexState()
+    entries = {"2026-01": [_entry(12), _entry(20)]}
+    render_months(state, entries, lambda _p, _t: None)
+    written: list[str] = []
+
+    # Retention expired pages before Jan 10: none of this month's; then before Jan 15: one.
+    early = Expired(datetime(2026, 1, 10, tzinfo=UTC))
+    render_months(state, entries, lambda p, _t: written.append(p), {"2026-01": early})
+    assert written == ["index/months.json", "index.html"]
+    later = Expired(datetime(2026, 1, 15, tzinfo=UTC))
+    render_months(state, entries, lambda p, _t: written.append(p), {"2026-01": later})
+    assert "index/2026-01/001.html" in written

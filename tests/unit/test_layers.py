@@ -40,7 +40,13 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("etl.__main__", 4),  # `python -m etl`: the command line's entry point
 )
 LAYER_NAMES = {0: "base", 1: "model", 2: "steps/tools", 3: "lineage", 4: "adapters"}
-STEPS = ("etl.steps.extract", "etl.steps.transform", "etl.steps.quality", "etl.steps.publish")
+STEPS = (
+    "etl.steps.extract",
+    "etl.steps.transform",
+    "etl.steps.quality",
+    "etl.steps.publish",
+    "etl.steps.retain",
+)
 SIDES = ("etl.steps", "etl.tools")
 MODEL_PACKAGES = ("etl.contracts", "etl.storage")
 ADAPTERS = ("etl.adapters.cli", "etl.adapters.airflow")

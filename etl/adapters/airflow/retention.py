@@ -25,6 +25,9 @@ def apply_retention(params: Mapping[str, Any]) -> RetentionPayload:
     Args:
         params: the DAG run's params (``config``, ``store``, ``aws_conn_id``).
 
+    Before Data Docs pages (or results) go, the index of their months is rendered again so that
+    their rows say the page expired (:func:`etl.steps.quality.docs_site.mark_expired`).
+
     Returns:
         The retention report (counts, the datasets deleted, the raw windows kept because a
         curated partition derives from them); its lineage names every deleted dataset.
@@ -35,6 +38,7 @@ def apply_retention(params: Mapping[str, Any]) -> RetentionPayload:
     from etl.adapters.airflow.tasks import _config_path, _not_retried, open_pipeline_store
     from etl.config import load_config
     from etl.errors import ConfigError, PipelineError
+    from etl.steps.quality.docs_site import mark_expired
     from etl.steps.retain import apply_retention as apply
 
     path = _config_path(params)
@@ -43,7 +47,8 @@ def apply_retention(params: Mapping[str, Any]) -> RetentionPayload:
     except ConfigError as exc:
         raise _not_retried(PipelineError(str(exc))) from None
     store = open_pipeline_store(params)
-    report = apply(store, policy)
+    # The index of the months whose pages go is rewritten first: no row links them.
+    report = apply(store, policy, docs_index=lambda expiry: mark_expired(store, expiry))
     log.info("%s", report.summary())
     for deletion in report.deletions[:_LOGGED]:
         log.info(

@@ -54,6 +54,7 @@ def run_retention_cli(args: argparse.Namespace) -> int:
     """
     from etl.lineage.builders import retention_outputs
     from etl.lineage.emit import events_file, lineage_run
+    from etl.steps.quality.docs_site import mark_expired
     from etl.steps.retain import apply_retention
     from etl.storage.store import open_store
 
@@ -64,7 +65,13 @@ def run_retention_cli(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     events = events_file(store.url if store.namespace == "file" else None)
     with lineage_run("apply_retention", default_file=events) as lineage:
-        report = apply_retention(store, policy, dry_run=args.dry_run)
+        report = apply_retention(
+            store,
+            policy,
+            dry_run=args.dry_run,
+            # The index of the months whose pages go is rewritten first: no row links them.
+            docs_index=lambda expiry: mark_expired(store, expiry),
+        )
         lineage.add(retention_outputs(report.to_payload(store)))
     verb = "would delete" if args.dry_run else "deleted"
     for deletion in report.deletions:

@@ -45,6 +45,10 @@ _GX_LOGO = re.compile(
     r"https://great-expectations-web-assets\.s3\.us-east-2\.amazonaws\.com/logo-long\.png[^\"']*"
 )
 
+# GX's favicon link, relative: on a validation page it climbs one folder too few (GX's favicon
+# template counts three levels where its navbar counts four), so it names no file of the site.
+_GX_FAVICON = re.compile(r'href="(?:\./|(?:\.\./)*)static/images/favicon\.ico"')
+
 
 class DocsAssetsError(PipelineError):
     """The page assets are missing, or a download does not match the lock file."""
@@ -286,7 +290,8 @@ def rewrite_links(page: str, to_root: str, lock: AssetLock) -> str:
         lock: the lock.
 
     Returns:
-        The page, with no link left to a CDN named in the lock (or to GX's logo bucket).
+        The page, with no link left to a CDN named in the lock (or to GX's logo bucket), and
+        GX's favicon link pointing at the site's copy.
     """
 
     def local(match: re.Match[str]) -> str:
@@ -301,4 +306,5 @@ def rewrite_links(page: str, to_root: str, lock: AssetLock) -> str:
     # the CORS request those ask for, so they go with the CDN URL.
     extra = r'(?:\s+integrity="[^"]*")?(?:\s+crossorigin="[^"]*")?'
     page = re.sub(rf'\b(src|href)="({urls})"{extra}', local, page)
+    page = _GX_FAVICON.sub(f'href="{to_root}static/images/favicon.ico"', page)
     return _GX_LOGO.sub(f"{to_root}static/images/logo-long.png", page)

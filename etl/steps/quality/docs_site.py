@@ -12,6 +12,12 @@ the contract pages the caller passes) are uploaded only when their bytes differ 
 ``index/site.json`` records as published. ``full=True`` renders every result again and rebuilds
 the index from them (after a change of the page layout, or to repair a site).
 
+Retention deletes old pages (``retention.docs_pages_days``) and, later, their results: before it
+does, :func:`mark_expired` records that in the expired months' ``expired.json`` and renders those
+months again, so their rows stay (status and counts are still true) but say the page expired and
+link the result JSON while it is kept. A build renders a month with the marker its listing of
+the month shows: no request more when there is none.
+
 Pages explain themselves (:mod:`etl.steps.quality.docs_page`): the data asset is named by source
 and interval with links to the curated partition and its quarantine, and every check links to the
 contract rule it was derived from, saying what it found in the rule's own terms.
@@ -40,10 +46,13 @@ from etl.steps.quality.docs_assets import (
 from etl.steps.quality.docs_index import (
     INDEX_DIR,
     MONTHS_FILE,
+    Expired,
     IndexState,
+    expired_path,
     fragment_path,
     fragments_dir,
     is_entry,
+    month_dir,
     month_of,
     render_months,
 )
@@ -51,9 +60,10 @@ from etl.steps.quality.docs_page import PageContext, explain_page
 from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix, docs_validation_time
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
+    from etl.storage.keys import DocsExpiry
     from etl.storage.store import Store
 
 SITE_FILE = f"{INDEX_DIR}/site.json"
@@ -399,14 +409,11 @@ def _update_index(
 ) -> list[str]:
     """Save the entries as fragments of their months, render those months; return what was
     rendered (the fragments are uploaded here, before anything derived from them)."""
-    state, touched = IndexState(), set()
-    if not full:
-        text = _read_text(store, prefix + MONTHS_FILE)
-        try:
-            state = IndexState.from_json(text) if text else IndexState()
-        except ValueError:
-            # Damaged: derived data, so it is rendered again from every month's fragments.
-            touched = _all_months(store, prefix)
+    # A full build renders every month that has fragments, not only those of the results it
+    # rendered: a month whose pages (or results) retention deleted has none of those.
+    state, touched = (
+        (IndexState(), _all_months(store, prefix)) if full else _load_state(store, prefix)
+    )
     by_month: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_month.setdefault(month_of(entry), []).append(entry)
@@ -424,21 +431,85 @@ def _update_index(
         previous = f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
         if previous in state.months:
             touched.add(previous)
-    months = {month: _month_entries(store, prefix, month) for month in sorted(touched)}
+    months, expired = _read_months(store, prefix, touched)
+    expired.update(_latest_markers(store, prefix, state, set(months)))
     written: list[str] = []
 
     def write(site_path: str, text: str) -> None:
         publisher.write(site_path, text.encode("utf-8"))
         written.append(site_path)
 
-    render_months(state, months, write)
+    render_months(state, months, write, expired)
     return written
 
 
-def _month_entries(store: Store, prefix: str, month: str) -> list[dict[str, Any]]:
+def _load_state(store: Store, prefix: str) -> tuple[IndexState, set[str]]:
+    """``months.json`` and no month to render again; damaged, an empty state and every month."""
+    text = _read_text(store, prefix + MONTHS_FILE)
+    try:
+        return (IndexState.from_json(text) if text else IndexState()), set()
+    except ValueError:
+        # Derived data, so it is rendered again from every month's fragments.
+        return IndexState(), _all_months(store, prefix)
+
+
+def _read_months(
+    store: Store, prefix: str, months: Iterable[str]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Expired]]:
+    """Every entry of each month, and what retention deleted of it (months that lost nothing
+    are not in the second mapping)."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    expired: dict[str, Expired] = {}
+    for month in sorted(months):
+        entries[month], marked = _month_entries(store, prefix, month)
+        if marked:
+            # Unreadable: every row loses its links rather than one pointing to a deleted page.
+            gone = _read_expired(store, prefix, month)
+            expired[month] = Expired.everything() if gone is None else gone
+    return entries, expired
+
+
+def _latest_markers(
+    store: Store, prefix: str, state: IndexState, rendered: set[str]
+) -> dict[str, Expired]:
+    """What retention deleted of the months of index.html's latest runs not rendered now.
+
+    Only a sparse site has any (daily runs' latest 20 fall in the two months a build renders):
+    one HEAD each. Read rather than taken from ``months.json``, which a retention run racing
+    this build may have rewritten after this build read it.
+    """
+    found: dict[str, Expired] = {}
+    for month in sorted({month_of(e) for e in state.latest} & set(state.months) - rendered):
+        gone = _marker(store, prefix, month)
+        if gone is not None:
+            found[month] = gone
+    return found
+
+
+def _marker(store: Store, prefix: str, month: str) -> Expired | None:
+    """A month's ``expired.json``, not listed: None when there is none."""
+    if not store.exists(prefix + expired_path(month)):
+        return None
+    gone = _read_expired(store, prefix, month)
+    return Expired.everything() if gone is None else gone
+
+
+def _read_expired(store: Store, prefix: str, month: str) -> Expired | None:
+    """A month's ``expired.json`` (listed, so it exists); None when it cannot be read."""
+    try:
+        return Expired.from_dict(json.loads(store.get(prefix + expired_path(month))))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+
+
+def _month_entries(store: Store, prefix: str, month: str) -> tuple[list[dict[str, Any]], bool]:
+    """The entries of a month's fragments, and whether its ``expired.json`` exists (one listing
+    of the month's folder tells both)."""
+    keys = store.list(prefix + month_dir(month))
+    fragments = prefix + fragments_dir(month)
     entries: list[dict[str, Any]] = []
-    for key in store.list(prefix + fragments_dir(month)):
-        if not key.endswith(".json"):
+    for key in keys:
+        if not (key.startswith(fragments) and key.endswith(".json")):
             continue
         try:
             found = json.loads(store.get(key).decode("utf-8"))
@@ -446,7 +517,54 @@ def _month_entries(store: Store, prefix: str, month: str) -> list[dict[str, Any]
             continue  # not ours or damaged: the results it listed are still in the store
         if isinstance(found, list):
             entries += [e for e in found if isinstance(e, dict) and is_entry(e)]
-    return entries
+    return entries, prefix + expired_path(month) in keys
+
+
+def mark_expired(store: Store, expiry: DocsExpiry, *, prefix: str = DOCS_PREFIX) -> list[str]:
+    """Make the index say what retention is about to delete, before it does.
+
+    For each month of ``expiry``: its ``index/<month>/expired.json`` takes the later of the times
+    it held and those given (what was deleted stays deleted), and the month is rendered again from
+    its fragments: its rows stay, those whose page goes say so and link the result JSON while it
+    is kept (a part is uploaded only when one of its rows changed). ``index/months.json`` and
+    ``index.html`` are rewritten (the latest runs may be among the expired). Costs one listing and
+    the fragments of each expired month; nothing when ``expiry`` names no month.
+
+    Args:
+        store: the object store.
+        expiry: the months retention deletes pages or results of, and its cutoffs.
+        prefix: the site's key prefix.
+
+    Returns:
+        The keys written, in order.
+    """
+    written: list[str] = []
+    if not expiry.months:
+        return written
+
+    def write(site_path: str, text: str) -> None:
+        key = prefix + site_path
+        ctype = _CONTENT_TYPES[site_path[site_path.rindex(".") :]]
+        store.put(key, text.encode("utf-8"), ctype)
+        written.append(key)
+
+    state, touched = _load_state(store, prefix)
+    given = Expired(expiry.pages_before, expiry.results_before)
+    months, expired = _read_months(store, prefix, expiry.months | touched)
+    for month in sorted(expiry.months):
+        if not months[month] and month not in state.months:
+            # Pages no index lists (a store without the month-split index): nothing to say.
+            del months[month]
+            continue
+        # An unreadable marker is replaced by what this run deletes.
+        before = expired.get(month)
+        known = None if before == Expired.everything() else before
+        expired[month] = given.merged(known)
+        if expired[month] != known:
+            write(expired_path(month), expired[month].to_json())
+    if months:
+        render_months(state, months, write, expired)
+    return written
 
 
 def _all_months(store: Store, prefix: str) -> set[str]:
