@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from playwright.sync_api import Browser
+
     from etl.storage.keys import DocsExpiry
     from etl.storage.store import Store, StoredObject
 
@@ -400,3 +402,53 @@ def test_a_dry_run_rewrites_no_index(tmp_path: Path, templates: dict[str, dict[s
     _retention(site, "--docs-pages-days", "60", "--dry-run")
 
     assert {k: store.get(k) for k in store.list("docs/index")} == before
+
+
+def test_offline_an_expired_row_is_listed_filtered_and_opens_its_result(
+    tmp_path: Path, templates: dict[str, dict[str, Any]], browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.integration.test_data_docs_offline import _open_offline
+
+    (tmp_path / "store").mkdir()
+    store = LocalStore(tmp_path / "store")
+    site = _site(store, str(tmp_path / "store"), templates)
+    _retention(site, "--docs-pages-days", "60")
+    part = tmp_path / "store" / "docs" / "index" / OLD_MONTH / "001.html"
+
+    refused: list[str] = []
+    context, page = _open_offline(browser, part, refused)
+    try:
+        expect(page.locator("#runs tbody tr[data-expired=page]")).to_have_count(2)
+        page.select_option("select[name=status]", "failed")
+        shown = page.locator("#runs tbody tr:visible")
+        expect(shown).to_have_count(1)
+        expect(shown.locator(".status")).to_have_text(STATUS_TEXT["failed"])
+        expect(shown).to_contain_text("page expired")
+        shown.locator("a.result").click()
+        page.wait_for_url("**/*.json", timeout=30_000)
+        opened = page.url
+    finally:
+        context.close()
+
+    assert refused == []
+    assert opened.endswith(site.old["failed"].removeprefix("docs/"))
+
+
+def test_the_dag_task_rewrites_the_index_before_it_deletes(
+    tmp_path: Path, templates: dict[str, dict[str, Any]]
+) -> None:
+    from etl.adapters.airflow import retention
+
+    (tmp_path / "store").mkdir()
+    store = LocalStore(tmp_path / "store")
+    _site(store, str(tmp_path / "store"), templates)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("retention:\n  docs_pages_days: 60\n", encoding="utf-8")
+
+    payload = retention.apply_retention({"store": str(tmp_path / "store"), "config": str(config)})
+
+    assert payload["by_area"]["docs_pages"] == 2
+    assert _dead_links(store) == {}
+    assert "page expired" in _text(store, f"docs/index/{OLD_MONTH}/001.html")
