@@ -106,6 +106,12 @@ def _site(store: Store, url: str, templates: dict[str, dict[str, Any]]) -> _Site
     return _Site(store, url, old, new)
 
 
+def _local_site(tmp_path: Path, templates: dict[str, dict[str, Any]]) -> _Site:
+    """The site on a local store under ``tmp_path/store``."""
+    (tmp_path / "store").mkdir()
+    return _site(LocalStore(tmp_path / "store"), str(tmp_path / "store"), templates)
+
+
 @pytest.fixture(params=["local", "s3"])
 def site(
     request: pytest.FixtureRequest,
@@ -238,9 +244,8 @@ def _build_run(store: Store, tmp_path: Path, run: str) -> None:
 def test_later_builds_and_a_full_rebuild_keep_the_rows_and_link_nothing_missing(
     tmp_path: Path, templates: dict[str, dict[str, Any]]
 ) -> None:
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    site = _site(store, str(tmp_path / "store"), templates)
+    site = _local_site(tmp_path, templates)
+    store = site.store
     _retention(site, "--docs-pages-days", "60")
     # A validation in the month after the expired one: its build renders the expired month again
     # (a build refreshes the month before its newest), which must read what retention recorded.
@@ -265,9 +270,8 @@ def test_later_builds_and_a_full_rebuild_keep_the_rows_and_link_nothing_missing(
 def test_a_build_racing_retention_loses_no_entry(
     tmp_path: Path, templates: dict[str, dict[str, Any]]
 ) -> None:
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    site = _site(store, str(tmp_path / "store"), templates)
+    site = _local_site(tmp_path, templates)
+    store = site.store
     before = {n: store.get(f"docs/{n}") for n in ("index.html", "index/months.json")}
     racing = _place(store, templates["passed"], f"new-racing__{SOURCE}", NOW)
     _build_run(store, tmp_path, f"new-racing__{SOURCE}")
@@ -292,9 +296,8 @@ def test_a_build_racing_retention_loses_no_entry(
 def test_an_unreadable_retention_record_costs_links_never_a_dead_one(
     tmp_path: Path, templates: dict[str, dict[str, Any]]
 ) -> None:
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    site = _site(store, str(tmp_path / "store"), templates)
+    site = _local_site(tmp_path, templates)
+    store = site.store
     _retention(site, "--docs-pages-days", "60")
     store.put(f"docs/index/{OLD_MONTH}/expired.json", b'{"pages_before": "<img src=x>"}')
     store.put("docs/index/months.json", b"{damaged")  # every month is rendered again
@@ -341,9 +344,7 @@ class _Counting:
 def test_a_run_that_expires_nothing_does_no_index_work_and_one_month_costs_its_month(
     tmp_path: Path, templates: dict[str, dict[str, Any]]
 ) -> None:
-    (tmp_path / "store").mkdir()
-    inner = LocalStore(tmp_path / "store")
-    _site(inner, str(tmp_path / "store"), templates)
+    inner = _local_site(tmp_path, templates).store
     store = _Counting(inner)
     told: list[DocsExpiry] = []
 
@@ -378,9 +379,7 @@ def test_a_run_that_expires_nothing_does_no_index_work_and_one_month_costs_its_m
 def test_a_build_finding_no_record_asks_for_none(
     tmp_path: Path, templates: dict[str, dict[str, Any]]
 ) -> None:
-    (tmp_path / "store").mkdir()
-    inner = LocalStore(tmp_path / "store")
-    _site(inner, str(tmp_path / "store"), templates)
+    inner = _local_site(tmp_path, templates).store
     store = _Counting(inner)
     _place(inner, templates["passed"], f"new-quiet__{SOURCE}", NOW)
 
@@ -394,9 +393,8 @@ def test_a_build_finding_no_record_asks_for_none(
 
 
 def test_a_dry_run_rewrites_no_index(tmp_path: Path, templates: dict[str, dict[str, Any]]) -> None:
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    site = _site(store, str(tmp_path / "store"), templates)
+    site = _local_site(tmp_path, templates)
+    store = site.store
     before = {k: store.get(k) for k in store.list("docs/index")}
 
     _retention(site, "--docs-pages-days", "60", "--dry-run")
@@ -411,9 +409,7 @@ def test_offline_an_expired_row_is_listed_filtered_and_opens_its_result(
 
     from tests.integration.test_data_docs_offline import _open_offline
 
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    site = _site(store, str(tmp_path / "store"), templates)
+    site = _local_site(tmp_path, templates)
     _retention(site, "--docs-pages-days", "60")
     part = tmp_path / "store" / "docs" / "index" / OLD_MONTH / "001.html"
 
@@ -441,9 +437,7 @@ def test_the_dag_task_rewrites_the_index_before_it_deletes(
 ) -> None:
     from etl.adapters.airflow import retention
 
-    (tmp_path / "store").mkdir()
-    store = LocalStore(tmp_path / "store")
-    _site(store, str(tmp_path / "store"), templates)
+    store = _local_site(tmp_path, templates).store
     config = tmp_path / "pipeline.yaml"
     config.write_text("retention:\n  docs_pages_days: 60\n", encoding="utf-8")
 

@@ -29,13 +29,21 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from etl.steps.extract.client import RetryPolicy
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from etl.steps.extract.client import XClient
 
 EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
 TWITTER_EPOCH = datetime(2010, 11, 4, 1, 42, 54, 657000, tzinfo=UTC)
 SEARCH_SINCE_ID_DAYS = 7  # recent search refuses a since_id older than this
 _ID = re.compile(r"[0-9]{1,19}")
+FAKE_BASE = "http://x-api.fake"
+"""The base URL a :func:`mounted_client` sends to: no host of that name is ever resolved."""
+FAST_RETRIES = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0, reset_margin=1.0)
+"""Retries short enough for the fake clock's tests (every wait is a fake sleep anyway)."""
 
 
 def snowflake(created_at: datetime, sequence: int) -> int:
@@ -456,3 +464,12 @@ def serve_on_loopback(api: FakeXApi) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def mounted_client(api: FakeXApi) -> XClient:
+    """The extractor's own client (tweepy inside), its session answered by ``api``: no socket."""
+    from etl.steps.extract.run import make_client
+
+    client = make_client(api.token, FAKE_BASE)
+    client.session.mount(FAKE_BASE, api)
+    return client

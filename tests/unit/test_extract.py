@@ -14,7 +14,6 @@ import requests
 
 from etl.config import Source, Window
 from etl.errors import SourceFailed
-from etl.steps.extract.client import RetryPolicy
 from etl.steps.extract.land import read_watermark
 from etl.steps.extract.run import (
     ExtractReport,
@@ -24,16 +23,22 @@ from etl.steps.extract.run import (
 )
 from etl.storage.keys import is_page_key, user_key
 from etl.storage.store import LocalStore
-from tests.unit.fake_x_api import EPOCH, FakeClock, FakeXApi, Fault
+from tests.unit.fake_x_api import (
+    EPOCH,
+    FAKE_BASE,
+    FAST_RETRIES,
+    FakeClock,
+    FakeXApi,
+    Fault,
+    mounted_client,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 TOKEN = "unit-test-bearer-token-7f3a9c"
-BASE = "http://x-api.fake"
 ALICE = Source("account", "alice")
 DAY = Window(EPOCH, EPOCH + timedelta(days=1))
-FAST = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0, reset_margin=1.0)
 
 
 @pytest.fixture
@@ -51,21 +56,15 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
 
 
-def _client(api: FakeXApi):  # type: ignore[no-untyped-def]
-    client = make_client(TOKEN, BASE)
-    client.session.mount(BASE, api)
-    return client
-
-
 def _extract(api: FakeXApi, store: LocalStore, clock: FakeClock, source=ALICE, window=DAY, **kw):  # type: ignore[no-untyped-def]
     return extract_source(
-        _client(api),
+        mounted_client(api),
         store,
         source,
         window,
         clock=clock,
         sleep=clock.sleep,
-        policy=kw.pop("policy", FAST),
+        policy=kw.pop("policy", FAST_RETRIES),
         rng=random.Random(7),
         **kw,
     )
@@ -76,13 +75,13 @@ def _timeline_requests(api: FakeXApi) -> list[dict[str, str]]:
 
 
 def test_make_client_sends_tweepy_requests_to_the_base_url(api: FakeXApi) -> None:
-    client = make_client(TOKEN, BASE + "/")
-    client.session.mount(BASE, api)
+    client = make_client(TOKEN, FAKE_BASE + "/")
+    client.session.mount(FAKE_BASE, api)
 
     response = client.lookup_user("alice")
 
     assert isinstance(response, requests.Response)
-    assert response.request.url.startswith(f"{BASE}/2/users/by/username/alice")
+    assert response.request.url.startswith(f"{FAKE_BASE}/2/users/by/username/alice")
     assert api.log[0][0] == "/2/users/by/username/alice"
 
 
@@ -228,7 +227,7 @@ def test_429_waits_until_the_reset_then_continues(
 
     result = _extract(api, store, clock)
 
-    assert clock.sleeps == [37 + FAST.reset_margin]
+    assert clock.sleeps == [37 + FAST_RETRIES.reset_margin]
     assert clock() >= reset
     assert result.rate_limit_waits == 1 and result.tweets == 150
     assert result.requests == 1 + 1 + 2  # the refused lookup, the lookup, two pages
@@ -243,7 +242,7 @@ def test_spent_quota_waits_for_the_reset_before_asking(clock: FakeClock, store: 
     assert result.tweets == 450 and result.pages == 5
     assert [status for _, _, status in api.log] == [200] * 6  # never refused: waited instead
     assert result.rate_limit_waits == 2
-    assert clock.sleeps == [pytest.approx(api.window + FAST.reset_margin)] * 2
+    assert clock.sleeps == [pytest.approx(api.window + FAST_RETRIES.reset_margin)] * 2
 
 
 def test_server_errors_are_retried_with_bounded_jittered_backoff(
@@ -292,7 +291,7 @@ def test_persistent_failure_fails_the_source_and_a_rerun_resumes(
     api.add_posts("alice", 250)
     # lookup and page 1 succeed, then page 2 fails three times in a row
     api.script = []
-    client = _client(api)
+    client = mounted_client(api)
     original = client.timeline_page
     calls = {"n": 0}
 
@@ -304,7 +303,9 @@ def test_persistent_failure_fails_the_source_and_a_rerun_resumes(
 
     client.timeline_page = flaky  # type: ignore[method-assign]
     with pytest.raises(SourceFailed) as failed:
-        extract_source(client, store, ALICE, DAY, clock=clock, sleep=clock.sleep, policy=FAST)
+        extract_source(
+            client, store, ALICE, DAY, clock=clock, sleep=clock.sleep, policy=FAST_RETRIES
+        )
 
     assert "gave up after 3 attempts" in str(failed.value) and "@alice" in str(failed.value)
     assert len(failed.value.landed) == 1 and store.exists(failed.value.landed[0])
@@ -331,7 +332,7 @@ def test_client_errors_are_not_retried(api: FakeXApi, store: LocalStore, clock: 
 
 def test_unknown_account_fails_alone(api: FakeXApi, store: LocalStore, clock: FakeClock) -> None:
     api.add_posts("bob", 12)
-    client = _client(api)
+    client = mounted_client(api)
     sources = [Source("account", "nobody"), Source("account", "bob")]
 
     report = extract_sources(client, store, sources, DAY, clock=clock, sleep=clock.sleep)
@@ -364,7 +365,7 @@ def test_token_is_in_no_log_record_message_or_landed_object(
     assert TOKEN not in caplog.text
     for key in store.list(""):
         assert TOKEN.encode() not in store.get(key), key
-    assert TOKEN not in repr(_client(api))
+    assert TOKEN not in repr(mounted_client(api))
 
 
 # --- command line: usage errors (exit 2, naming the input) ------------------------------------

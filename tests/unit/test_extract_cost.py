@@ -18,14 +18,21 @@ import pytest
 from etl.config import ConfigError, Source, Window, load_config
 from etl.errors import SourceFailed, SpendingStopped
 from etl.pricing import MICRO, Budget, Prices, parse_usd, usd_problem, usd_text
-from etl.steps.extract.client import RetryPolicy
 from etl.steps.extract.cost import Spending, fit_max_results, month_spent
 from etl.steps.extract.estimate import estimate_sources
 from etl.steps.extract.land import read_json
-from etl.steps.extract.run import extract_source, extract_sources, make_client
+from etl.steps.extract.run import extract_source, extract_sources
 from etl.storage.keys import billing_key
 from etl.storage.store import LocalStore
-from tests.unit.fake_x_api import EPOCH, USAGE_CAPPED_BODY, FakeClock, FakeXApi, Fault
+from tests.unit.fake_x_api import (
+    EPOCH,
+    FAST_RETRIES,
+    USAGE_CAPPED_BODY,
+    FakeClock,
+    FakeXApi,
+    Fault,
+    mounted_client,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,11 +40,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.unit
 
 TOKEN = "unit-test-bearer-token-c0575"
-BASE = "http://x-api.fake"
 ALICE = Source("account", "alice")
 POSTS = Source("query", "post")
 DAY = Window(EPOCH, EPOCH + timedelta(days=1))
-FAST = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0, reset_margin=1.0)
 
 
 @pytest.fixture
@@ -55,21 +60,15 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
 
 
-def _client(api: FakeXApi):  # type: ignore[no-untyped-def]
-    client = make_client(TOKEN, BASE)
-    client.session.mount(BASE, api)
-    return client
-
-
 def _extract(api, store, clock, source=POSTS, window=DAY, spending=None):  # type: ignore[no-untyped-def]
     return extract_source(
-        _client(api),
+        mounted_client(api),
         store,
         source,
         window,
         clock=clock,
         sleep=clock.sleep,
-        policy=FAST,
+        policy=FAST_RETRIES,
         rng=random.Random(7),
         spending=spending,
     )
@@ -268,13 +267,13 @@ def test_a_per_source_cap_stops_one_source_and_the_others_go_on(
     spending = Spending(Prices(), Budget(per_source=parse_usd("0.5", "t")))
 
     report = extract_sources(
-        _client(api),
+        mounted_client(api),
         store,
         [POSTS, Source("account", "bob")],
         DAY,
         clock=clock,
         sleep=clock.sleep,
-        policy=FAST,
+        policy=FAST_RETRIES,
         spending=spending,
     )
 
@@ -374,10 +373,10 @@ def test_a_month_budget_counts_the_months_manifests_and_the_usage_report(
 ) -> None:
     api.add_posts("alice", 40)
     _extract(api, store, clock)  # $0.20 this month
-    client = _client(api)
+    client = mounted_client(api)
     from etl.steps.extract.client import FetchContext
 
-    context = FetchContext(clock, clock.sleep, FAST, random.Random(1))
+    context = FetchContext(clock, clock.sleep, FAST_RETRIES, random.Random(1))
     from datetime import UTC, datetime
 
     now = datetime.fromtimestamp(clock(), UTC)
@@ -398,7 +397,12 @@ def test_a_dry_run_sends_only_counts_and_lookup_requests(
     api.add_posts("bob", 20, start=EPOCH + timedelta(days=3))
 
     report = estimate_sources(
-        _client(api), store, [POSTS, Source("account", "bob")], DAY, clock=clock, sleep=clock.sleep
+        mounted_client(api),
+        store,
+        [POSTS, Source("account", "bob")],
+        DAY,
+        clock=clock,
+        sleep=clock.sleep,
     )
 
     paths = [path for path, _, _ in api.log]
@@ -417,7 +421,9 @@ def test_a_dry_run_of_an_old_window_asks_the_full_archive_counts(
 ) -> None:
     clock.now += 30 * 86400
 
-    report = estimate_sources(_client(api), store, [POSTS], DAY, clock=clock, sleep=clock.sleep)
+    report = estimate_sources(
+        mounted_client(api), store, [POSTS], DAY, clock=clock, sleep=clock.sleep
+    )
 
     assert [path for path, _, _ in api.log] == ["/2/tweets/counts/all"]
     assert report.estimates[0].method == "counts_all"
@@ -432,7 +438,7 @@ def test_a_dry_run_estimates_an_account_from_its_last_run(
     two_days = Window(EPOCH + timedelta(days=1), EPOCH + timedelta(days=3))
 
     report = estimate_sources(
-        _client(api), store, [ALICE], two_days, clock=clock, sleep=clock.sleep
+        mounted_client(api), store, [ALICE], two_days, clock=clock, sleep=clock.sleep
     )
 
     assert api.log == []  # the rate and the cached user id need no request
@@ -458,12 +464,18 @@ def test_hostile_counts_are_kept_and_fail_the_source(
     api.counts_override = meta
 
     report = estimate_sources(
-        _client(api), store, [POSTS], DAY, clock=clock, sleep=clock.sleep, policy=FAST
+        mounted_client(api),
+        store,
+        [POSTS],
+        DAY,
+        clock=clock,
+        sleep=clock.sleep,
+        policy=FAST_RETRIES,
     )
 
     (failure,) = report.failures
     assert "counts" in failure.reason
-    assert len(api.log) == FAST.max_attempts
+    assert len(api.log) == FAST_RETRIES.max_attempts
     assert store.list("state/dry-run/_rejected/")  # what could not be used is kept
 
 
@@ -569,10 +581,10 @@ def test_a_hostile_usage_report_is_not_believed(
 
     from etl.steps.extract.client import FetchContext
 
-    api.script.extend([Fault(200, body)] * FAST.max_attempts)
-    context = FetchContext(clock, clock.sleep, FAST, random.Random(1))
+    api.script.extend([Fault(200, body)] * FAST_RETRIES.max_attempts)
+    context = FetchContext(clock, clock.sleep, FAST_RETRIES, random.Random(1))
     now = datetime.fromtimestamp(clock(), UTC)
 
-    spent, basis = month_spent(store, now, Prices(), _client(api), context)
+    spent, basis = month_spent(store, now, Prices(), mounted_client(api), context)
 
     assert spent == 0 and "did not answer" in basis
