@@ -38,7 +38,6 @@ DAG_ID = "tweetpipe"
 ACCOUNTS = ["ada_builds", "tomas_ng", "quietriver", "nadia_k", "pixelfox"]
 QUERIES = ["python", "data", "sql", "rust", "cloud", "ai", "open source", "pipeline", "test"]
 TARGET = 2.0
-PARALLELISM = "AIRFLOW__CORE__PARALLELISM"
 
 
 def sources(n: int) -> list[str]:
@@ -128,7 +127,9 @@ def run_mode(mode: str, n: int, timeout: float) -> dict[str, Any]:
         finally:
             airflow_local.stop_local_airflow(directory)
     report = _report(mode, n, up, run, tis)
-    report["parallelism"] = int(os.environ.get(PARALLELISM, airflow_local.local_parallelism()))
+    report["parallelism"] = int(
+        os.environ.get(airflow_local.PARALLELISM_SETTING, airflow_local.local_parallelism())
+    )
     report["phases"] = _phase_means(phases, tis)
     return report
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.parallelism is not None:
         if not 1 <= args.parallelism <= 64:
             parser.error("--parallelism must be from 1 to 64")
-        os.environ[PARALLELISM] = str(args.parallelism)
+        os.environ[airflow_local.PARALLELISM_SETTING] = str(args.parallelism)
     results = [run_mode(mode, args.sources, args.timeout) for mode in args.modes]
     _print(results)
     out = BENCH / "out"

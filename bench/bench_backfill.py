@@ -10,8 +10,8 @@ against the bundled X API emulator on 127.0.0.1 (its corpus covers the last 400 
 
 exactly as ``dags/tweetpipe_dag.py`` chains them (``etl.adapters.airflow.tasks`` and
 ``etl.adapters.airflow.retention``; the payloads go through a JSON round trip as XCom would). The
-docs are built by the DAG's ``build_docs`` task function, so whatever that calls (today
-``build_docs_from_store`` + ``publish_docs``) is what is measured. Retention applies
+docs are built by the DAG's ``build_docs`` task function, so whatever that calls (today the
+incremental ``etl.steps.quality.docs_site.build_docs``) is what is measured. Retention applies
 ``pipeline.yaml``'s rules plus ``raw_days: 400``.
 
 The process stays warm (one interpreter, modules imported once; one warm-up run into a
@@ -111,16 +111,9 @@ def _xcom(payload: Any) -> Any:
     return json.loads(json.dumps(payload))
 
 
-def _build_docs(params: dict[str, Any], run_id: str) -> Any:
-    """The DAG's ``build_docs`` task function (renders only that run's validations)."""
-    from etl.adapters.airflow import docs
-
-    return docs.build_docs(params, run_id)
-
-
 def _run_one_day(params: dict[str, Any], start: datetime, sources: list[Any]) -> dict[str, Any]:
     """One DAG run for ``[start, start + 1 day)``: every source, then docs, then retention."""
-    from etl.adapters.airflow import retention, tasks
+    from etl.adapters.airflow import docs, retention, tasks
 
     end = start + timedelta(days=1)
     run_id = f"backfill__{start:%Y-%m-%dT%H:%M:%S}+00:00"
@@ -134,7 +127,7 @@ def _run_one_day(params: dict[str, Any], start: datetime, sources: list[Any]) ->
         tasks.publish(audited, params)
         curated += int(staged["report"]["curated"])
     chain = time.perf_counter()
-    docs = _xcom(_build_docs(params, run_id))
+    built = _xcom(docs.build_docs(params, run_id))  # renders only this run's validations
     docs_done = time.perf_counter()
     kept = _xcom(retention.apply_retention(params))
     done = time.perf_counter()
@@ -145,7 +138,7 @@ def _run_one_day(params: dict[str, Any], start: datetime, sources: list[Any]) ->
         "docs_seconds": round(docs_done - chain, 3),
         "retention_seconds": round(done - docs_done, 3),
         "curated": curated,
-        "docs_files": docs["files"],
+        "docs_files": built["files"],
         "retention_deleted": kept["objects"],
         "retention_scanned": kept["scanned"],
     }

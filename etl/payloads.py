@@ -203,7 +203,8 @@ class TransformReportPayload(TypedDict):
         pages_quarantined: documents quarantined whole.
         check_failures: failures per ``column:check``.
         fatal: the failed fatal checks; empty when the gate passed.
-        contract: name and version of the contract the gate was built from.
+        contract: name and version of the contract the gate was built from
+            (:func:`contract_label`).
         passed: whether the gate passed.
     """
 
@@ -361,6 +362,22 @@ class RetentionPayload(TypedDict):
     scanned: int
 
 
+def contract_label(name: str, version: str) -> str:
+    """A transform report's ``contract``: the name and version, e.g. ``tweets_curated 1.2.0``."""
+    return f"{name} {version}"
+
+
+def split_contract_label(label: str) -> tuple[str, str]:
+    """The name and version of a :func:`contract_label` (names hold no space, versions neither)."""
+    name, _, version = label.rpartition(" ")
+    return name, version
+
+
+def partition_label(slug: str, start: str, end: str) -> str:
+    """How a summary names one source's interval, e.g. ``source=account-nasa interval a..b``."""
+    return f"source={slug} interval {start}..{end}"
+
+
 def nothing_curated(counts: Mapping[str, Any], where: str = "") -> str | None:
     """The line a summary shows when a run curated no post, saying why; None when it curated any.
 
@@ -369,7 +386,7 @@ def nothing_curated(counts: Mapping[str, Any], where: str = "") -> str | None:
 
     Args:
         counts: a :class:`TransformReportPayload` (``TransformReport.to_dict()``).
-        where: what the run covered, e.g. ``source=account-nasa interval 2024-05-01..2024-05-02``.
+        where: what the run covered, e.g. a :func:`partition_label`.
 
     Returns:
         E.g. ``0 posts curated for source=… interval …: the API returned none``.

@@ -3,14 +3,17 @@ so `pytest -m unit` selects exactly the fast pure tests."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from playwright.sync_api import Browser
 
@@ -32,6 +35,24 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def run_probe(code: str, *args: str, env: Mapping[str, str], timeout: float) -> Any:
+    """Run ``code`` in a fresh interpreter (nothing this process imported leaks in) and return
+    the JSON it prints on its last line starting with ``@@``; fails the test, with the probe's
+    stderr, when it exits non-zero or prints none."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][2:])
 
 
 def in_ci() -> bool:

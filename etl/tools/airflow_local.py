@@ -53,7 +53,8 @@ _COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("triggerer", ("triggerer", "--skip-serve-logs")),
 )
 _HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-_PARALLELISM_SETTING = "AIRFLOW__CORE__PARALLELISM"
+PARALLELISM_SETTING = "AIRFLOW__CORE__PARALLELISM"
+"""The LocalExecutor's task slots: one per CPU unless the caller's environment sets it."""
 _MAX_PARALLELISM = 8
 
 
@@ -206,9 +207,6 @@ def airflow_env(
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            # LocalExecutor starts one worker process per parallelism slot (a caller's own
-            # AIRFLOW__CORE__PARALLELISM wins, see below).
-            "AIRFLOW__CORE__PARALLELISM": str(local_parallelism()),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": base_url,
@@ -221,8 +219,8 @@ def airflow_env(
             _MARKER: str(layout["root"]),
         }
     )
-    if _PARALLELISM_SETTING in os.environ:
-        env[_PARALLELISM_SETTING] = os.environ[_PARALLELISM_SETTING]
+    # LocalExecutor starts one worker process per parallelism slot; a caller's own setting wins.
+    env.setdefault(PARALLELISM_SETTING, str(local_parallelism()))
     # Lineage goes to a file next to the store unless the caller's environment sends it elsewhere.
     env.setdefault(
         "AIRFLOW__OPENLINEAGE__TRANSPORT",

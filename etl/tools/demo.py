@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl import resources
 from etl.errors import DemoError
-from etl.payloads import nothing_curated
+from etl.payloads import nothing_curated, partition_label
 from etl.storage.keys import DOCS_PREFIX
 
 if TYPE_CHECKING:
@@ -404,9 +404,7 @@ def _source_lines(outcome: RunOutcome, store: Path) -> list[str]:
             f"duplicates {report.get('duplicates', '-')}",
         ]
         start, end = (transformed.get(slug, {}).get(k, "?") for k in ("start", "end"))
-        empty = (
-            nothing_curated(report, f"source={slug} interval {start}..{end}") if report else None
-        )
+        empty = nothing_curated(report, partition_label(slug, start, end)) if report else None
         if empty:
             lines.append(f"    {empty}")
         for task in _CHECKPOINT_TASKS:

@@ -87,6 +87,14 @@ class AirflowApi:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("PATCH", path, json=body)
 
+    def put(self, path: str) -> Any:
+        return self._call("PUT", path)
+
+    def delete(self, path: str) -> None:
+        """Delete ``path``; one already gone (404) is fine."""
+        resp = self.session.delete(f"{self.url}/api/v2{path}", timeout=30)
+        assert resp.status_code in (204, 404), f"DELETE {path}: {resp.text[:300]}"
+
 
 def wait_until(what: str, probe: Any, timeout: float, interval: float = 2.0) -> Any:
     """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""

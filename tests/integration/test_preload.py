@@ -16,7 +16,7 @@ import pytest
 
 from etl.adapters.airflow.preload import forks_tasks, preload_enabled
 from etl.tools.airflow_local import write_local_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_probe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,21 +31,9 @@ print("@@" + json.dumps({m: m in sys.modules for m in
 
 
 def _probe(home: Path, argv: list[str], **env: str) -> dict[str, bool]:
-    environ = {**os.environ, "AIRFLOW_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
-    environ.pop("TWEETPIPE_PRELOAD", None)
-    environ.update(env)
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(argv)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=ROOT,
-        timeout=240,
-        check=False,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    loaded: dict[str, bool] = json.loads(lines[-1][2:])
+    inherited = {k: v for k, v in os.environ.items() if k != "TWEETPIPE_PRELOAD"}
+    environ = {**inherited, "AIRFLOW_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
+    loaded: dict[str, bool] = run_probe(_PROBE, json.dumps(argv), env=environ, timeout=240)
     return loaded
 
 

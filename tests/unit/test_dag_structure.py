@@ -7,16 +7,13 @@ exactly what parsing the file pulled in.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, run_probe
+
 DAGS = ROOT / "dags"
 
 _PARSE = r"""
@@ -91,18 +88,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "PYTHONPATH": str(ROOT),
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", _PARSE, str(DAGS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result: dict[str, Any] = json.loads(lines[-1][2:])
+    result: dict[str, Any] = run_probe(_PARSE, str(DAGS), env=env, timeout=120)
     return result
 
 

@@ -75,9 +75,10 @@ def published_event(published: PublishPayload) -> tuple[str, PublishedEvent]:
         ``(uri, extra)``.
     """
     from etl.lineage.datasets import curated_dataset_uri
+    from etl.payloads import split_contract_label
 
     report = published["report"]
-    name, _, version = str(report["contract"]).rpartition(" ")
+    name, version = split_contract_label(str(report["contract"]))
     extra: PublishedEvent = {
         "source": published["slug"],
         "store": published["store"],

@@ -148,7 +148,7 @@ def _warm_up() -> None:
     import io
 
     from etl.contracts.model import CURATED_CONTRACT, load_contract
-    from etl.steps.quality import validate_curated, validate_raw_pages
+    from etl.steps.quality import validate_curated_bytes, validate_raw_pages
     from etl.steps.transform.curate import transform_pages
 
     page = (
@@ -169,19 +169,14 @@ def _warm_up() -> None:
             run_name="warm",
             build_page=False,
         )
-        validate_curated(
-            _write(Path(tmp) / "warm.csv", csv),
+        validate_curated_bytes(
+            csv,
             docs_dir=docs,
             run_name="warm",
             interval_start=None,
             interval_end=None,
             build_page=False,
         )
-
-
-def _write(path: Path, body: bytes) -> Path:
-    path.write_bytes(body)
-    return path
 
 
 def preload_for_airflow(argv: Sequence[str] | None = None) -> bool:

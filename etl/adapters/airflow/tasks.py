@@ -70,7 +70,6 @@ if TYPE_CHECKING:
     from etl.storage.keys import Partition
     from etl.storage.store import Store
 
-_log = logging.getLogger(__name__)
 DEFAULT_CONFIG = resources.default_config()
 log = logging.getLogger(__name__)
 X_CONN_ID = "x_api_default"
@@ -562,7 +561,7 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
     Returns:
         The base fields, the staged keys, the candidate's digest and the transform report.
     """
-    from etl.payloads import nothing_curated
+    from etl.payloads import nothing_curated, partition_label
     from etl.steps.publish import stage
     from etl.steps.transform.curate import transform_pages
 
@@ -578,7 +577,7 @@ def transform(checked: ValidateRawPayload, params: Mapping[str, Any]) -> Transfo
         ):
             report = transform_pages(pages, csv_out, rejects_out)
         staged = stage(store, partition, csv_path, rejects_path)
-    where = f"source={checked['slug']} interval {checked['start']}..{checked['end']}"
+    where = partition_label(checked["slug"], checked["start"], checked["end"])
     empty = nothing_curated(report.to_dict(), where)
     if empty:
         # A quiet window is not a failure, but it must show in the task log, not pass unseen.
@@ -717,15 +716,18 @@ def summarize_published(
     from etl.adapters.airflow.assets import curated_events, write_summary
 
     written = []
+    stores: dict[str, Store] = {}  # a backfill's events all name the same store: opened once
     for event in curated_events(triggering_asset_events):
-        store = open_pipeline_store({**params, "store": event["store"]})
-        key = write_summary(store, event)
+        url = event["store"]
+        if url not in stores:
+            stores[url] = open_pipeline_store({**params, "store": url})
+        key = write_summary(stores[url], event)
         if key is not None:
             written.append(key)
     return written
 
 
-def fail_run(params: Mapping[str, Any] | None = None) -> None:
+def fail_run(params: Mapping[str, Any]) -> None:
     """Task ``all_sources_published``: fail, naming the per-source tasks that did not succeed.
 
     Args:
@@ -744,13 +746,13 @@ def fail_run(params: Mapping[str, Any] | None = None) -> None:
     )
 
 
-def _docs_index(params: Mapping[str, Any] | None) -> str:
+def _docs_index(params: Mapping[str, Any]) -> str:
     """The Data Docs index as a user opens it; the store key when the store is not known."""
     from etl.storage.keys import object_location
 
     index = f"{DOCS_PREFIX}index.html"
     try:
-        return object_location(store_url(params or {}), index)
+        return object_location(store_url(params), index)
     except Exception:  # noqa: BLE001 - the failure message must not fail on a courtesy
         return index
 

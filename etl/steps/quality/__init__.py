@@ -615,6 +615,7 @@ def validate_curated_bytes(
     interval_end: datetime | None,
     report: dict[str, Any] | None = None,
     partition: Partition | None = None,
+    build_page: bool = True,
 ) -> CheckpointSummary:
     """:func:`validate_curated` on CSV bytes (e.g. read from ``staging/``).
 
@@ -626,6 +627,7 @@ def validate_curated_bytes(
         interval_end: data interval end (tz-aware) or None.
         report: the transform report or None.
         partition: the source and interval checked (for the Data Docs) or None.
+        build_page: as for :func:`validate_curated`.
 
     Returns:
         The summary.
@@ -641,4 +643,5 @@ def validate_curated_bytes(
             interval_end=interval_end,
             report=report,
             partition=partition,
+            build_page=build_page,
         )

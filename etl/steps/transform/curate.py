@@ -72,6 +72,7 @@ from typing import IO, TYPE_CHECKING
 
 from etl.contracts.model import CURATED_CONTRACT, load_contract
 from etl.errors import InputError, OutputDirBusyError
+from etl.payloads import contract_label
 from etl.steps.transform.columns import Columns
 from etl.steps.transform.csv_lines import csv_lines
 from etl.steps.transform.fast import FAST_COLUMN_OPS, FastDecoder
@@ -126,7 +127,7 @@ class _OutputMerger:
         import csv
 
         self.spec = spec
-        self.report = TransformReport(contract=f"{spec.name} {spec.version}")
+        self.report = TransformReport(contract=contract_label(spec.name, spec.version))
         self.unproduced = Columns(spec).unproduced
         self.csv_out = csv_out
         self.quarantine_out = quarantine_out
