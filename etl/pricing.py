@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from etl.payloads import PricesPayload
 
 MICRO = 1_000_000
 """Micro-dollars per dollar."""
@@ -23,12 +26,6 @@ MAX_PRICE_USD = 100
 """The largest price of one read accepted (X's are fractions of a cent)."""
 MAX_BUDGET_USD = 1_000_000
 """The largest budget accepted; a larger one is a typo, not a budget."""
-
-DEFAULT_POST_READ_USD = "0.005"
-DEFAULT_USER_READ_USD = "0.010"
-# X lists $0.005-0.010 per counts request; the estimate takes the upper rate, so it never
-# understates what a dry run costs.
-DEFAULT_COUNTS_REQUEST_USD = "0.010"
 
 _USD_TEXT = re.compile(r"[0-9]{1,7}(?:\.[0-9]{1,6})?")
 
@@ -137,6 +134,8 @@ class Prices:
 
     post_read: int = 5_000
     user_read: int = 10_000
+    # X lists $0.005-0.010 per counts request; the estimate takes the upper rate, so it never
+    # understates what a dry run costs.
     counts_request: int = 10_000
 
     @classmethod
@@ -154,20 +153,14 @@ class Prices:
             ValueError: a price is not an amount from 0 to :data:`MAX_PRICE_USD`.
         """
         doc = doc or {}
-        defaults = cls()
-        values = {
-            "post_read": defaults.post_read,
-            "user_read": defaults.user_read,
-            "counts_request": defaults.counts_request,
+        given = {
+            key.removesuffix("_usd"): parse_usd(doc[key], f"{where}.{key}", MAX_PRICE_USD)
+            for key in PRICE_KEYS
+            if doc.get(key) is not None
         }
-        for key in PRICE_KEYS:
-            if doc.get(key) is not None:
-                values[key.removesuffix("_usd")] = parse_usd(
-                    doc[key], f"{where}.{key}", MAX_PRICE_USD
-                )
-        return cls(**values)
+        return cls(**given)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> PricesPayload:
         """The prices in dollars, as the manifest and the lineage facet record them."""
         return {
             "post_read_usd": usd(self.post_read),

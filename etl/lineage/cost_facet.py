@@ -14,7 +14,7 @@ import attr
 from openlineage.client.facet_v2 import RunFacet
 
 from etl.payloads import COST_COUNT_FIELDS
-from etl.pricing import usd
+from etl.pricing import PRICE_KEYS, usd
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,12 +33,8 @@ _USD = {"type": "number", "minimum": 0}
 _PRICES = {
     "type": "object",
     "description": "The prices used, in US dollars per read or request.",
-    "properties": {
-        "post_read_usd": _USD,
-        "user_read_usd": _USD,
-        "counts_request_usd": _USD,
-    },
-    "required": ["post_read_usd", "user_read_usd", "counts_request_usd"],
+    "properties": {key: _USD for key in PRICE_KEYS},
+    "required": list(PRICE_KEYS),
     "additionalProperties": False,
 }
 _SOURCE = {
@@ -115,12 +111,7 @@ def cost_facet(costs: Iterable[tuple[str, str, CostPayload]]) -> ExtractCostRunF
     prices: dict[str, float] = {}
     total = 0
     for slug, status, cost in costs:
-        given = cost["prices"]
-        prices = {
-            "post_read_usd": float(given["post_read_usd"]),
-            "user_read_usd": float(given["user_read_usd"]),
-            "counts_request_usd": float(given["counts_request_usd"]),
-        }
+        prices = {key: float(cost["prices"][key]) for key in PRICE_KEYS}  # type: ignore[literal-required]
         entry: dict[str, Any] = {"slug": slug, "status": status}
         entry.update({name: int(cost[name]) for name in COST_COUNT_FIELDS})  # type: ignore[literal-required]
         entry["estimated_cost_micro_usd"] = int(cost["estimated_cost_micro_usd"])

@@ -276,9 +276,13 @@ def user_key(username: str) -> str:
     return f"{STATE_PREFIX}/users/{username.lower()}.json"
 
 
+BILLING_PREFIX = f"{STATE_PREFIX}/billing/"
+"""Where the day objects of :func:`billing_key` live, one ``day=`` folder per UTC day."""
+
+
 def billing_prefix(day: str) -> str:
     """Prefix of the ids read on UTC day ``day`` (``YYYY-MM-DD``), one object per source."""
-    return f"{STATE_PREFIX}/billing/day={day}/"
+    return f"{BILLING_PREFIX}day={day}/"
 
 
 def billing_key(day: str, slug: str) -> str:

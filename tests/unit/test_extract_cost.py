@@ -17,8 +17,9 @@ import pytest
 
 from etl.config import ConfigError, Source, Window, load_config
 from etl.errors import SourceFailed, SpendingStopped
+from etl.payloads import COST_COUNT_FIELDS, CostPayload
 from etl.pricing import MICRO, Budget, Prices, parse_usd, usd_problem, usd_text
-from etl.steps.extract.cost import Spending, fit_max_results, month_spent
+from etl.steps.extract.cost import CostCounts, Spending, fit_max_results, month_spent
 from etl.steps.extract.estimate import estimate_sources
 from etl.steps.extract.land import read_json
 from etl.steps.extract.run import extract_source, extract_sources
@@ -123,6 +124,17 @@ def test_custom_prices_are_the_ones_recorded(
 
     assert result.cost["estimated_cost_micro_usd"] == 30 * 1_234
     assert result.cost["prices"]["post_read_usd"] == 0.001234
+
+
+def test_the_cost_payload_has_the_declared_keys_in_order() -> None:
+    numbers = list(range(1, len(COST_COUNT_FIELDS) + 1))
+    counts = CostCounts(*numbers)
+
+    payload = counts.payload(Prices())
+
+    assert list(payload) == list(CostPayload.__annotations__)
+    assert [payload[n] for n in COST_COUNT_FIELDS] == numbers  # type: ignore[literal-required]
+    assert CostCounts.from_manifest(payload).plus(counts) == CostCounts(*(2 * n for n in numbers))
 
 
 def test_a_post_read_again_the_same_utc_day_is_counted_as_deduplicated(

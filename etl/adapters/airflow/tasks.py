@@ -397,7 +397,7 @@ def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spend
     """Prices and budget of this source's task: the config's, with the ``max_cost_usd`` param
     as the per-run cap, shared out among the run's sources (they run in parallel)."""
     from etl.config import load_config
-    from etl.pricing import Budget, Prices, parse_usd
+    from etl.pricing import parse_usd
     from etl.steps.extract.cost import Spending, split_run_cap, with_month_spent
 
     path = _config_path(params)
@@ -409,11 +409,11 @@ def _spending(params: Mapping[str, Any], store: Store, client: XClient) -> Spend
         run_cap = None if cap is None else parse_usd(cap, "max_cost_usd param")
     except ValueError as exc:  # ConfigError included: bad input, retrying cannot fix it
         raise _not_retried(PipelineError(str(exc))) from None
-    budget = (config.budget if config else Budget()).with_run_cap(run_cap)
-    name = "max_cost_usd" if run_cap is not None and budget.per_run == run_cap else ""
-    shares = len(plan_sources(params)) if budget.per_run is not None else 1
-    budget, names = split_run_cap(budget, shares, name or "budget.per_run_usd")
-    spending = Spending(config.prices if config else Prices(), budget, names)
+    spending = Spending.from_config(config, run_cap, "max_cost_usd")
+    if spending.budget.per_run is not None:
+        shares = len(plan_sources(params))
+        run_name = spending.cap_name("per_run")
+        spending.budget, spending.names = split_run_cap(spending.budget, shares, run_name)
     with_month_spent(spending, store, client, datetime.now(UTC))
     return spending
 

@@ -22,7 +22,7 @@ from etl.config import (
     parse_time,
 )
 from etl.errors import ConfigError, SourceFailed, SpendingStopped
-from etl.pricing import Budget, Prices, parse_usd, usd_text
+from etl.pricing import parse_usd, usd_text
 from etl.steps.extract.cost import Spending, with_month_spent
 from etl.steps.extract.run import (
     ExtractReport,
@@ -173,18 +173,14 @@ def _caps(spending: Spending) -> list[tuple[str, int]]:
     budget = spending.budget
     caps = [("per_run", budget.per_run), ("per_source", budget.per_source)]
     caps.append(("per_month", budget.per_month))
-    return [(spending.names.get(k, f"budget.{k}_usd"), v) for k, v in caps if v is not None]
+    return [(spending.cap_name(k), v) for k, v in caps if v is not None]
 
 
 def _cli_spending(args: argparse.Namespace, config: PipelineConfig | None) -> Spending:
     """Prices and budget: the config's, the per-run cap lowered to ``--max-cost-usd``."""
     flag = getattr(args, "max_cost_usd", None)
     run_cap = None if flag is None else parse_usd(flag, "--max-cost-usd")
-    budget = (config.budget if config else Budget()).with_run_cap(run_cap)
-    names = {}
-    if run_cap is not None and budget.per_run == run_cap:
-        names["per_run"] = "--max-cost-usd"
-    return Spending(config.prices if config else Prices(), budget, names)
+    return Spending.from_config(config, run_cap, "--max-cost-usd")
 
 
 def run_extract_cli(args: argparse.Namespace) -> int:

@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from etl.payloads import COST_COUNT_FIELDS
 from etl.pricing import Budget, Prices, usd
-from etl.storage.keys import MANIFEST_NAME, RAW_PREFIX, billing_key, billing_prefix
+from etl.storage.keys import (
+    BILLING_PREFIX,
+    MANIFEST_NAME,
+    RAW_PREFIX,
+    billing_key,
+    billing_prefix,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from etl.config import PipelineConfig
     from etl.payloads import CostPayload
     from etl.steps.extract.client import FetchContext, XClient
     from etl.storage.store import Store
@@ -78,25 +85,14 @@ class CostCounts:
 
     def plus(self, other: CostCounts) -> CostCounts:
         """The sum of two counts (a window continued over several calls)."""
-        return CostCounts(*(getattr(self, n) + getattr(other, n) for n in COST_COUNT_FIELDS))
+        return CostCounts(**{n: getattr(self, n) + getattr(other, n) for n in COST_COUNT_FIELDS})
 
     def payload(self, prices: Prices) -> CostPayload:
         """The counts with the prices and the cost, as the manifest and XCom record them."""
         micros = self.micros(prices)
         return {
-            "prices": {
-                "post_read_usd": usd(prices.post_read),
-                "user_read_usd": usd(prices.user_read),
-                "counts_request_usd": usd(prices.counts_request),
-            },
-            "posts_read": self.posts_read,
-            "posts_billable": self.posts_billable,
-            "posts_deduplicated": self.posts_deduplicated,
-            "user_reads": self.user_reads,
-            "user_reads_billable": self.user_reads_billable,
-            "user_reads_deduplicated": self.user_reads_deduplicated,
-            "user_reads_cached": self.user_reads_cached,
-            "counts_requests": self.counts_requests,
+            "prices": prices.as_dict(),
+            **asdict(self),  # type: ignore[typeddict-item]  # COST_COUNT_FIELDS, in order
             "estimated_cost_micro_usd": micros,
             "estimated_cost_usd": usd(micros),
         }
@@ -106,7 +102,7 @@ class CostCounts:
         """The counts an (incomplete) manifest's ``cost`` recorded; unusable fields read as 0."""
         if not isinstance(doc, dict):
             return cls()
-        return cls(*((whole_count(doc.get(n)) or 0) for n in COST_COUNT_FIELDS))
+        return cls(**{n: whole_count(doc.get(n)) or 0 for n in COST_COUNT_FIELDS})
 
 
 # --- reads X does not bill twice within a UTC day -----------------------------------------------
@@ -180,7 +176,7 @@ class DailyReads:
             self.store.put(billing_key(self.day, self.slug), encode_json(doc), "application/json")
             self._changed = False
         suffix = f"/{self.slug}.json"
-        for key in self.store.list(billing_prefix("")[: -len("day=")]):
+        for key in self.store.list(BILLING_PREFIX):
             if key.endswith(suffix) and not key.startswith(billing_prefix(self.day)):
                 self.store.delete(key)
 
@@ -228,6 +224,24 @@ class Spending:
     month_spent: int = 0
     month_basis: str = ""
 
+    @classmethod
+    def from_config(
+        cls, config: PipelineConfig | None, run_cap: int | None, run_name: str
+    ) -> Spending:
+        """The config's prices and budget, the per-run cap lowered to a flag's or param's.
+
+        Args:
+            config: the pipeline config (None: X's published rates, no cap).
+            run_cap: the per-run cap of the flag or param (micro-dollars), or None.
+            run_name: that flag or param (``--max-cost-usd``), named in messages when its cap binds.
+
+        Returns:
+            The spending, nothing spent yet.
+        """
+        budget = (config.budget if config else Budget()).with_run_cap(run_cap)
+        names = {"per_run": run_name} if run_cap is not None and budget.per_run == run_cap else {}
+        return cls(config.prices if config else Prices(), budget, names)
+
     def headroom(self, source_spent: int) -> tuple[int, str] | None:
         """What may still be spent, and the cap that binds; None when nothing is capped.
 
@@ -240,15 +254,16 @@ class Spending:
         left: list[tuple[int, str]] = []
         budget = self.budget
         if budget.per_run is not None:
-            left.append((budget.per_run - self.run_spent, self._name("per_run")))
+            left.append((budget.per_run - self.run_spent, self.cap_name("per_run")))
         if budget.per_source is not None:
-            left.append((budget.per_source - source_spent, self._name("per_source")))
+            left.append((budget.per_source - source_spent, self.cap_name("per_source")))
         if budget.per_month is not None:
             spent = self.month_spent + self.run_spent
-            left.append((budget.per_month - spent, self._name("per_month")))
+            left.append((budget.per_month - spent, self.cap_name("per_month")))
         return min(left) if left else None
 
-    def _name(self, cap: str) -> str:
+    def cap_name(self, cap: str) -> str:
+        """Where cap ``cap`` (``per_run``, ``per_source``, ``per_month``) came from, for messages."""
         return self.names.get(cap, f"budget.{cap}_usd")
 
 

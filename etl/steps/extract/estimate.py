@@ -37,8 +37,8 @@ from etl.steps.extract.client import (
     RetryPolicy,
 )
 from etl.steps.extract.cost import whole_count
-from etl.steps.extract.land import read_json, read_watermark
-from etl.storage.keys import STATE_PREFIX, user_key
+from etl.steps.extract.land import read_json, read_watermark, stored_user_id
+from etl.storage.keys import STATE_PREFIX
 from etl.storage.store import sha256_hex
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ def _account(
     context: FetchContext,
     prices: Prices,
 ) -> Estimate:
-    cached = _cached_user(store, source.value)
+    cached = stored_user_id(store, source.value) is not None
     lookup_micros = 0 if cached else prices.user_read
     rate = _last_rate(store, source.slug)
     if rate is not None:
@@ -307,15 +307,6 @@ def _account(
         user_lookups=lookups,
         spent_micros=lookups * prices.user_read,
     )
-
-
-def _cached_user(store: Store, username: str) -> bool:
-    try:
-        doc = read_json(store, user_key(username))
-    except ValueError:
-        return False
-    data = doc.get("data") if doc else None
-    return isinstance(data, dict) and parse_id(data.get("id")) is not None
 
 
 def _window_hours(window: Window, since_id: str | None, now: datetime) -> float:

@@ -30,6 +30,7 @@ from etl.storage.keys import (
     is_page_key,
     manifest_key,
     open_window_key,
+    user_key,
     watermark_key,
     window_prefix,
 )
@@ -137,6 +138,27 @@ def read_json(store: Store, key: str) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         raise ValueError(f"{store.url}/{key} is not a JSON object")
     return doc
+
+
+def stored_user_id(store: Store, username: str) -> str | None:
+    """The user id ``state/users/`` caches for ``username``, or None.
+
+    Args:
+        store: where ``state/`` lives.
+        username: the account name.
+
+    Returns:
+        The id, or None when nothing usable is cached (absent, broken, or not an id): the user
+        is looked up again and the entry overwritten.
+    """
+    try:
+        doc = read_json(store, user_key(username))
+    except ValueError:
+        return None
+    data = doc.get("data") if doc else None
+    if isinstance(data, dict) and parse_id(data.get("id")) is not None:
+        return str(data["id"])
+    return None
 
 
 def read_watermark(store: Store, slug: str, *, now: datetime | None = None) -> str | None:

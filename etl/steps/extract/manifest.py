@@ -13,7 +13,7 @@ from etl import xapi
 from etl.steps.extract.paging import newest_of
 
 if TYPE_CHECKING:
-    from etl.payloads import CostPayload
+    from etl.steps.extract.cost import CostCounts
     from etl.steps.extract.paging import SourceRun
 
 MANIFEST_VERSION = 1
@@ -24,7 +24,7 @@ def build_manifest(
     params: dict[str, Any],
     finished: datetime,
     *,
-    cost: CostPayload | None = None,
+    carried: CostCounts,
     incomplete: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a window whose pages are all landed (or of one a spending limit stopped).
@@ -34,7 +34,8 @@ def build_manifest(
         params: the request parameters (tweepy's names), as
             :func:`~etl.steps.extract.paging.request_params` made them.
         finished: when the last page landed.
-        cost: what the window's calls read and cost (default: this call's).
+        carried: what earlier calls of the window read (one a spending limit stopped), added
+            to this call's reads in the manifest's ``cost``.
         incomplete: why the window stopped before its end (``limit``, ``name``, ``reason``), or
             None when it is complete.
 
@@ -75,7 +76,7 @@ def build_manifest(
             "wait_seconds": round(stats.wait_seconds, 3),
             "resumed_pages": sum(p.resumed for p in job.pages),
         },
-        "cost": cost if cost is not None else job.cost.payload(job.spending.prices),
+        "cost": carried.plus(job.cost).payload(job.spending.prices),
         "budget": job.spending.budget.as_dict(),
     }
 

@@ -38,8 +38,8 @@ from etl.steps.extract.land import (
     land_page,
     land_rejected,
     landed_pages,
-    read_json,
     read_watermark,
+    stored_user_id,
 )
 from etl.storage.keys import (
     manifest_key,
@@ -373,7 +373,7 @@ class SourceRun:
         username = self.source.value
         cached = self.client.cached_user_id(username)
         if cached is None:
-            cached = self._stored_user_id(username)
+            cached = stored_user_id(self.store, username)
         if cached is not None:
             self.user = {"username": username, "id": cached, "looked_up": False}
             self.client.remember_user_id(username, cached)
@@ -411,16 +411,6 @@ class SourceRun:
             "state_key": user_key(username),
         }
         return user_id
-
-    def _stored_user_id(self, username: str) -> str | None:
-        try:
-            doc = read_json(self.store, user_key(username))
-        except ValueError:
-            return None  # a broken cache entry is looked up again and overwritten
-        data = doc.get("data") if doc else None
-        if isinstance(data, dict) and parse_id(data.get("id")) is not None:
-            return str(data["id"])
-        return None
 
     def page_call(
         self, target: str, params: dict[str, Any], token: str | None

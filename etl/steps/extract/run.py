@@ -254,8 +254,7 @@ def extract_source(
         raise _stopped(job, stop, carried) from None
     finally:
         _save_reads(job)
-    cost = carried.plus(job.cost).payload(job.spending.prices)
-    manifest = build_manifest(job, params, context.now(), cost=cost)
+    manifest = build_manifest(job, params, context.now(), carried=carried)
     write_manifest(store, job.manifest_key, manifest, replace=existing is not None)
     watermark = advance(job, manifest["newest_id"])
     totals = manifest["totals"]
@@ -296,9 +295,10 @@ def _stopped(job: SourceRun, stop: Stopped, carried: CostCounts) -> SpendingStop
 
     The watermark does not move: the window's newest posts may be landed, its oldest are not.
     """
-    cost = carried.plus(job.cost).payload(job.spending.prices)
     params = request_params(job.source, job.window, job.since_id)
-    manifest = build_manifest(job, params, job.context.now(), cost=cost, incomplete=stop.record())
+    manifest = build_manifest(
+        job, params, job.context.now(), carried=carried, incomplete=stop.record()
+    )
     write_manifest(job.store, job.manifest_key, manifest, replace=True)
     stats = job.context.stats
     failed = SpendingStopped(

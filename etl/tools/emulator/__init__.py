@@ -18,7 +18,8 @@ the requested fields), bearer-token auth (401 Problem), per-endpoint rate limits
 records every request without its ``Authorization`` header, and keeps the exact bytes it served.
 
 This module is the HTTP layer (auth, rate limits, transport faults, the server and the CLI);
-``etl.tools.emulator._api`` turns parameters into bodies; ``etl.tools.emulator.corpus`` holds the data.
+``etl.tools.emulator._api`` turns parameters into bodies (``_params`` checks the parameters);
+``etl.tools.emulator.corpus`` holds the data.
 
 Fault specs (``tweetpipe emulator --fault ...``, :meth:`Faults.parse`): ``5xx=N``, ``reset=N``,
 ``truncate=N``, ``slow=SECONDS``, ``partial-errors``, ``drift=new_field|missing_field|

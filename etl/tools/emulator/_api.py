@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from etl import xapi
 from etl.errors import HttpProblem, QueryError
 from etl.tools.emulator import _usage
-from etl.tools.emulator.corpus import Corpus
+from etl.tools.emulator._params import ID_RE, in_window, invalid
+
+if TYPE_CHECKING:
+    from etl.tools.emulator.corpus import Corpus
 
 __all__ = ["Backend", "Faults", "HttpProblem", "dumps", "generic_problem", "respond", "route"]
 
@@ -46,25 +48,11 @@ _TWEET_EXPANSIONS = frozenset(
 _USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
 _DEFAULT_USER_FIELDS = ("id", "name", "username")
-# The OpenAPI patterns, matched in full (``$`` would let a trailing line feed through) and on
-# ASCII digits only (``str.isdigit`` takes "²", on which ``int`` raises, and "٣", read as 3).
-_ID_RE = re.compile(r"[0-9]{1,19}")
+# The OpenAPI patterns, matched in full and on ASCII only (why: :data:`._params.ID_RE`).
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _COUNT_RE = re.compile(r"[0-9]{1,9}")
 _PROBLEMS = xapi.PROBLEMS_URL
 _DRIFTS = (None, "new_field", "missing_field", "changed_type", "breach")
-
-
-def _invalid(parameter: str, value: str, message: str) -> HttpProblem:
-    return HttpProblem(
-        400,
-        {
-            "errors": [{"parameters": {parameter: [value]}, "message": message}],
-            "title": "Invalid Request",
-            "detail": "One or more parameters to your request was invalid.",
-            "type": f"{_PROBLEMS}invalid-request",
-        },
-    )
 
 
 def generic_problem(status: int, title: str) -> dict[str, Any]:
@@ -183,7 +171,7 @@ def _csv(params: dict[str, str], name: str, allowed: frozenset[str]) -> list[str
     values = params[name].split(",")
     for v in values:
         if v not in allowed:
-            raise _invalid(
+            raise invalid(
                 name,
                 v,
                 f"The `{name}` query parameter value [{v}] is not one of "
@@ -192,30 +180,10 @@ def _csv(params: dict[str, str], name: str, allowed: frozenset[str]) -> list[str
     return values
 
 
-def _time(params: dict[str, str], name: str) -> datetime | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise _invalid(name, raw, f"Invalid '{name}':'{raw}'. '{name}' must be an RFC 3339 time")
-    return when
-
-
-def _tweet_id(params: dict[str, str], name: str) -> str | None:
-    raw = params.get(name)
-    if raw is not None and _ID_RE.fullmatch(raw) is None:
-        raise _invalid(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
-    return raw
-
-
 def _max_results(params: dict[str, str], low: int, high: int, default: int) -> int:
     raw = params.get("max_results", str(default))
     if _COUNT_RE.fullmatch(raw) is None or not low <= int(raw) <= high:
-        raise _invalid(
+        raise invalid(
             "max_results",
             raw,
             f"The `max_results` query parameter value [{raw}] is not between {low} and {high}",
@@ -240,7 +208,7 @@ def _token_decode(name: str, raw: str) -> tuple[str, int]:
             raise ValueError(raw)
         return raw[:4], int(raw[4:], 36)
     except ValueError:
-        raise _invalid(
+        raise invalid(
             name, raw, f"The `{name}` query parameter value [{raw}] is not a valid token"
         ) from None
 
@@ -407,22 +375,9 @@ def _unavailable(state: Backend, page: list[dict[str, Any]]) -> set[str]:
     return {first} if first is not None else set()
 
 
-def _window(
-    params: dict[str, str], tweets: list[dict[str, Any]], *, ids_first: bool
-) -> list[dict[str, Any]]:
-    start, end = _time(params, "start_time"), _time(params, "end_time")
-    if start is not None and end is not None and end <= start:
-        raise _invalid("end_time", params["end_time"], "'end_time' must be after 'start_time'")
-    since, until = _tweet_id(params, "since_id"), _tweet_id(params, "until_id")
-    if ids_first:  # the timeline document: since_id/until_id take precedence over the times
-        start = None if since else start
-        end = None if until else end
-    return Corpus.window(tweets, start, end, since, until)
-
-
 def _users_by_username(state: Backend, params: dict[str, str], username: str) -> dict[str, Any]:
     if _USERNAME_RE.fullmatch(username) is None:
-        raise _invalid(
+        raise invalid(
             "username", username, f"The `username` path parameter value [{username}] is invalid"
         )
     render = _Renderer(state, params, _USER_EXPANSIONS)
@@ -437,8 +392,8 @@ def _users_by_username(state: Backend, params: dict[str, str], username: str) ->
 
 
 def _users_tweets(state: Backend, params: dict[str, str], user_id: str) -> dict[str, Any]:
-    if _ID_RE.fullmatch(user_id) is None:
-        raise _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is invalid")
+    if ID_RE.fullmatch(user_id) is None:
+        raise invalid("id", user_id, f"The `id` path parameter value [{user_id}] is invalid")
     excluded = set(_csv(params, "exclude", frozenset({"replies", "retweets"})) or [])
     user = state.corpus.user_by_id(user_id)
     if user is None:
@@ -453,7 +408,7 @@ def _users_tweets(state: Backend, params: dict[str, str], user_id: str) -> dict[
     return _page(
         state,
         params,
-        _window(params, tweets, ids_first=True),
+        in_window(params, tweets, ids_first=True),
         token_param="pagination_token",
         low=5,
         previous=True,
@@ -468,19 +423,19 @@ def _search_recent(state: Backend, params: dict[str, str]) -> dict[str, Any]:
     query = params.get("query")
     if params.get("sort_order", "recency") not in ("recency", "relevancy"):
         order = params["sort_order"]
-        raise _invalid("sort_order", order, f"The `sort_order` value [{order}] is not valid")
+        raise invalid("sort_order", order, f"The `sort_order` value [{order}] is not valid")
     if not query:
-        raise _invalid("query", "", "The `query` query parameter can not be empty")
+        raise invalid("query", "", "The `query` query parameter can not be empty")
     try:
         tweets = state.corpus.search(query)
     except QueryError as exc:
-        raise _invalid("query", query, str(exc)) from None
+        raise invalid("query", query, str(exc)) from None
     if "pagination_token" in params and "next_token" not in params:
         params = {**params, "next_token": params["pagination_token"]}
     return _page(
         state,
         params,
-        _window(params, tweets, ids_first=False),
+        in_window(params, tweets, ids_first=False),
         token_param="next_token",
         low=10,
         previous=False,
@@ -490,8 +445,8 @@ def _search_recent(state: Backend, params: dict[str, str]) -> dict[str, Any]:
 def _tweets_lookup(state: Backend, params: dict[str, str]) -> dict[str, Any]:
     raw = params.get("ids", "")
     ids = raw.split(",") if raw else []
-    if not 1 <= len(ids) <= 100 or not all(_ID_RE.fullmatch(i) for i in ids):
-        raise _invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
+    if not 1 <= len(ids) <= 100 or not all(ID_RE.fullmatch(i) for i in ids):
+        raise invalid("ids", raw, f"The `ids` query parameter value [{raw}] is not 1 to 100 ids")
     render = _Renderer(state, params, _TWEET_EXPANSIONS)
     found = [t for t in (state.corpus.tweet(i) for i in ids) if t is not None]
     unavailable = _unavailable(state, found)
@@ -567,7 +522,7 @@ def respond(state: Backend, kind: str, arg: str, params: dict[str, str]) -> dict
     allowed = _ALLOWED_PARAMS[kind]
     for name, value in params.items():
         if name not in allowed:
-            raise _invalid(
+            raise invalid(
                 name,
                 value,
                 f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
@@ -582,8 +537,6 @@ def respond(state: Backend, kind: str, arg: str, params: dict[str, str]) -> dict
         return _usage.counts(
             state.corpus,
             params,
-            lambda p, tweets: _window(p, tweets, ids_first=False),
-            _time,
             state.clock(),
             archive=kind == xapi.COUNTS_ALL,
         )

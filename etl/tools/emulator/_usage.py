@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from etl import xapi
-from etl.errors import HttpProblem, QueryError
+from etl.errors import QueryError
+from etl.tools.emulator._params import in_window, invalid, time_param
 
 if TYPE_CHECKING:
     from etl.tools.emulator.corpus import Corpus
@@ -58,12 +59,10 @@ class Usage:
 
     Attributes:
         cap: the project's monthly post cap; reaching it makes post reads answer 429.
-        capped: whether post reads answer ``UsageCapExceeded`` (the ``usage-cap`` fault).
         by_day: posts served per UTC day (``YYYY-MM-DD``).
     """
 
     cap: int = DEFAULT_PROJECT_CAP
-    capped: bool = False
     by_day: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -78,7 +77,7 @@ class Usage:
 
     def over(self) -> bool:
         """Whether post reads are refused now."""
-        return self.capped or self.total >= self.cap
+        return self.total >= self.cap
 
 
 def usage_capped_problem(period: str = "Monthly", scope: str = "Product") -> dict[str, Any]:
@@ -93,18 +92,6 @@ def usage_capped_problem(period: str = "Monthly", scope: str = "Product") -> dic
     }
 
 
-def _invalid(parameter: str, value: str, message: str) -> HttpProblem:
-    return HttpProblem(
-        400,
-        {
-            "errors": [{"parameters": {parameter: [value]}, "message": message}],
-            "title": "Invalid Request",
-            "detail": "One or more parameters to your request was invalid.",
-            "type": f"{xapi.PROBLEMS_URL}invalid-request",
-        },
-    )
-
-
 def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -117,8 +104,6 @@ def _floor(when: datetime, step: timedelta) -> datetime:
 def counts(
     corpus: Corpus,
     params: dict[str, str],
-    window: Any,
-    parse_time: Any,
     now: float,
     *,
     archive: bool,
@@ -128,9 +113,6 @@ def counts(
     Args:
         corpus: the posts.
         params: the query parameters (already checked against :data:`COUNTS_PARAMS`).
-        window: the emulator's window filter (``start_time``/``end_time``/``since_id``/``until_id``
-            as the search applies them).
-        parse_time: the emulator's RFC 3339 parser (400 on a bad one).
         now: the emulator's clock, epoch seconds (the end of an open window).
         archive: ``/counts/all`` (pages of :data:`ALL_PAGE_DAYS` days through ``next_token``).
 
@@ -142,10 +124,10 @@ def counts(
     """
     query = params.get("query")
     if not query:
-        raise _invalid("query", "", "The `query` query parameter can not be empty")
+        raise invalid("query", "", "The `query` query parameter can not be empty")
     granularity = params.get("granularity", "hour")
     if granularity not in GRANULARITIES:
-        raise _invalid(
+        raise invalid(
             "granularity",
             granularity,
             f"The `granularity` query parameter value [{granularity}] is not one of "
@@ -155,17 +137,17 @@ def counts(
     wanted = fields.split(",") if fields else sorted(_SEARCH_COUNT_FIELDS)
     for name in wanted:
         if name not in _SEARCH_COUNT_FIELDS:
-            raise _invalid("search_count.fields", name, f"[{name}] is not a SearchCount field")
+            raise invalid("search_count.fields", name, f"[{name}] is not a SearchCount field")
     try:
-        matched = window(params, corpus.search(query))
+        matched = in_window(params, corpus.search(query), ids_first=False)
     except QueryError as exc:
-        raise _invalid("query", query, str(exc)) from None
+        raise invalid("query", query, str(exc)) from None
     step = GRANULARITIES[granularity]
     created = [datetime.fromisoformat(t["created_at"]) for t in matched]
-    end = parse_time(params, "end_time") or max(
+    end = time_param(params, "end_time") or max(
         [datetime.fromtimestamp(now, UTC), *(c + step for c in created)]
     )
-    start = parse_time(params, "start_time") or min([end - timedelta(days=7), *created])
+    start = time_param(params, "start_time") or min([end - timedelta(days=7), *created])
     token = params.get("next_token") or params.get("pagination_token")
     if archive and token is not None:
         end = _page_end(token, start, end)
@@ -191,12 +173,12 @@ def _page_end(token: str, start: datetime, end: datetime) -> datetime:
         or not digits.isdigit()
         or len(digits) > 12
     ):
-        raise _invalid(
+        raise invalid(
             "next_token", token, f"The `next_token` query parameter value [{token}] is not valid"
         )
     page_end = datetime.fromtimestamp(int(digits), UTC)
     if not start < page_end <= end:
-        raise _invalid(
+        raise invalid(
             "next_token", token, f"The `next_token` query parameter value [{token}] is not valid"
         )
     return page_end
@@ -208,7 +190,7 @@ def _buckets(
     first = _floor(start, step)
     n = max(1, -(-(end - first) // step))
     if n > MAX_BUCKETS:
-        raise _invalid(
+        raise invalid(
             "granularity", "", f"The window holds {n} buckets; at most {MAX_BUCKETS} per request"
         )
     tally = [0] * n
@@ -241,7 +223,7 @@ def usage(state: Usage, params: dict[str, str], now: float) -> dict[str, Any]:
     """
     raw_days = params.get("days", "7")
     if not (raw_days.isascii() and raw_days.isdigit() and 1 <= int(raw_days) <= 90):
-        raise _invalid(
+        raise invalid(
             "days",
             raw_days,
             f"The `days` query parameter value [{raw_days}] is not between 1 and 90",
@@ -250,7 +232,7 @@ def usage(state: Usage, params: dict[str, str], now: float) -> dict[str, Any]:
     wanted = fields.split(",") if fields else list(_DEFAULT_USAGE_FIELDS)
     for name in wanted:
         if name not in _USAGE_FIELDS:
-            raise _invalid("usage.fields", name, f"[{name}] is not a Usage field")
+            raise invalid("usage.fields", name, f"[{name}] is not a Usage field")
     today = datetime.fromtimestamp(now, UTC)
     days = [
         (today - timedelta(days=i)).strftime("%Y-%m-%d") for i in reversed(range(int(raw_days)))
