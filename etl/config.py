@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -253,6 +253,17 @@ class RetentionPolicy:
         problem = retention_problem(self.docs_pages_days, self.docs_results_days)
         if problem:
             raise ConfigError(f"retention: {problem}")
+
+    def pages_before(self, now: datetime) -> datetime | None:
+        """When the oldest validation that keeps its Data Docs page ran, by ``docs_pages_days``.
+
+        Args:
+            now: the time ages are measured against.
+
+        Returns:
+            ``now`` less ``docs_pages_days``; None when pages are kept forever.
+        """
+        return None if self.docs_pages_days is None else now - timedelta(days=self.docs_pages_days)
 
 
 def retention_problem(pages_days: int | None, results_days: int | None) -> str | None:

@@ -346,12 +346,11 @@ def _expire_all_docs(
     docs_index: DocsIndex | None,
 ) -> None:
     """Pages, then results: the index is told first, then they are deleted."""
-    pages_before: datetime | None = None
+    pages_before = policy.pages_before(moment)
     results_before: datetime | None = None
     found: list[Deletion] = []
     months: set[str] = set()
-    if policy.docs_pages_days is not None:
-        pages_before = moment - timedelta(days=policy.docs_pages_days)
+    if pages_before is not None:
         _expire_docs(store, VALIDATIONS_DIR, pages_before, report, found, months)
     if policy.docs_results_days is not None:
         results_before = moment - timedelta(days=policy.docs_results_days)

@@ -147,6 +147,21 @@ def build_site(paths: Sequence[str | Path], out: Path) -> list[Path]:
     return written
 
 
+def contract_pages(out: Path) -> dict[str, Path]:
+    """Render the pipeline's contracts as the pages the Data Docs link their rules to.
+
+    Args:
+        out: an empty directory to write them in.
+
+    Returns:
+        Site path (``contracts/<name>.html``, ``contracts/style.css``, ``contracts/index.html``)
+        to local file.
+    """
+    from etl.resources import contracts_dir
+
+    return {f"contracts/{p.name}": p for p in build_site([contracts_dir()], out)}
+
+
 def publish_site(
     files: Iterable[Path], store: Store | str, prefix: str = CONTRACT_DOCS_PREFIX
 ) -> list[str]:

@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.adapters.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
+from etl.adapters.docs_build import build_and_publish
 
 if TYPE_CHECKING:
     import argparse
-
-    from etl.steps.quality.docs_site import DocsBuild
-    from etl.storage.store import Store
-
-
-def contract_pages(out: Path) -> dict[str, Path]:
-    """Render the contract pages the Data Docs link their rules to.
-
-    Args:
-        out: an empty directory to write them in.
-
-    Returns:
-        Site path (``contracts/<name>.html``, ``contracts/style.css``, ``contracts/index.html``)
-        to local file.
-    """
-    from etl.resources import contracts_dir
-    from etl.tools.contract_docs import build_site
-
-    return {f"contracts/{p.name}": p for p in build_site([contracts_dir()], out)}
-
-
-def build_and_publish(
-    store: Store, work_dir: Path, *, full: bool = False, pages_since: datetime | None = None
-) -> DocsBuild:
-    """The docs build both the command line and the DAG's ``build_docs`` task run.
-
-    Args:
-        store: the store whose ``docs/`` site to update.
-        work_dir: an empty local directory.
-        full: render every validation again and rebuild the index.
-        pages_since: validations that ran before this get no page (retention expired them).
-
-    Returns:
-        What the build did.
-    """
-    from etl.steps.quality.docs_site import build_docs
-
-    extra = contract_pages(work_dir / "contracts")
-    return build_docs(
-        store, work_dir / "build", full=full, extra_files=extra, pages_since=pages_since
-    )
 
 
 def run_docs_build_cli(args: argparse.Namespace) -> int:
@@ -99,10 +59,10 @@ def _pages_since(config: str | None) -> datetime | None:
     from etl.errors import ConfigError
 
     try:
-        days = load_config(config or resources.default_config()).retention.docs_pages_days
+        policy = load_config(config or resources.default_config()).retention
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return None if days is None else datetime.now(UTC) - timedelta(days=days)
+    return policy.pages_before(datetime.now(UTC))
 
 
 def run_docs_assets_fetch_cli(args: argparse.Namespace) -> int:
