@@ -57,7 +57,13 @@ from etl.steps.quality.docs_index import (
     render_months,
 )
 from etl.steps.quality.docs_page import PageContext, explain_page
-from etl.storage.keys import DOCS_PREFIX, RESULTS_DIR, docs_results_prefix, docs_validation_time
+from etl.storage.keys import (
+    DOCS_PREFIX,
+    RESULTS_DIR,
+    VALIDATIONS_DIR,
+    docs_results_prefix,
+    docs_validation_time,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -68,7 +74,6 @@ if TYPE_CHECKING:
 
 SITE_FILE = f"{INDEX_DIR}/site.json"
 """The published shared files and their SHA-256, so a build uploads only those that changed."""
-VALIDATIONS_DIR = "validations"
 _FRAGMENT = re.compile(rf"{INDEX_DIR}/([0-9]{{4}}-[0-9]{{2}})/runs/[^/]+\.json")
 # What reading or rendering a result that is not a GX validation result raises; GX's schema
 # raises marshmallow's errors, added where the renderer is imported.
