@@ -6,11 +6,12 @@ pages already published (``docs/validations/…``, listed, never downloaded), do
 results without a page, renders each with GX's own renderer one at a time, adds them to the
 month-split index (:mod:`etl.steps.quality.docs_index`), and uploads only what it wrote: the new
 pages, the run's index fragment, the touched part of its month, ``index/months.json`` and
-``index.html``. The site's shared files
-(the page assets of :mod:`etl.steps.quality.docs_assets`, GX's static files, the suites' pages,
-the contract pages the caller passes) are uploaded only when their bytes differ from what
-``index/site.json`` records as published. ``full=True`` renders every result again and rebuilds
-the index from them (after a change of the page layout, or to repair a site).
+``index.html``. The site's shared files (the page assets of
+:mod:`etl.steps.quality.docs_assets`, GX's static files, the suites' pages, the contract pages the
+caller passes) are uploaded only when their digest differs from what ``index/site.json`` records
+as published; only then is an asset read again or a suite page rendered. ``full=True`` renders
+every result again and rebuilds the index from them (after a change of the page layout, or to
+repair a site).
 
 Retention deletes old pages (``retention.docs_pages_days``) and, later, their results: before it
 does, :func:`mark_expired` records that in the expired months' ``expired.json`` and renders those
@@ -66,7 +67,7 @@ from etl.storage.keys import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from pathlib import Path
 
     from etl.storage.keys import DocsExpiry
@@ -224,35 +225,48 @@ def _shared_files(
     assets: Path,
     expectations_dir: Path,
     extra_files: Mapping[str, Path],
+    published: Mapping[str, str],
 ) -> dict[str, str]:
-    """Write the site's shared files locally; return their site paths and SHA-256."""
+    """Every shared file's site path and SHA-256; writes locally those whose digest differs from
+    the ``published`` one (only those are read, or, for a suite page, rendered)."""
     gx = import_gx()
-    _, suite_renderer, view = _views()
-
-    files: dict[str, bytes] = {}
-    # What a file's digest is taken of: its bytes, except for a suite page, whose rendering holds
-    # fresh ids every time: there, the suite itself, the GX version and the lock decide.
-    sources: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    contents: dict[str, Callable[[], bytes]] = {}
     for asset in lock.assets:
-        files[asset.site_path] = (assets / asset.site_path).read_bytes()
+        # require_assets has just checked each asset's bytes against its pin: the pin is their
+        # digest, so an unchanged asset is not read again.
+        digests[asset.site_path] = asset.sha256
+        contents[asset.site_path] = (assets / asset.site_path).read_bytes
     static = _gx_static_dir()
     for path in sorted(p for p in static.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        files["static/" + path.relative_to(static).as_posix()] = path.read_bytes()
+        site_path = "static/" + path.relative_to(static).as_posix()
+        digests[site_path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        contents[site_path] = path.read_bytes
     lock_text = LOCK_FILE.read_bytes()
     for doc in suite_files(expectations_dir):
         site_path = f"expectations/{doc['name']}.html"
+        # A suite page's rendering holds fresh ids every time: its digest is taken of what
+        # decides it (the suite, the GX version and the lock), and it is rendered only when that
+        # differs from the published one. Building the suite stamps GX's version into the file's
+        # meta, which the published digests include: so the suite is built (cheap) first.
         suite = gx.ExpectationSuite(**suite_kwargs(doc))
-        content = suite_renderer.render(suite)
-        page = view.render(content, data_context_id=None, show_how_to_buttons=False)
-        files[site_path] = rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
-        sources[site_path] = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
+        source = json.dumps([doc, gx.__version__], sort_keys=True).encode() + lock_text
+        digests[site_path] = hashlib.sha256(source).hexdigest()
+        contents[site_path] = functools.partial(_render_suite, suite, site_path, lock)
     for site_path, path in sorted(extra_files.items()):
-        files[site_path] = path.read_bytes()
-    digests = {}
-    for site_path, data in files.items():
-        publisher.write(site_path, data)
-        digests[site_path] = hashlib.sha256(sources.get(site_path, data)).hexdigest()
+        digests[site_path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        contents[site_path] = path.read_bytes
+    for site_path, digest in digests.items():
+        if published.get(site_path) != digest:
+            publisher.write(site_path, contents[site_path]())
     return digests
+
+
+def _render_suite(suite: Any, site_path: str, lock: AssetLock) -> bytes:
+    _, suite_renderer, view = _views()
+    content = suite_renderer.render(suite)
+    page = view.render(content, data_context_id=None, show_how_to_buttons=False)
+    return rewrite_links(str(page), _to_root(site_path), lock).encode("utf-8")
 
 
 def _gx_static_dir() -> Path:
@@ -312,7 +326,7 @@ def build_docs(
     entries, rendered = _render_new(store, work_dir, prefix, full, lock, build, scopes, pages_since)
 
     published = {} if full else _published_digests(store, prefix)
-    digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {})
+    digests = _shared_files(publisher, lock, assets, expectations_dir, extra_files or {}, published)
     changed = sorted(p for p, d in digests.items() if published.get(p) != d)
     for site_path in changed:
         publisher.upload(site_path)
