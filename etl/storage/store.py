@@ -434,15 +434,8 @@ class S3Store:
             raise
         return True
 
-    def _iter_keys(self, prefix: str) -> Iterator[str]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-            for obj in page.get("Contents", []):
-                yield self._unkey(obj["Key"])
-
     def list(self, prefix: str) -> list[str]:
-        return sorted(self._iter_keys(prefix))
+        return sorted(obj.key for obj in self.scan(prefix))
 
     def copy(self, src: str, dst: str) -> None:
         self.client.copy_object(
