@@ -55,7 +55,7 @@ from etl.storage.keys import (
     window_of,
     window_time,
 )
-from etl.storage.store import DELETE_BATCH
+from etl.storage.store import DELETE_BATCH, read_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -294,17 +294,13 @@ def _derived_from(store: Store, slug: str, label: str) -> bool:
 def _open_label(store: Store, slug: str, cache: dict[str, str | None]) -> str | None:
     """The incremental window ``state/windows/<slug>.json`` says is open, if any."""
     if slug not in cache:
-        import json
-
         label = None
-        key = open_window_key(slug)
-        if store.exists(key):
-            try:
-                doc = json.loads(store.get(key))
-            except ValueError:
-                doc = None
-            found = doc.get("label") if isinstance(doc, dict) else None
-            since = doc.get("since_id") if isinstance(doc, dict) else None
+        try:
+            doc = read_json(store, open_window_key(slug))
+        except ValueError:
+            doc = None  # unreadable: it names no window
+        if doc is not None:
+            found, since = doc.get("label"), doc.get("since_id")
             # Compared with labels only; never used to build a key.
             if isinstance(since, str | None) and is_incremental_label(found, since):
                 label = found

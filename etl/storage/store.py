@@ -10,6 +10,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -90,6 +91,32 @@ class Store(Protocol):
 def sha256_hex(body: bytes) -> str:
     """Hex SHA-256 of ``body``."""
     return hashlib.sha256(body).hexdigest()
+
+
+def read_json(store: Store, key: str) -> dict[str, Any] | None:
+    """Read a JSON object from the store, or None when the key is absent.
+
+    Args:
+        store: where to read.
+        key: the object key.
+
+    Returns:
+        The parsed object, or None.
+
+    Raises:
+        ValueError: the object is not a JSON object, whatever the parser raised on it.
+    """
+    if not store.exists(key):
+        return None
+    body = store.get(key)
+    try:
+        doc = json.loads(body)
+    except Exception as exc:  # not only ValueError: nesting past the stack raises RecursionError
+        detail = f"{exc.__class__.__name__}: {exc}"[:200]
+        raise ValueError(f"{store.url}/{key} is not valid JSON ({detail})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{store.url}/{key} is not a JSON object")
+    return doc
 
 
 def open_store(url: str, *, check: bool = False) -> Store:

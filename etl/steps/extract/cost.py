@@ -379,7 +379,7 @@ def month_spent(
 
 
 def _manifest_micros(store: Store, key: str, month: str) -> int:
-    from etl.steps.extract.land import read_json
+    from etl.storage.store import read_json
 
     try:
         doc = read_json(store, key)

@@ -37,9 +37,9 @@ from etl.steps.extract.client import (
     RetryPolicy,
 )
 from etl.steps.extract.cost import whole_count
-from etl.steps.extract.land import read_json, read_watermark, stored_user_id
+from etl.steps.extract.land import read_watermark, stored_user_id
 from etl.storage.keys import STATE_PREFIX
-from etl.storage.store import sha256_hex
+from etl.storage.store import read_json, sha256_hex
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -34,6 +34,7 @@ from etl.storage.keys import (
     watermark_key,
     window_prefix,
 )
+from etl.storage.store import read_json
 
 if TYPE_CHECKING:
     from etl.storage.store import PutResult, Store
@@ -112,32 +113,6 @@ def write_manifest(
 def is_complete(manifest: dict[str, Any] | None) -> bool:
     """Whether a window's manifest says the window is complete (older manifests say nothing)."""
     return manifest is not None and manifest.get("complete", True) is not False
-
-
-def read_json(store: Store, key: str) -> dict[str, Any] | None:
-    """Read a JSON object from the store, or None when the key is absent.
-
-    Args:
-        store: where to read.
-        key: the object key.
-
-    Returns:
-        The parsed object, or None.
-
-    Raises:
-        ValueError: the object is not a JSON object, whatever the parser raised on it.
-    """
-    if not store.exists(key):
-        return None
-    body = store.get(key)
-    try:
-        doc = json.loads(body)
-    except Exception as exc:  # not only ValueError: nesting past the stack raises RecursionError
-        detail = f"{exc.__class__.__name__}: {exc}"[:200]
-        raise ValueError(f"{store.url}/{key} is not valid JSON ({detail})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{store.url}/{key} is not a JSON object")
-    return doc
 
 
 def stored_user_id(store: Store, username: str) -> str | None:

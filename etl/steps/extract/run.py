@@ -39,7 +39,7 @@ from etl.pricing import Prices
 from etl.redact import install_bearer_log_filter
 from etl.steps.extract.client import DEFAULT_POLICY, MAX_REASON, FetchContext, RetryPolicy, XClient
 from etl.steps.extract.cost import CostCounts, DailyReads, Spending
-from etl.steps.extract.land import is_complete, read_json, read_watermark, write_manifest
+from etl.steps.extract.land import is_complete, read_watermark, write_manifest
 from etl.steps.extract.manifest import build_manifest
 from etl.steps.extract.paging import (
     SourceRun,
@@ -50,6 +50,7 @@ from etl.steps.extract.paging import (
     resume,
 )
 from etl.steps.extract.session import ApiSession
+from etl.storage.store import read_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
