@@ -382,7 +382,7 @@ def _render_new(
     site_dir = work_dir / "site"
     for result_path in (r for r in results if page_for(r) not in pages):
         try:
-            entry, html = _render_one(store, work_dir, prefix, result_path, lock, ctx)
+            entry, html = _render_one(store, prefix, result_path, lock, ctx)
         except unreadable as exc:
             # One damaged or foreign file must not keep every later run's pages from being built.
             build.unreadable[prefix + result_path] = _reason(exc)
@@ -404,14 +404,11 @@ def _ran_since(key: str, prefix: str, since: datetime) -> bool:
 
 
 def _render_one(
-    store: Store, work_dir: Path, prefix: str, result_path: str, lock: AssetLock, ctx: PageContext
+    store: Store, prefix: str, result_path: str, lock: AssetLock, ctx: PageContext
 ) -> tuple[dict[str, Any], str]:
-    local = work_dir / "results" / result_path
-    store.download(prefix + result_path, local)
-    try:
-        doc = json.loads(local.read_text(encoding="utf-8"))
-    finally:
-        local.unlink(missing_ok=True)  # one result at a time on disk, whatever the history
+    # One result at a time in memory, whatever the history. Not UTF-8 (UnicodeDecodeError) or
+    # not JSON is a ValueError: the result counts as unreadable.
+    doc = json.loads(store.get(prefix + result_path).decode("utf-8"))
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     entry = index_entry(doc, result_path, ctx)
