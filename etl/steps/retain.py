@@ -194,9 +194,9 @@ class _Deleter:
             self.flush()
 
     def flush(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[:DELETE_BATCH], self.pending[DELETE_BATCH:]
-            self.store.delete_many(batch)
+        if self.pending:
+            self.store.delete_many(self.pending)  # in requests of DELETE_BATCH keys at most
+            self.pending = []
 
 
 def apply_retention(
