@@ -1,4 +1,4 @@
-"""What an expectation found, said in the contract's own terms: one function for every reader.
+"""What an expectation found, said in the contract's own terms, as the Data Docs pages say it.
 
 GX reports the quarantined-share rule as ``observed 1`` against ``min_value 4``: true, but the
 contract says "at most 5 % of the posts may be quarantined". :func:`explain_check` turns a check's
@@ -7,7 +7,11 @@ through :func:`entry_from_result`) and the run's parameters back into the rule's
 
     quarantined 3 of 4 posts (75 %); the contract allows at most 5 %
 
-The Data Docs pages and a failed gate's task log both call it, so the two always say the same.
+The Data Docs pages call it for every check. A failed gate's task log says its failures with
+:func:`etl.steps.quality.explain_gate.explain_failure`, which shares :func:`explain_threshold`
+and :data:`MAX_SAMPLE` with it: a contract threshold rule reads the same in both, while a check
+of values or bounds is worded for each reader (the log adds the batch's row counts and a
+warning's severity).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ _OPERATOR_WORDS = {
 # A contract rule named in an expectation's meta: a dataset rule (``quarantined_share``), a column
 # rule (``tweet_id.pattern``) or a structural one (``columns``).
 _RULE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,120}")
-_MAX_SAMPLE = 3
+MAX_SAMPLE = 3
+"""Most unexpected values a sentence quotes as examples (here and in the task log)."""
 _MAX_VALUE = 80
 
 
@@ -82,7 +87,7 @@ def _unexpected(entry: Mapping[str, Any]) -> str:
     head += " break the rule"
     sample = entry.get("partial_unexpected_list") or []
     if sample:
-        head += "; e.g. " + ", ".join(_short(v) for v in list(sample)[:_MAX_SAMPLE])
+        head += "; e.g. " + ", ".join(_short(v) for v in list(sample)[:MAX_SAMPLE])
     return head
 
 

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from etl.steps.quality.explain import explain_threshold
+from etl.steps.quality.explain import MAX_SAMPLE, explain_threshold
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from etl.contracts.model import ContractSpec
     from etl.steps.quality import CheckpointSummary
-
-_MAX_SAMPLE = 3
 
 
 def _percent(part: int, whole: int) -> str:
@@ -40,10 +38,10 @@ def _int(value: Any) -> int | None:
 def _sample(entry: Mapping[str, Any]) -> str:
     rows = entry.get("partial_unexpected_index_list") or []
     if rows and all(isinstance(r, dict) for r in rows):
-        shown = "; ".join(", ".join(f"{k}={v!r}" for k, v in r.items()) for r in rows[:_MAX_SAMPLE])
+        shown = "; ".join(", ".join(f"{k}={v!r}" for k, v in r.items()) for r in rows[:MAX_SAMPLE])
         return f", e.g. {shown}"
     values = entry.get("partial_unexpected_list") or []
-    return f", e.g. {', '.join(repr(v) for v in values[:_MAX_SAMPLE])}" if values else ""
+    return f", e.g. {', '.join(repr(v) for v in values[:MAX_SAMPLE])}" if values else ""
 
 
 def _bad_values(entry: Mapping[str, Any], rows: int, unit: str) -> str | None:
